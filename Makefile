@@ -1,0 +1,33 @@
+# Everything runs from a project-local virtual environment (.venv), created on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= examples/gateway.toml
+FUZZ_RUNS ?= 200000
+
+.PHONY: run test bench fuzz demo clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: start the gateway with the example config and the sample SIMs (Ctrl-C stops it)
+run: $(STAMP)
+	$(BIN)/nce-gateway sims import examples/sims.csv --config $(CONFIG)
+	$(BIN)/nce-gateway serve --config $(CONFIG)
+
+## test: the whole test suite (real sockets on loopback)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## bench: all benchmarks, each printing a table with its baseline
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,63 @@
+"""Send one message as an emulated device and print the gateway's answer.
+
+    python -m firmware_examples.emulator udp  --source-ip 127.0.0.10 --payload 'hello'
+    python -m firmware_examples.emulator coap --source-ip 127.0.0.10 --topic sensors/temp --payload-hex 0102
+
+Each emulated SIM sends from its own loopback address (the SIM's ip_address in the registry),
+because the gateway knows a device by its source IP alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from .coap_client import CoapClient
+
+
+def payload_of(args: argparse.Namespace) -> bytes:
+    if args.payload_hex is not None:
+        return bytes.fromhex(args.payload_hex)
+    return args.payload.encode("utf-8")
+
+
+def send_udp(host: str, port: int, source_ip: str, payload: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source_ip, 0))
+        sock.sendto(payload, (host, port))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m firmware_examples.emulator",
+                                     description="Send one message as an emulated device.")
+    parser.add_argument("protocol", choices=("udp", "coap"))
+    parser.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="gateway port (default 4445 for udp, 5683 for coap)")
+    parser.add_argument("--source-ip", default="127.0.0.10", help="the SIM's IP address to send from")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--payload", default="hello from an emulated device", help="payload as UTF-8 text")
+    group.add_argument("--payload-hex", help="payload as hex bytes")
+    parser.add_argument("--topic", help="CoAP: the t= query (topic)")
+    parser.add_argument("--path", default="/", help="CoAP: request path (default /)")
+    parser.add_argument("--non", action="store_true", help="CoAP: send non-confirmable")
+    parser.add_argument("--timeout", type=float, default=10.0, help="CoAP: seconds to wait for the answer")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    payload = payload_of(args)
+    if args.protocol == "udp":
+        send_udp(args.host, args.port or 4445, args.source_ip, payload)
+        print(f"sent {len(payload)} bytes over UDP from {args.source_ip} (UDP has no answer)")
+        return 0
+    with CoapClient((args.host, args.port or 5683), args.source_ip) as client:
+        result = client.post(args.path, payload, topic=args.topic, confirmable=not args.non, timeout=args.timeout)
+    detail = f" {result.payload.decode('utf-8', 'replace')}" if result.payload else ""
+    print(f"{result.code}{detail}")
+    return 0 if result.ok else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

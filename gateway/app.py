@@ -1,0 +1,151 @@
+"""One running gateway: the store, the registry, the pipeline, transports, delivery and the API.
+
+``Gateway`` wires the parts together and owns their life cycle; no part knows how the others
+are built. Tests start a Gateway on ephemeral ports (port 0) and read the bound ports back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+from aiocoap.protocol import Context
+from aiohttp import web
+
+from inspector.committer import GroupCommitter
+from inspector.sqlite import SqliteStore
+from integrators.manager import IntegrationManager
+
+from .api.app import build_api
+from .coap_site import build_site
+from .config import GatewayConfig
+from .identity import SimRegistry
+from .metrics import Metrics
+from .pipeline import Pipeline
+from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
+from .transports.udp import start_udp
+
+log = logging.getLogger("nce.gateway")
+T = TypeVar("T")
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store = SqliteStore(config.store.path, config.store.synchronous)
+        self._readers = ThreadPoolExecutor(4, thread_name_prefix="store-reader")
+        self.committer = GroupCommitter(self.store, max_batch=config.store.max_batch,
+                                        observers=[self.metrics])
+        self.registry = SimRegistry(self.store)
+        self.integrations = IntegrationManager(self.store, read=self.read, write=self.committer.write,
+                                               emit=self._emit, metrics=self.metrics)
+        self.committer.observers.append(self.integrations)
+        self.pipeline = Pipeline(self.committer, self.integrations)
+        self.coap_service = CoapService(self.pipeline, self.metrics, max_payload=config.coap.max_payload,
+                                        exchange_lifetime=config.coap.exchange_lifetime_seconds)
+        self.coap_context: Context | None = None
+        self.coap: CoapUdpInterface | None = None
+        self.udp_transport: asyncio.DatagramTransport | None = None
+        self._api_runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.udp_port = self.coap_port = self.api_port = 0
+        self.started_at = 0.0
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store read off the event loop (WAL lets it run beside the writer)."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
+
+    def _emit(self, event: Any) -> None:
+        self.pipeline.emit(event)
+
+    async def start(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        await self.read(self.registry.reload)
+        await self.committer.write(self.integrations.sync_config, cfg)
+        self.committer.start()
+        await self.integrations.start()
+        if cfg.udp.enabled:
+            self.udp_transport, _ = await start_udp(self.registry, self.pipeline, self.metrics, cfg.udp.bind,
+                                                    cfg.udp.port, cfg.udp.max_payload)
+            self.udp_port = self.udp_transport.get_extra_info("sockname")[1]
+        if cfg.coap.enabled:
+            self.coap_context = Context(loop=loop, serversite=self.build_coap_site(), loggername="nce.coap.aiocoap")
+            self.coap = await start_coap_udp(self.coap_context, self.coap_service, self.registry, cfg.coap.bind,
+                                             cfg.coap.port)
+            assert self.coap.transport is not None
+            self.coap_port = self.coap.transport.get_extra_info("sockname")[1]
+        if cfg.api.enabled:
+            self._api_runner = web.AppRunner(build_api(self), access_log=None)
+            await self._api_runner.setup()
+            site = web.TCPSite(self._api_runner, cfg.api.bind, cfg.api.port)
+            await site.start()
+            self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._tasks = [
+            loop.create_task(self.registry.watch(cfg.registry.poll_interval_seconds, self.read), name="registry-watch"),
+            loop.create_task(self.integrations.watch(cfg.registry.poll_interval_seconds), name="integrations-watch"),
+            loop.create_task(self._purge_loop(), name="retention"),
+        ]
+        self.started_at = time.time()
+        log.info("gateway started", extra={"event": "started", "udp_port": self.udp_port,
+                                           "coap_port": self.coap_port, "api_port": self.api_port,
+                                           "store": cfg.store.path, "sims": len(self.registry.by_iccid)})
+
+    def build_coap_site(self) -> Any:
+        return build_site(self.pipeline, self.metrics, self.config.coap.max_payload)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.udp_transport is not None:
+            self.udp_transport.close()
+        if self.coap_context is not None:
+            await self.coap_context.shutdown()
+        await self.committer.flush()
+        if self._api_runner is not None:
+            await self._api_runner.cleanup()
+        await self.integrations.stop()
+        await self.committer.stop()
+        self._readers.shutdown(wait=True)
+        log.info("gateway stopped", extra={"event": "stopped"})
+
+    async def purge_once(self) -> dict[str, int]:
+        cutoff = int((time.time() - self.config.store.retention_days * 86400) * 1000)
+        counts = await self.committer.write(self.store.purge, cutoff)
+        if any(counts.values()):
+            log.info("retention purge", extra={"event": "purged", **counts})
+        return counts
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                await self.purge_once()
+            except Exception:
+                log.exception("retention purge failed")
+            await asyncio.sleep(self.config.store.purge_interval_seconds)
+
+
+async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> None:
+    """Run a gateway until ``stop`` is set (or SIGINT/SIGTERM)."""
+    import signal
+
+    gateway = Gateway(config)
+    await gateway.start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    print(f"nce-gateway listening: UDP {gateway.udp_port}, CoAP {gateway.coap_port}, "
+          f"API http://{config.api.bind}:{gateway.api_port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()

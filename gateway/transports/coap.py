@@ -1,0 +1,266 @@
+"""CoAP over UDP (and, through the same service, over DTLS): the uplink fast path plus aiocoap.
+
+One socket per transport. Every datagram goes to :class:`CoapService`:
+
+* an uplink ``POST /`` or ``POST /data`` (the bulk of all traffic) is handled right here, with
+  no task and no future: resolve the SIM, check the topic, hand the message to the pipeline
+  with a pre-encoded 2.04 that is sent when the group commit holding the message is done;
+* everything else (``GET /bootstrap``, LwM2M, block-wise, responses to the gateway's own
+  requests, pings) is decoded by aiocoap and dispatched to its message manager, so aiocoap's
+  full protocol machinery and the resource site serve it.
+
+The remotes (:class:`PlainRemote`, and the DTLS remote) are aiocoap ``EndpointAddress`` objects,
+so aiocoap can also *send* requests to a device over the device's own socket or DTLS session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Hashable
+from typing import Any, Protocol
+
+from aiocoap import Message, error, interfaces
+from aiocoap.messagemanager import MessageManager
+from aiocoap.numbers import constants
+from aiocoap.protocol import Context
+from aiocoap.tokenmanager import TokenManager
+from aiocoap.util import hostportjoin, hostportsplit
+
+from inspector.records import Sim
+
+from ..metrics import Metrics
+from ..topics import BadTopic, topic_from_query
+from . import coap_wire as wire
+from .exchanges import ExchangeCache
+
+log = logging.getLogger("nce.coap")
+
+UPLINK_PATHS = ([], [b"data"])
+
+
+class Link(Protocol):
+    """A device's way back: a UDP address or a DTLS session."""
+
+    key: Hashable
+
+    def send(self, data: bytes) -> None: ...
+
+    def sim(self) -> Sim | None: ...
+
+
+class CoapService:
+    """Request handling shared by plain CoAP and CoAP over DTLS (one code path for both)."""
+
+    def __init__(self, pipeline: Any, metrics: Metrics, *, max_payload: int = 65000,
+                 exchange_lifetime: float = 247.0) -> None:
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.max_payload = max_payload
+        self.exchanges = ExchangeCache(exchange_lifetime)
+        self._next_mid = 0
+        self._received = metrics.received_by["COAP"]
+        self._duplicates = metrics.duplicates_by["COAP"]
+
+    def next_mid(self) -> int:
+        self._next_mid = (self._next_mid + 1) & 0xFFFF
+        return self._next_mid
+
+    def handle(self, link: Any, data: bytes, dispatch: Any) -> None:
+        """One datagram (plaintext) from ``link``; ``dispatch(link, data)`` hands it to aiocoap."""
+        try:
+            req = wire.scan(data)
+        except wire.Malformed as exc:
+            self.metrics.reject("COAP", "malformed")
+            head = wire.peek_header(data)
+            if head is not None and head[0] == wire.CON:
+                link.send(wire.response(wire.RST, 0, head[1], b""))
+            log.debug("malformed CoAP datagram: %s", exc)
+            return
+        code = req.code
+        if code == 0 or code >= 64:
+            # pings, empty ACK/RST, responses to our own requests: aiocoap's business
+            dispatch(link, data)
+            return
+        self._received.inc()
+        if code != wire.POST or not req.fast or req.path not in UPLINK_PATHS:
+            if link.sim() is None:
+                self._refuse(link, req, wire.UNAUTHORIZED, b"unknown or disabled SIM", "unknown_sim")
+                return
+            dispatch(link, data)
+            return
+        key = (link.key, req.mid)
+        cached = self.exchanges.get(key)
+        if cached is not None:
+            self._duplicates.inc()
+            if cached:  # PENDING (empty) while the first copy is being committed
+                link.send(cached)
+            return
+        sim = link.sim()
+        if sim is None:
+            self._refuse(link, req, wire.UNAUTHORIZED, b"unknown or disabled SIM", "unknown_sim", key)
+            return
+        try:
+            topic = topic_from_query(req.query)
+        except BadTopic as exc:
+            self._refuse(link, req, wire.BAD_REQUEST, str(exc).encode(), "bad_topic", key)
+            return
+        if len(req.payload) > self.max_payload:
+            self._refuse(link, req, wire.REQUEST_ENTITY_TOO_LARGE, b"payload too large", "oversize", key)
+            return
+        if req.mtype == wire.CON:
+            answer = wire.response(wire.ACK, wire.CHANGED, req.mid, req.token)
+        else:
+            answer = wire.response(wire.NON, wire.CHANGED, self.next_mid(), req.token)
+        self.exchanges.begin(key)
+        self.pipeline.uplink(sim, "COAP", req.payload, topic, (self._acknowledge, link, key, answer))
+
+    def _acknowledge(self, link: Any, key: Hashable, answer: bytes) -> None:
+        self.exchanges.complete(key, answer)
+        link.send(answer)
+
+    def _refuse(self, link: Any, req: wire.Request, code: int, diagnostic: bytes, reason: str,
+                key: Hashable | None = None) -> None:
+        self.metrics.reject("COAP", reason)
+        if req.mtype == wire.CON:
+            answer = wire.response(wire.ACK, code, req.mid, req.token, diagnostic)
+        else:
+            answer = wire.response(wire.NON, code, self.next_mid(), req.token, diagnostic)
+        if key is not None:
+            self.exchanges.begin(key, answer)
+        link.send(answer)
+
+
+class PlainRemote(interfaces.EndpointAddress):
+    """A device's UDP address, as aiocoap and the fast path both see it."""
+
+    __slots__ = ("interface", "address", "key")
+    scheme = "coap"
+    is_multicast = False
+    is_multicast_locally = False
+    maximum_block_size_exp = constants.MAX_REGULAR_BLOCK_SIZE_EXP
+    maximum_payload_size = 1024
+
+    def __init__(self, interface: CoapUdpInterface, address: tuple[str, int]) -> None:
+        self.interface = interface
+        self.address = address
+        self.key = address
+
+    def __hash__(self) -> int:
+        return hash(self.address)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PlainRemote) and other.address == self.address and other.interface is self.interface
+
+    def __repr__(self) -> str:
+        return f"<PlainRemote {self.address[0]}:{self.address[1]}>"
+
+    def send(self, data: bytes) -> None:
+        self.interface.sendto(data, self.address)
+
+    def sim(self) -> Sim | None:
+        return self.interface.registry.enabled_sim_for_ip(self.address[0])
+
+    @property
+    def ip(self) -> str:
+        return self.address[0]
+
+    @property
+    def hostinfo(self) -> str:
+        return hostportjoin(self.address[0], self.address[1])
+
+    @property
+    def hostinfo_local(self) -> str:
+        return self.interface.hostinfo_local
+
+    @property
+    def uri_base(self) -> str:
+        return "coap://" + self.hostinfo
+
+    @property
+    def uri_base_local(self) -> str:
+        return "coap://" + self.hostinfo_local
+
+    @property
+    def blockwise_key(self) -> Hashable:
+        return self.address
+
+
+class CoapUdpInterface(interfaces.MessageInterface, asyncio.DatagramProtocol):
+    """The plain CoAP socket: fast path first, aiocoap for the rest."""
+
+    def __init__(self, service: CoapService, registry: Any, mman: MessageManager) -> None:
+        self.service = service
+        self.registry = registry
+        self.mman: MessageManager | None = mman
+        self.transport: asyncio.DatagramTransport | None = None
+        self.hostinfo_local = ""
+
+    # asyncio.DatagramProtocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        host, port = transport.get_extra_info("sockname")[:2]
+        self.hostinfo_local = hostportjoin(host, port)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.service.handle(PlainRemote(self, addr), data, self._dispatch)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("CoAP socket error: %s", exc)
+
+    def sendto(self, data: bytes, address: tuple[str, int]) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, address)
+
+    def _dispatch(self, remote: PlainRemote, data: bytes) -> None:
+        if self.mman is None:
+            return
+        try:
+            message = Message.decode(data, remote=remote)
+        except error.UnparsableMessage:
+            self.service.metrics.reject("COAP", "malformed")
+            return
+        self.mman.dispatch_message(message)
+
+    # aiocoap MessageInterface
+    def send(self, message: Message) -> None:
+        message.remote.send(message.encode())
+
+    async def shutdown(self) -> None:
+        self.mman = None
+        if self.transport is not None:
+            self.transport.close()
+
+    async def determine_remote(self, request: Message) -> PlainRemote | None:
+        if request.requested_scheme not in ("coap", None):
+            return None
+        if request.unresolved_remote is not None:
+            host, port = hostportsplit(request.unresolved_remote)
+        elif request.opt.uri_host:
+            host, port = request.opt.uri_host, request.opt.uri_port
+        else:
+            return None
+        return PlainRemote(self, (host, port or 5683))
+
+    async def recognize_remote(self, remote: Any) -> bool:
+        return isinstance(remote, PlainRemote) and remote.interface is self
+
+
+def attach_interface(context: Context, make_interface: Any) -> Any:
+    """Wire a message interface into an aiocoap context the way aiocoap wires its own UDP
+    transports (token manager → message manager → interface), and return the interface."""
+    tman = TokenManager(context)
+    mman = MessageManager(tman)
+    interface = make_interface(mman)
+    mman.message_interface = interface
+    tman.token_interface = mman
+    context.request_interfaces.append(tman)
+    return interface
+
+
+async def start_coap_udp(context: Context, service: CoapService, registry: Any, bind: str,
+                         port: int) -> CoapUdpInterface:
+    loop = asyncio.get_running_loop()
+    interface = attach_interface(context, lambda mman: CoapUdpInterface(service, registry, mman))
+    await loop.create_datagram_endpoint(lambda: interface, local_addr=(bind, port))
+    return interface

@@ -1,0 +1,140 @@
+"""A minimal reader and writer of CoAP messages (RFC 7252 §3) for the uplink fast path.
+
+aiocoap's ``Message.decode`` plus its option lookups cost about 16 µs per request on this
+machine, which alone would use a sixth of the 100 µs a request may take at 10,000 requests/s.
+The uplink POST needs only the header, the token, Uri-Path, Uri-Query and the payload, so this
+module scans exactly those (about 2 µs) and reports anything it does not understand so the
+caller can hand the datagram to aiocoap, which handles every other case (block-wise, Observe,
+unknown critical options, ...). Responses it writes are a header, a token and an optional
+payload: no options.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+CON, NON, ACK, RST = 0, 1, 2, 3
+
+# Options the fast path can process (everything else goes to aiocoap):
+# Uri-Host 3 and Uri-Port 7 are accepted and ignored (the SDK sends 1NCE's host name),
+# Uri-Path 11, Content-Format 12, Uri-Query 15, Accept 17, Size1 60.
+URI_PATH = 11
+URI_QUERY = 15
+FAST_OPTIONS = frozenset((3, 7, 11, 12, 15, 17, 60))
+
+_header = struct.Struct("!BBH")
+
+
+@dataclass(slots=True)
+class Request:
+    """What the fast path needs of a request."""
+
+    mtype: int
+    code: int
+    mid: int
+    token: bytes
+    path: list[bytes]
+    query: list[bytes]
+    payload: bytes
+    fast: bool  # False when an option outside FAST_OPTIONS is present
+
+
+class Malformed(ValueError):
+    """Not a CoAP message; the message says why."""
+
+
+def scan(data: bytes) -> Request:
+    """Parse a CoAP message's header, the options the fast path uses, and the payload."""
+    if len(data) < 4:
+        raise Malformed("shorter than a CoAP header")
+    first, code, mid = _header.unpack_from(data)
+    if first >> 6 != 1:
+        raise Malformed("not CoAP version 1")
+    tkl = first & 0x0F
+    if tkl > 8:
+        raise Malformed("token length over 8")
+    pos = 4 + tkl
+    end = len(data)
+    if pos > end:
+        raise Malformed("truncated token")
+    token = data[4:pos]
+    number = 0
+    path: list[bytes] = []
+    query: list[bytes] = []
+    fast = True
+    payload = b""
+    while pos < end:
+        byte = data[pos]
+        if byte == 0xFF:
+            payload = data[pos + 1:]
+            if not payload:
+                raise Malformed("payload marker without payload")
+            break
+        pos += 1
+        delta = byte >> 4
+        length = byte & 0x0F
+        if delta == 13:
+            if pos >= end:
+                raise Malformed("truncated option delta")
+            delta = data[pos] + 13
+            pos += 1
+        elif delta == 14:
+            if pos + 2 > end:
+                raise Malformed("truncated option delta")
+            delta = (data[pos] << 8 | data[pos + 1]) + 269
+            pos += 2
+        elif delta == 15:
+            raise Malformed("reserved option delta 15")
+        if length == 13:
+            if pos >= end:
+                raise Malformed("truncated option length")
+            length = data[pos] + 13
+            pos += 1
+        elif length == 14:
+            if pos + 2 > end:
+                raise Malformed("truncated option length")
+            length = (data[pos] << 8 | data[pos + 1]) + 269
+            pos += 2
+        elif length == 15:
+            raise Malformed("reserved option length 15")
+        if pos + length > end:
+            raise Malformed("truncated option value")
+        number += delta
+        if number == URI_PATH:
+            path.append(data[pos:pos + length])
+        elif number == URI_QUERY:
+            query.append(data[pos:pos + length])
+        elif number not in FAST_OPTIONS:
+            fast = False
+        pos += length
+    return Request(first >> 4 & 3, code, mid, token, path, query, payload, fast)
+
+
+def response(mtype: int, code: int, mid: int, token: bytes, payload: bytes = b"") -> bytes:
+    """Encode a response with no options (ACK piggybacked, NON, or RST with no token)."""
+    head = _header.pack(0x40 | mtype << 4 | len(token), code, mid) + token
+    return head + b"\xff" + payload if payload else head
+
+
+def code(klass: int, detail: int) -> int:
+    return klass << 5 | detail
+
+
+CHANGED = code(2, 4)
+CONTENT = code(2, 5)
+BAD_REQUEST = code(4, 0)
+UNAUTHORIZED = code(4, 1)
+FORBIDDEN = code(4, 3)
+NOT_FOUND = code(4, 4)
+METHOD_NOT_ALLOWED = code(4, 5)
+REQUEST_ENTITY_TOO_LARGE = code(4, 13)
+INTERNAL_SERVER_ERROR = code(5, 0)
+POST = 2
+
+
+def peek_header(data: bytes) -> tuple[int, int] | None:
+    """(type, message id) of something that starts like a CoAP message, for a reset."""
+    if len(data) < 4 or data[0] >> 6 != 1:
+        return None
+    return data[0] >> 4 & 3, data[2] << 8 | data[3]

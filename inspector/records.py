@@ -1,0 +1,78 @@
+"""Plain records that cross the boundary between the pipeline and the store.
+
+They are slotted dataclasses rather than dicts because the hot path builds one per message and
+the writer thread reads them field by field.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True, frozen=True)
+class Sim:
+    """One SIM of the registry (SPEC §1). ``ip_address`` is the identity on the wire."""
+
+    iccid: str
+    imsi: str
+    ip_address: str
+    msisdn: str | None = None
+    imei: str | None = None
+    label: str | None = None
+    status: str = "Enabled"
+    imei_lock: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == "Enabled"
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """An outgoing event: its envelope as JSON text plus the integrations it is routed to."""
+
+    event_id: str
+    type: str
+    iccid: str | None
+    created_ms: int
+    body: str
+    routes: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """One device message as the Device Inspector keeps it (raw bytes, translation if any)."""
+
+    iccid: str
+    protocol: str
+    received_ms: int
+    payload: bytes
+    topic: str | None = None
+    translated: str | None = None  # JSON text of the translated payload
+    error: str | None = None  # translation error description
+    event_id: str | None = None
+
+
+@dataclass(slots=True)
+class Pending:
+    """What one uplink asks the group commit to make durable, and what to do once it is.
+
+    ``ack`` is ``(callable, *args)`` called on the event loop after the commit; a tuple rather
+    than a closure or future keeps the per-message cost to one small allocation.
+    """
+
+    message: MessageRecord | None
+    events: list[EventRecord] = field(default_factory=list)
+    ack: tuple | None = None
+
+
+@dataclass(slots=True)
+class OutboxItem:
+    """One undelivered event for one integration, as the delivery worker sees it."""
+
+    seq: int
+    event_seq: int
+    iccid: str | None
+    attempts: int
+    next_attempt_ms: int
+    body: str
+    event_type: str
+    created_ms: int

@@ -1,0 +1,351 @@
+"""SQLite implementation of the store: the embedded default.
+
+One file in WAL mode. All writes of the gateway go through one writer thread (see
+``committer.GroupCommitter``), so SQLite's single-writer lock is never contended inside the
+process; other processes (the CLI) wait on ``busy_timeout``. Each thread gets its own connection.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from .records import EventRecord, OutboxItem, Pending, Sim
+from .schema import MIGRATIONS
+
+SIM_COLUMNS = ("iccid", "imsi", "ip_address", "msisdn", "imei", "label", "status", "imei_lock")
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked (schema too new, constraint broken); message says why."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _sim_from_row(row: Sequence) -> Sim:
+    return Sim(
+        iccid=row[0], imsi=row[1], ip_address=row[2], msisdn=row[3], imei=row[4],
+        label=row[5], status=row[6], imei_lock=bool(row[7]),
+    )
+
+
+class SqliteStore:
+    """The gateway's durable state in one SQLite file."""
+
+    def __init__(self, path: str | Path, synchronous: str = "full") -> None:
+        self.path = str(path)
+        self.synchronous = synchronous.upper()
+        self._local = threading.local()
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # connections -----------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (created on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA temp_store=MEMORY")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _migrate(self) -> None:
+        conn = self.connection()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this gateway knows "
+                f"({len(MIGRATIONS)}); upgrade the gateway"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            with transaction(conn):
+                for statement in _split_sql(MIGRATIONS[number]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number + 1}")
+
+    # SIM registry -------------------------------------------------------------------------
+
+    def all_sims(self) -> list[Sim]:
+        rows = self.connection().execute(f"SELECT {', '.join(SIM_COLUMNS)} FROM sims ORDER BY iccid")
+        return [_sim_from_row(r) for r in rows]
+
+    def get_sim(self, iccid: str) -> Sim | None:
+        row = self.connection().execute(
+            f"SELECT {', '.join(SIM_COLUMNS)} FROM sims WHERE iccid = ?", (iccid,)
+        ).fetchone()
+        return _sim_from_row(row) if row else None
+
+    def sims_version(self) -> int:
+        return self.connection().execute("SELECT value FROM meta WHERE key = 'sims_version'").fetchone()[0]
+
+    def upsert_sims(self, sims: Iterable[Sim]) -> int:
+        """Insert or replace SIMs in one transaction: all of them or none."""
+        ts = now_ms()
+        rows = [
+            (s.iccid, s.imsi, s.ip_address, s.msisdn, s.imei, s.label, s.status, int(s.imei_lock), ts, ts)
+            for s in sims
+        ]
+        try:
+            with transaction(self.connection()) as conn:
+                conn.executemany(
+                    """INSERT INTO sims (iccid, imsi, ip_address, msisdn, imei, label, status, imei_lock,
+                                         created_ms, updated_ms)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (iccid) DO UPDATE SET imsi = excluded.imsi, ip_address = excluded.ip_address,
+                           msisdn = excluded.msisdn, imei = excluded.imei, label = excluded.label,
+                           status = excluded.status, imei_lock = excluded.imei_lock,
+                           updated_ms = excluded.updated_ms""",
+                    rows,
+                )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"SIM import refused by the store: {exc}") from None
+        return len(rows)
+
+    def update_sim(self, iccid: str, **fields: object) -> Sim | None:
+        """Change some columns of one SIM; returns the new SIM or None if it does not exist."""
+        bad = set(fields) - set(SIM_COLUMNS[1:])
+        if bad:
+            raise StoreError(f"unknown SIM field(s): {', '.join(sorted(bad))}")
+        if fields:
+            assignments = ", ".join(f"{name} = ?" for name in fields)
+            values = [int(v) if isinstance(v, bool) else v for v in fields.values()]
+            try:
+                with transaction(self.connection()) as conn:
+                    conn.execute(f"UPDATE sims SET {assignments}, updated_ms = ? WHERE iccid = ?",
+                                 (*values, now_ms(), iccid))
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"SIM {iccid}: {exc}") from None
+        return self.get_sim(iccid)
+
+    # messages and events (the hot path) ----------------------------------------------------
+
+    def commit(self, batch: Sequence[Pending]) -> None:
+        """Make a group of uplinks durable in ONE transaction (one WAL fsync at most).
+
+        Sequence numbers are assigned here, under the write lock, so events and their outbox
+        rows can be inserted with ``executemany`` instead of one round trip per row.
+        """
+        conn = self.connection()
+        with transaction(conn):
+            msg_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
+            ev_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+            messages = []
+            latest: dict[tuple[str, str], int] = {}
+            events = []
+            outbox = []
+            for pending in batch:
+                m = pending.message
+                if m is not None:
+                    msg_seq += 1
+                    messages.append((msg_seq, m.iccid, m.protocol, m.received_ms, m.topic, m.payload,
+                                     m.translated, m.error, m.event_id))
+                    latest[(m.iccid, m.protocol)] = msg_seq
+                for e in pending.events:
+                    ev_seq += 1
+                    events.append((ev_seq, e.event_id, e.type, e.iccid, e.created_ms, e.body))
+                    for integration_id in e.routes:
+                        outbox.append((integration_id, ev_seq, e.iccid))
+            if messages:
+                conn.executemany(
+                    "INSERT INTO messages (seq, iccid, protocol, received_ms, topic, payload, translated, error,"
+                    " event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    messages,
+                )
+                conn.executemany(
+                    "INSERT INTO latest (iccid, protocol, message_seq) VALUES (?, ?, ?)"
+                    " ON CONFLICT (iccid, protocol) DO UPDATE SET message_seq = excluded.message_seq",
+                    [(k[0], k[1], v) for k, v in latest.items()],
+                )
+            if events:
+                conn.executemany(
+                    "INSERT INTO events (seq, id, type, iccid, created_ms, body) VALUES (?, ?, ?, ?, ?, ?)",
+                    events,
+                )
+            if outbox:
+                conn.executemany(
+                    "INSERT INTO outbox (integration_id, event_seq, iccid) VALUES (?, ?, ?)", outbox
+                )
+
+    def append_events(self, events: Sequence[EventRecord]) -> None:
+        """Store events that belong to no device message (errors, lifecycle, tests)."""
+        self.commit([Pending(message=None, events=list(events))])
+
+    def events(self, *, event_type: str | None = None, limit: int = 1000) -> list[dict]:
+        """Most recent events first, as parsed envelopes (for the CLI and tests)."""
+        sql = "SELECT body FROM events"
+        args: tuple = ()
+        if event_type:
+            sql += " WHERE type = ?"
+            args = (event_type,)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        return [json.loads(r[0]) for r in self.connection().execute(sql, (*args, limit))]
+
+    def messages(self, iccid: str | None = None, limit: int = 1000) -> list[dict]:
+        """Most recent messages first (for the CLI and tests; the API has its own queries)."""
+        sql = ("SELECT seq, iccid, protocol, received_ms, topic, payload, translated, error, event_id"
+               " FROM messages")
+        args: tuple = ()
+        if iccid:
+            sql += " WHERE iccid = ?"
+            args = (iccid,)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        keys = ("seq", "iccid", "protocol", "received_ms", "topic", "payload", "translated", "error", "event_id")
+        return [dict(zip(keys, row)) for row in self.connection().execute(sql, (*args, limit))]
+
+    def latest(self, iccid: str) -> dict[str, int]:
+        """Seq of the latest message per protocol of one SIM."""
+        rows = self.connection().execute("SELECT protocol, message_seq FROM latest WHERE iccid = ?", (iccid,))
+        return dict(rows.fetchall())
+
+    # integrations and outbox -----------------------------------------------------------
+
+    def integrations_version(self) -> int:
+        return self.connection().execute(
+            "SELECT value FROM meta WHERE key = 'integrations_version'").fetchone()[0]
+
+    def list_integrations(self) -> list[dict]:
+        rows = self.connection().execute(
+            "SELECT id, uuid, name, kind, origin, config, state, created_ms, updated_ms FROM integrations ORDER BY id")
+        keys = ("id", "uuid", "name", "kind", "origin", "config", "state", "created_ms", "updated_ms")
+        out = []
+        for row in rows:
+            item = dict(zip(keys, row))
+            item["config"] = json.loads(item["config"])
+            out.append(item)
+        return out
+
+    def upsert_integration(self, *, uuid: str, name: str, kind: str, origin: str, config: dict,
+                           state: str) -> int:
+        """Create or update (by name) an integration; a new one gets ``state``, an existing one keeps its state."""
+        ts = now_ms()
+        conn = self.connection()
+        with transaction(conn):
+            row = conn.execute("SELECT id, origin FROM integrations WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                cur = conn.execute(
+                    "INSERT INTO integrations (uuid, name, kind, origin, config, state, created_ms, updated_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (uuid, name, kind, origin, json.dumps(config), state, ts, ts),
+                )
+                integration_id = cur.lastrowid
+            else:
+                integration_id = row[0]
+                conn.execute(
+                    "UPDATE integrations SET kind = ?, origin = ?, config = ?, updated_ms = ? WHERE id = ?",
+                    (kind, origin, json.dumps(config), ts, integration_id),
+                )
+        return integration_id
+
+    def delete_integration(self, integration_id: int) -> None:
+        conn = self.connection()
+        with transaction(conn):
+            conn.execute("DELETE FROM outbox WHERE integration_id = ?", (integration_id,))
+            conn.execute("DELETE FROM integrations WHERE id = ?", (integration_id,))
+
+    def set_integration_state(self, integration_id: int, state: str, reset_attempts: bool = False) -> None:
+        conn = self.connection()
+        with transaction(conn):
+            conn.execute("UPDATE integrations SET state = ?, updated_ms = ? WHERE id = ?",
+                         (state, now_ms(), integration_id))
+            if reset_attempts:
+                conn.execute("UPDATE outbox SET attempts = 0, next_attempt_ms = 0 WHERE integration_id = ?",
+                             (integration_id,))
+
+    def load_outbox(self, integration_id: int, after_seq: int, limit: int) -> list[OutboxItem]:
+        rows = self.connection().execute(
+            "SELECT o.seq, o.event_seq, o.iccid, o.attempts, o.next_attempt_ms, e.body, e.type, e.created_ms"
+            " FROM outbox o JOIN events e ON e.seq = o.event_seq"
+            " WHERE o.integration_id = ? AND o.seq > ? ORDER BY o.seq LIMIT ?",
+            (integration_id, after_seq, limit),
+        )
+        return [OutboxItem(*row) for row in rows]
+
+    def outbox_depth(self, integration_id: int) -> int:
+        return self.connection().execute(
+            "SELECT COUNT(*) FROM outbox WHERE integration_id = ?", (integration_id,)).fetchone()[0]
+
+    def finish_outbox(self, delivered: Sequence[int], attempts: Sequence[tuple[int, int, int]]) -> None:
+        """Delete delivered rows and record failed attempts ``(seq, attempts, next_attempt_ms)``."""
+        conn = self.connection()
+        with transaction(conn):
+            if delivered:
+                conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in delivered])
+            if attempts:
+                conn.executemany("UPDATE outbox SET attempts = ?, next_attempt_ms = ? WHERE seq = ?",
+                                 [(a, n, s) for s, a, n in attempts])
+
+    # retention ---------------------------------------------------------------------------
+
+    def purge(self, before_ms: int, chunk: int = 10000) -> dict[str, int]:
+        """Delete history older than ``before_ms`` in small transactions (never one huge lock).
+
+        Undelivered outbox rows whose event is purged are dropped with it; the count is returned
+        so the caller can log and count them.
+        """
+        conn = self.connection()
+        counts = {"messages": 0, "events": 0, "outbox": 0}
+        with transaction(conn):
+            counts["outbox"] = conn.execute(
+                "DELETE FROM outbox WHERE event_seq IN (SELECT seq FROM events WHERE created_ms < ?)",
+                (before_ms,)).rowcount
+        for table, column in (("events", "created_ms"), ("messages", "received_ms")):
+            while True:
+                with transaction(conn):
+                    n = conn.execute(
+                        f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} WHERE {column} < ? LIMIT ?)",
+                        (before_ms, chunk)).rowcount
+                counts[table] += n
+                if n < chunk:
+                    break
+        if counts["messages"]:
+            with transaction(conn):
+                conn.execute("DELETE FROM latest WHERE message_seq NOT IN (SELECT seq FROM messages)")
+        return counts
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """An immediate (write-locking) transaction: committed on success, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (``BEGIN ... END;``) whole."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.splitlines():
+        if not line.strip():
+            continue
+        current.append(line)
+        text = "\n".join(current)
+        if sqlite3.complete_statement(text):
+            statements.append(text.strip())
+            current = []
+    if "\n".join(current).strip():
+        raise StoreError("incomplete SQL statement in a migration")
+    return statements

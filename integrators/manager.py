@@ -1,0 +1,163 @@
+"""All integrations of a running gateway: config-file and API ones side by side.
+
+The manager keeps the in-memory routing table the pipeline asks on every event, runs one
+delivery worker per integration, and follows changes made in the store by other processes
+(``nce-gateway integrations restart``) or by the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway import events
+from gateway.config import EVENT_TYPES, GatewayConfig, WebhookConfig
+from inspector.committer import CommitObserver
+from inspector.records import Pending
+
+from .base import INTEGRATION_ACTIVE, INTEGRATION_FAILED, ROLLOUT_DONE, Sender
+from .webhook import WebhookSender, WebhookSettings
+from .worker import DeliveryWorker, IntegrationHandle
+
+log = logging.getLogger("nce.integrations")
+
+SenderFactory = Callable[[dict[str, Any]], Sender]
+
+
+def webhook_sender(config: dict[str, Any]) -> Sender:
+    return WebhookSender(WebhookSettings(
+        url=config["url"], headers=dict(config.get("headers") or {}), ca_file=config.get("ca_file"),
+        timeout_seconds=float(config.get("timeout_seconds", 20.0)), concurrency=int(config.get("concurrency", 64))))
+
+
+SENDERS: dict[str, SenderFactory] = {"webhook": webhook_sender}
+
+
+def webhook_config(hook: WebhookConfig) -> dict[str, Any]:
+    config = dataclasses.asdict(hook)
+    config.pop("name")
+    return config
+
+
+def handle_from_row(row: dict[str, Any]) -> IntegrationHandle:
+    config = row["config"]
+    return IntegrationHandle(id=row["id"], uuid=row["uuid"], name=row["name"], kind=row["kind"],
+                             origin=row["origin"], state=row["state"], config=config,
+                             event_types=frozenset(config.get("event_types") or EVENT_TYPES))
+
+
+class IntegrationManager(CommitObserver):
+    def __init__(self, store: Any, *, read: Callable[..., Awaitable[Any]], write: Callable[..., Awaitable[Any]],
+                 emit: Callable[[Any], None], metrics: Any, senders: dict[str, SenderFactory] | None = None) -> None:
+        self.store = store
+        self.read = read
+        self.write = write
+        self.emit = emit
+        self.metrics = metrics
+        self.senders = dict(SENDERS if senders is None else senders)
+        self.workers: dict[int, DeliveryWorker] = {}
+        self._routes: dict[str, tuple[int, ...]] = {t: () for t in EVENT_TYPES}
+        self.version = -1
+
+    # the pipeline's question -------------------------------------------------------------
+
+    def routes(self, event_type: str) -> tuple[int, ...]:
+        return self._routes.get(event_type, ())
+
+    def committed(self, batch: list[Pending], seconds: float) -> None:
+        woken: set[int] = set()
+        for pending in batch:
+            for event in pending.events:
+                woken.update(event.routes)
+        for integration_id in woken:
+            worker = self.workers.get(integration_id)
+            if worker is not None:
+                worker.notify()
+
+    # life cycle --------------------------------------------------------------------------
+
+    def sync_config(self, config: GatewayConfig) -> None:
+        """Make the store's config-file integrations match the file (blocking; at start-up)."""
+        wanted = {hook.name: webhook_config(hook) for hook in config.webhooks}
+        for row in self.store.list_integrations():
+            if row["origin"] == "config" and row["name"] not in wanted:
+                log.warning("integration %s is no longer in the config file; removing it and its queue",
+                            row["name"])
+                self.store.delete_integration(row["id"])
+        for name, hook_config in wanted.items():
+            self.store.upsert_integration(uuid=str(uuidlib.uuid4()), name=name, kind="webhook", origin="config",
+                                          config=hook_config, state=ROLLOUT_DONE)
+
+    async def start(self) -> None:
+        await self.reload()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        self.workers.clear()
+
+    async def reload(self) -> None:
+        """Bring workers and routes in line with the store."""
+        version = await self.read(self.store.integrations_version)
+        rows = await self.read(self.store.list_integrations)
+        handles = {row["id"]: handle_from_row(row) for row in rows}
+        for integration_id in list(self.workers):
+            if integration_id not in handles:
+                await self.workers.pop(integration_id).stop()
+        for integration_id, handle in handles.items():
+            worker = self.workers.get(integration_id)
+            if worker is None:
+                await self._start_worker(handle)
+                continue
+            if handle.config != worker.handle.config or handle.kind != worker.handle.kind:
+                await self.workers.pop(integration_id).stop()
+                await self._start_worker(handle)
+            elif worker.handle.state == INTEGRATION_FAILED and handle.state != INTEGRATION_FAILED:
+                log.info("integration %s restarted", handle.name, extra={"event": "integration_restarted"})
+                await worker.resume()
+            worker = self.workers.get(integration_id)
+            if worker is not None:
+                worker.handle.name = handle.name
+        self._routes = {t: tuple(i for i, h in handles.items() if t in h.event_types) for t in EVENT_TYPES}
+        self.version = version
+
+    async def _start_worker(self, handle: IntegrationHandle) -> None:
+        factory = self.senders.get(handle.kind)
+        if factory is None:
+            log.error("integration %s has unknown kind %s; not delivering", handle.name, handle.kind)
+            return
+        if handle.state != INTEGRATION_FAILED and handle.state != INTEGRATION_ACTIVE:
+            await self.write(self.store.set_integration_state, handle.id, INTEGRATION_ACTIVE)
+            handle.state = INTEGRATION_ACTIVE
+        worker = DeliveryWorker(handle, factory(handle.config), store=self.store, read=self.read,
+                                write=self.write, emit=self.emit, metrics=self.metrics,
+                                concurrency=int(handle.config.get("concurrency", 64)))
+        self.metrics.integration_state.labels(handle.name).set(1 if handle.state == INTEGRATION_FAILED else 0)
+        self.workers[handle.id] = worker
+        worker.start()
+
+    async def watch(self, interval: float) -> None:
+        """Follow changes made by other processes (CLI restart, another API instance)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.read(self.store.integrations_version) != self.version:
+                    await self.reload()
+            except Exception:
+                log.exception("integration reload failed")
+
+    # operations --------------------------------------------------------------------------
+
+    async def restart(self, integration_id: int) -> None:
+        """INTEGRATION_FAILED → INTEGRATION_ACTIVE; delivery resumes where it stopped."""
+        await self.write(self.store.set_integration_state, integration_id, INTEGRATION_ACTIVE, True)
+        await self.reload()
+
+    def send_test(self, handle: IntegrationHandle, created_ms: int) -> str:
+        """Queue a TEST_MESSAGE for this integration only; returns the event id."""
+        event = events.test_message(created_ms, handle.uuid, handle.name, routes=(handle.id,))
+        self.emit(event)
+        return event.event_id

@@ -1,0 +1,129 @@
+"""Shared fixtures: a gateway on ephemeral ports, a real HTTPS webhook receiver with a test CA."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiohttp import web
+
+from gateway.app import Gateway
+from gateway.config import GatewayConfig, WebhookConfig, load_config
+from inspector.records import Sim
+
+ICCIDS = [f"89882806600000000{i:02d}" for i in range(10, 40)]
+
+
+def sim(n: int, status: str = "Enabled") -> Sim:
+    """Test SIM number n (10..39): ICCID 8988280660000000010.., source IP 127.0.0.n."""
+    return Sim(iccid=f"89882806600000000{n:02d}", imsi=f"9014051000000{n:02d}", ip_address=f"127.0.0.{n}",
+               label=f"test-{n}", status=status)
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@dataclass
+class Receiver:
+    """A real HTTPS webhook endpoint: records what arrives; can be made to fail."""
+
+    url: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    status: int = 200
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        async def _wait() -> None:
+            while len(self.events) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        await asyncio.wait_for(_wait(), timeout)
+        return self.events
+
+    def of_type(self, event_type: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == event_type]
+
+
+@pytest.fixture
+async def receiver(ca: trustme.CA) -> AsyncIterator[Receiver]:
+    rec = Receiver()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        if rec.status != 200:
+            return web.Response(status=rec.status)
+        rec.requests.append((str(request.rel_url), dict(request.headers)))
+        rec.events.append(json.loads(body))
+        rec.arrived.set()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    rec.url = f"https://localhost:{port}/hook"
+    yield rec
+    await runner.cleanup()
+
+
+def make_config(tmp_path: Path, **sections: Any) -> GatewayConfig:
+    """A config on ephemeral ports with a store in tmp_path."""
+    config = load_config(environ={})
+    config.store.path = str(tmp_path / "gateway.db")
+    config.store.synchronous = "normal"
+    config.udp.bind = config.coap.bind = "127.0.0.1"
+    config.udp.port = config.coap.port = config.api.port = 0
+    config.registry.poll_interval_seconds = 0.2
+    for name, values in sections.items():
+        if name == "webhooks":
+            config.webhooks = values
+        else:
+            for key, value in values.items():
+                setattr(getattr(config, name), key, value)
+    return config
+
+
+def webhook(receiver: Receiver, ca_file: str, **overrides: Any) -> WebhookConfig:
+    values: dict[str, Any] = {"name": "hook", "url": receiver.url, "ca_file": ca_file}
+    values.update(overrides)
+    return WebhookConfig(**values)
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[Callable[..., Any]]:
+    """Start gateways (stopped at the end of the test); SIMs are written to the store first."""
+    started: list[Gateway] = []
+
+    async def _start(config: GatewayConfig, sims: list[Sim] | None = None) -> Gateway:
+        gateway = Gateway(config)
+        if sims:
+            gateway.store.upsert_sims(sims)
+        await gateway.start()
+        started.append(gateway)
+        return gateway
+
+    yield _start
+    for gateway in started:
+        await gateway.stop()
