@@ -71,12 +71,13 @@ class Gateway:
         await self.integrations.start()
         if cfg.udp.enabled:
             self.udp_transport, _ = await start_udp(self.registry, self.pipeline, self.metrics, cfg.udp.bind,
-                                                    cfg.udp.port, cfg.udp.max_payload)
+                                                    cfg.udp.port, cfg.udp.max_payload,
+                                                    cfg.udp.receive_buffer_bytes)
             self.udp_port = self.udp_transport.get_extra_info("sockname")[1]
         if cfg.coap.enabled:
             self.coap_context = Context(loop=loop, serversite=self.build_coap_site(), loggername="nce.coap.aiocoap")
             self.coap = await start_coap_udp(self.coap_context, self.coap_service, self.registry, cfg.coap.bind,
-                                             cfg.coap.port)
+                                             cfg.coap.port, cfg.coap.receive_buffer_bytes)
             assert self.coap.transport is not None
             self.coap_port = self.coap.transport.get_extra_info("sockname")[1]
         if cfg.api.enabled:

@@ -44,6 +44,7 @@ class UdpConfig:
     bind: str = "0.0.0.0"
     port: int = 4445
     max_payload: int = 65507
+    receive_buffer_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass
@@ -53,6 +54,7 @@ class CoapConfig:
     port: int = 5683
     max_payload: int = 65000
     exchange_lifetime_seconds: float = 247.0
+    receive_buffer_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass

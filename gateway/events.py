@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
+import os
 from typing import Any
 
 from inspector.records import EventRecord, Sim
@@ -20,8 +20,21 @@ VERSION = "1.0.0"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+_random = bytearray()
+
+
 def new_event_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as ``str(uuid.uuid4())`` gives, at half the cost: random
+    bytes are fetched from the OS 4 KiB at a time instead of 16 bytes per call."""
+    global _random
+    if len(_random) < 16:
+        _random = bytearray(os.urandom(4096))
+    b = _random[-16:]
+    del _random[-16:]
+    b[6] = b[6] & 0x0F | 0x40
+    b[8] = b[8] & 0x3F | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def device_of(sim: Sim) -> dict[str, str]:
@@ -64,6 +77,20 @@ def telemetry(sim: Sim, received_ms: int, source: str, payload: dict[str, Any],
     body["source"] = source
     body["payload"] = payload
     return EventRecord(event_id, "TELEMETRY_DATA", sim.iccid, received_ms, _dumps(body), routes)
+
+
+def raw_telemetry(sim: Sim, received_ms: int, source: str, payload: bytes, topic: str | None,
+                  routes: tuple[int, ...] = ()) -> EventRecord:
+    """The same envelope as ``telemetry(..., raw_payload(payload, topic))``, written without the
+    JSON encoder: this is the hot path, and none of its strings can need escaping (ICCID and
+    IMSI are digits, the IP is dotted, the topic matches [A-Za-z0-9_/], base64 is plain ASCII)."""
+    event_id = new_event_id()
+    value = base64.b64encode(payload).decode("ascii")
+    topic_part = f',"topic":"{topic}"' if topic is not None else ""
+    body = (f'{{"id":"{event_id}","type":"TELEMETRY_DATA","received":"{received_ms}","version":"{VERSION}",'
+            f'"device":{{"iccid":"{sim.iccid}","imsi":"{sim.imsi}","ip":"{sim.ip_address}"}},'
+            f'"source":"{source}","payload":{{"type":"STRING","value":"{value}","encoding":"base64"{topic_part}}}}}')
+    return EventRecord(event_id, "TELEMETRY_DATA", sim.iccid, received_ms, body, routes)
 
 
 def error(sim: Sim | None, created_ms: int, *, error_type: str, message: str, description: str,

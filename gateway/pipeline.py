@@ -65,8 +65,8 @@ class Pipeline:
         received_ms = self.clock()
         translation = self.translator.translate(protocol, payload) if self.translator else None
         if translation is None:
-            event = events.telemetry(sim, received_ms, protocol, events.raw_payload(payload, topic),
-                                     routes=self.router.routes("TELEMETRY_DATA"))
+            event = events.raw_telemetry(sim, received_ms, protocol, payload, topic,
+                                         self.router.routes("TELEMETRY_DATA"))
             message = MessageRecord(sim.iccid, protocol, received_ms, payload, topic, None, None, event.event_id)
             self.committer.submit(Pending(message, [event], ack))
             return

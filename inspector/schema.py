@@ -1,5 +1,9 @@
 """The store's schema as an ordered list of migrations (SQLite dialect).
 
+Sequence columns are AUTOINCREMENT: a number is never given out twice, even after the rows
+holding the highest ones were deleted (delivered outbox rows, purged history), because the
+delivery worker and the inspector's page tokens remember positions by sequence number.
+
 ``PRAGMA user_version`` records how many have run, so an older database file is brought up to
 date on open and a newer one is refused instead of being misread.
 """
@@ -29,7 +33,7 @@ MIGRATIONS: list[str] = [
         BEGIN UPDATE meta SET value = value + 1 WHERE key = 'sims_version'; END;
 
     CREATE TABLE messages (
-        seq         INTEGER PRIMARY KEY,
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
         iccid       TEXT NOT NULL,
         protocol    TEXT NOT NULL,
         received_ms INTEGER NOT NULL,
@@ -49,7 +53,7 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
 
     CREATE TABLE events (
-        seq         INTEGER PRIMARY KEY,
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
         id          TEXT NOT NULL,
         type        TEXT NOT NULL,
         iccid       TEXT,
@@ -77,7 +81,7 @@ MIGRATIONS: list[str] = [
         BEGIN UPDATE meta SET value = value + 1 WHERE key = 'integrations_version'; END;
 
     CREATE TABLE outbox (
-        seq             INTEGER PRIMARY KEY,
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
         integration_id  INTEGER NOT NULL,
         event_seq       INTEGER NOT NULL,
         iccid           TEXT,

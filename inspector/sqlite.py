@@ -146,8 +146,7 @@ class SqliteStore:
         """
         conn = self.connection()
         with transaction(conn):
-            msg_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
-            ev_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+            msg_seq, ev_seq = self._last_sequences(conn)
             messages = []
             latest: dict[tuple[str, str], int] = {}
             events = []
@@ -184,6 +183,13 @@ class SqliteStore:
                 conn.executemany(
                     "INSERT INTO outbox (integration_id, event_seq, iccid) VALUES (?, ?, ?)", outbox
                 )
+
+    @staticmethod
+    def _last_sequences(conn: sqlite3.Connection) -> tuple[int, int]:
+        """The highest sequence numbers ever used for messages and events (sqlite_sequence
+        remembers them after the rows are gone; explicit inserts keep it up to date)."""
+        used = dict(conn.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN ('messages', 'events')"))
+        return used.get("messages", 0), used.get("events", 0)
 
     def append_events(self, events: Sequence[EventRecord]) -> None:
         """Store events that belong to no device message (errors, lifecycle, tests)."""

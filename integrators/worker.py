@@ -144,6 +144,7 @@ class DeliveryWorker:
 
     async def _load_loop(self, rnd: _Round) -> None:
         while rnd.alive:
+            self._wake.clear()  # before reading: a commit during the read wakes the next wait
             room = self.window - rnd.in_memory
             items: list[OutboxItem] = []
             if room > 0:
@@ -161,7 +162,6 @@ class DeliveryWorker:
             rnd.in_memory += len(items)
             self.metrics.queue_depth.labels(self._label).set(rnd.in_memory)
             if len(items) < room or room <= 0:
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
                 except asyncio.TimeoutError:

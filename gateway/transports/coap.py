@@ -33,6 +33,7 @@ from ..metrics import Metrics
 from ..topics import BadTopic, topic_from_query
 from . import coap_wire as wire
 from .exchanges import ExchangeCache
+from .sockets import enlarge_receive_buffer
 
 log = logging.getLogger("nce.coap")
 
@@ -259,8 +260,9 @@ def attach_interface(context: Context, make_interface: Any) -> Any:
 
 
 async def start_coap_udp(context: Context, service: CoapService, registry: Any, bind: str,
-                         port: int) -> CoapUdpInterface:
+                         port: int, receive_buffer: int) -> CoapUdpInterface:
     loop = asyncio.get_running_loop()
     interface = attach_interface(context, lambda mman: CoapUdpInterface(service, registry, mman))
-    await loop.create_datagram_endpoint(lambda: interface, local_addr=(bind, port))
+    transport, _ = await loop.create_datagram_endpoint(lambda: interface, local_addr=(bind, port))
+    enlarge_receive_buffer(transport.get_extra_info("socket"), receive_buffer)
     return interface

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from ..metrics import Metrics
+from .sockets import enlarge_receive_buffer
 
 log = logging.getLogger("nce.udp")
 
@@ -44,7 +45,9 @@ class UdpUplink(asyncio.DatagramProtocol):
 
 
 async def start_udp(registry: Any, pipeline: Any, metrics: Metrics, bind: str, port: int,
-                    max_payload: int) -> tuple[asyncio.DatagramTransport, UdpUplink]:
+                    max_payload: int, receive_buffer: int) -> tuple[asyncio.DatagramTransport, UdpUplink]:
     loop = asyncio.get_running_loop()
-    return await loop.create_datagram_endpoint(
+    transport, protocol = await loop.create_datagram_endpoint(
         lambda: UdpUplink(registry, pipeline, metrics, max_payload), local_addr=(bind, port))
+    enlarge_receive_buffer(transport.get_extra_info("socket"), receive_buffer)
+    return transport, protocol

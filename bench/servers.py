@@ -1,0 +1,50 @@
+"""Baseline servers for the uplink benchmark, each run in its own process.
+
+    python -m bench.servers echo PORT      bare asyncio UDP: answers a CoAP ACK 2.04 per datagram
+    python -m bench.servers aiocoap PORT   bare aiocoap server: one resource answering 2.04
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from gateway.transports.sockets import enlarge_receive_buffer
+
+
+class _Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        # the smallest correct answer: ACK, 2.04, same message ID, same token
+        tkl = data[0] & 0x0F
+        self.transport.sendto(bytes((0x60 | tkl, 0x44, data[2], data[3])) + data[4:4 + tkl], addr)
+
+
+async def echo(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", port))
+    enlarge_receive_buffer(transport.get_extra_info("socket"), 4 * 1024 * 1024)  # as the gateway does
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def bare_aiocoap(port: int) -> None:
+    import aiocoap
+    from aiocoap import resource
+
+    class Changed(resource.Resource):
+        async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
+            return aiocoap.Message(code=aiocoap.CHANGED)
+
+    site = resource.Site()
+    site.add_resource([], Changed())
+    await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port))
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    kind, port = sys.argv[1], int(sys.argv[2])
+    asyncio.run({"echo": echo, "aiocoap": bare_aiocoap}[kind](port))

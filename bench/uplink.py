@@ -1,0 +1,87 @@
+"""Uplink benchmark: CON POSTs from many emulated SIMs, acknowledged only after commit.
+
+    python -m bench.uplink [--seconds 10] [--sims 200] [--window 256]
+
+Measured in the same run, with the same load generator: a bare asyncio UDP echo and a bare
+aiocoap server answering 2.04 (no work at all). The gateway runs as its own process with its
+default durability (``store.synchronous = "full"``: one WAL fsync per group commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from firmware_examples.loadgen import LoadStats, run_coap_load, source_ips
+from inspector.records import Sim
+from inspector.sqlite import SqliteStore
+
+from .common import child, free_port, print_table
+
+
+def gateway_config(directory: Path, coap_port: int, synchronous: str) -> Path:
+    path = directory / "bench.toml"
+    path.write_text(f"""
+[store]
+path = "{directory / 'bench.db'}"
+synchronous = "{synchronous}"
+[udp]
+enabled = false
+[coap]
+bind = "127.0.0.1"
+port = {coap_port}
+[api]
+port = 0
+[log]
+level = "WARNING"
+""")
+    return path
+
+
+def bench_sims(ips: list[str]) -> list[Sim]:
+    return [Sim(iccid=f"8988280670{i:09d}", imsi=f"90140520{i:07d}", ip_address=ip) for i, ip in enumerate(ips)]
+
+
+def measure(port: int, ips: list[str], seconds: float, window: int) -> LoadStats:
+    run_coap_load(("127.0.0.1", port), ips, duration=min(2.0, seconds / 3), window=window)  # warm-up
+    return run_coap_load(("127.0.0.1", port), ips, duration=seconds, window=window)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--sims", type=int, default=200)
+    parser.add_argument("--window", type=int, default=256, help="requests in flight in total")
+    args = parser.parse_args(argv)
+    ips = source_ips(args.sims)
+    results: list[tuple[str, LoadStats]] = []
+
+    port = free_port()
+    with child(["-m", "bench.servers", "echo", str(port)]):
+        results.append(("bare asyncio UDP echo", measure(port, ips, args.seconds, args.window)))
+    port = free_port()
+    with child(["-m", "bench.servers", "aiocoap", str(port)]):
+        results.append(("bare aiocoap server (2.04, no work)", measure(port, ips, args.seconds, args.window)))
+    for synchronous in ("full", "normal"):
+        with tempfile.TemporaryDirectory() as tmp:
+            port = free_port()
+            config = gateway_config(Path(tmp), port, synchronous)
+            SqliteStore(Path(tmp) / "bench.db").upsert_sims(bench_sims(ips))
+            with child(["-m", "gateway", "serve", "--config", str(config)], ready="listening"):
+                stats = measure(port, ips, args.seconds, args.window)
+            stored = SqliteStore(Path(tmp) / "bench.db").connection().execute(
+                "SELECT COUNT(*) FROM messages").fetchone()[0]
+        results.append((f"nce-gateway, acked after commit (synchronous={synchronous}, {stored:,} stored)", stats))
+
+    ours = results[2][1].rate
+    rows = [(name, s.rate, s.percentile(50) * 1000, s.percentile(99) * 1000, sum(s.failed.values()),
+             f"{ours / s.rate:.2f}" if s.rate else "-") for name, s in results]
+    print_table(f"Uplink: CoAP CON POST, {args.sims} SIMs, {args.window} in flight, {args.seconds:g} s, "
+                f"{os.cpu_count()} cores",
+                ["server", "msgs/s", "p50 ms", "p99 ms", "failed", "gateway(full) ÷ this"], rows)
+
+
+if __name__ == "__main__":
+    main()
