@@ -54,6 +54,7 @@ class Gateway:
         self._tasks: list[asyncio.Task] = []
         self.udp_port = self.coap_port = self.api_port = 0
         self.started_at = 0.0
+        self._stopped = False
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking store read off the event loop (WAL lets it run beside the writer)."""
@@ -100,9 +101,14 @@ class Gateway:
         return build_site(self.pipeline, self.metrics, self.config.coap.max_payload)
 
     async def stop(self) -> None:
+        """Stop everything; pending commits are finished first. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.committer.flush()  # acknowledge what is in flight while the sockets are open
         if self.udp_transport is not None:
             self.udp_transport.close()
         if self.coap_context is not None:

@@ -152,6 +152,8 @@ class DeliveryWorker:
                     items = await self.read(self.store.load_outbox, self.handle.id, rnd.loaded_upto, room)
                 except Exception:
                     log.exception("loading the outbox of %s failed", self._label)
+            if items:
+                log.debug("loaded outbox rows %d..%d of %s", items[0].seq, items[-1].seq, self._label)
             for item in items:
                 queue = rnd.queues.get(item.iccid)
                 if queue is None:
@@ -200,6 +202,7 @@ class DeliveryWorker:
                     continue
                 return
             self._done.append(item.seq)  # delivered: recorded even if the round ended meanwhile
+            log.debug("delivered outbox row %d to %s", item.seq, self._label)
             if not rnd.alive:
                 return
             queue.popleft()
@@ -236,7 +239,9 @@ class DeliveryWorker:
                 del rnd.queues[key]
             return True
         if item.attempts > len(schedule):
-            await self._disable(item, exc)
+            if rnd.alive:  # only the first SIM to exhaust its attempts disables the integration
+                rnd.alive = False
+                await self._disable(item, exc)
             return False
         delay = schedule[item.attempts - 1]
         item.next_attempt_ms = self.clock() + int(delay * 1000)

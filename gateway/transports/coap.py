@@ -210,7 +210,7 @@ class CoapUdpInterface(interfaces.MessageInterface, asyncio.DatagramProtocol):
         log.debug("CoAP socket error: %s", exc)
 
     def sendto(self, data: bytes, address: tuple[str, int]) -> None:
-        if self.transport is not None:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(data, address)
 
     def _dispatch(self, remote: PlainRemote, data: bytes) -> None:

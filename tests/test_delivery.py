@@ -1,0 +1,129 @@
+"""Webhook delivery semantics: retries, order per SIM, INTEGRATION_FAILED, restart, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from gateway.cli import main as cli
+from integrators.base import INTEGRATION_ACTIVE, INTEGRATION_FAILED
+from tests.conftest import make_config, sim, webhook
+from tests.test_uplink_e2e import coap_post
+
+
+def payload_order(events: list[dict], iccid: str) -> list[str]:
+    import base64
+    return [base64.b64decode(e["payload"]["value"]).decode() for e in events
+            if e["type"] == "TELEMETRY_DATA" and e["device"]["iccid"] == iccid]
+
+
+async def send_numbered(port: int, devices: list, count: int) -> None:
+    for n in range(count):
+        for device in devices:
+            assert (await coap_post(port, device.ip_address, f"{device.iccid[-2:]}-{n:03d}".encode())).code == "2.04"
+
+
+async def test_receiver_down_then_up_loses_nothing_and_keeps_order(tmp_path, receiver, ca_file, start_gateway):
+    devices = [sim(17), sim(18), sim(19)]
+    hook = webhook(receiver, ca_file, retry_schedule=[0.2] * 30)
+    gw = await start_gateway(make_config(tmp_path, webhooks=[hook]), devices)
+    receiver.status = 503
+    await send_numbered(gw.coap_port, devices, 8)
+    await asyncio.sleep(0.5)
+    assert receiver.events == []
+    receiver.status = 200
+    events = await receiver.wait_for(24, timeout=20)
+    for device in devices:
+        assert payload_order(events, device.iccid) == [f"{device.iccid[-2:]}-{n:03d}" for n in range(8)]
+    assert len(events) == 24
+    text = gw.metrics.render().decode()
+    assert 'nce_delivery_delivered_total{integration="hook"} 24.0' in text
+    assert 'nce_delivery_retried_total{integration="hook"}' in text
+    await asyncio.sleep(0.2)
+    assert gw.store.outbox_depth(gw.integrations.workers[1].handle.id) == 0
+
+
+async def test_last_failure_disables_integration_until_cli_restart(tmp_path, receiver, ca_file, start_gateway):
+    devices = [sim(20), sim(21)]
+    hook = webhook(receiver, ca_file, retry_schedule=[0.1, 0.1])
+    config = make_config(tmp_path, webhooks=[hook])
+    gw = await start_gateway(config, devices)
+    receiver.status = 500
+    await send_numbered(gw.coap_port, devices, 3)
+    worker = next(iter(gw.integrations.workers.values()))
+    for _ in range(100):
+        if worker.handle.state == INTEGRATION_FAILED:
+            break
+        await asyncio.sleep(0.05)
+    assert worker.handle.state == INTEGRATION_FAILED
+    await gw.committer.flush()
+    (row,) = gw.store.list_integrations()
+    assert row["state"] == INTEGRATION_FAILED
+    (error,) = gw.store.events(event_type="ERROR")
+    assert error["error"]["message"] == "CloudIntegrator[IntegrationDisabled]"
+    assert error["error"]["type"] == "INTEGRATION"
+    assert "after 3 failed delivery attempts" in error["error"]["description"]
+    assert "HTTP 500" in error["error"]["description"]
+
+    # paused: more messages are stored and queued, nothing is attempted
+    receiver.status = 200
+    assert (await coap_post(gw.coap_port, devices[0].ip_address, f"{devices[0].iccid[-2:]}-003".encode())).code == "2.04"
+    await asyncio.sleep(0.5)
+    assert receiver.events == []
+
+    # the CLI (another process in real life) restarts it through the store
+    toml = Path(tmp_path) / "cli.toml"
+    toml.write_text(f'[store]\npath = "{config.store.path}"\n')
+    assert cli(["integrations", "restart", "hook", "--config", str(toml)]) == 0
+    events = await receiver.wait_for(8, timeout=10)  # 7 telemetry + the ERROR event
+    assert payload_order(events, devices[0].iccid) == [f"{devices[0].iccid[-2:]}-{n:03d}" for n in range(4)]
+    assert payload_order(events, devices[1].iccid) == [f"{devices[1].iccid[-2:]}-{n:03d}" for n in range(3)]
+    assert [e["error"]["message"] for e in events if e["type"] == "ERROR"] == ["CloudIntegrator[IntegrationDisabled]"]
+    assert worker.handle.state == INTEGRATION_ACTIVE
+
+
+async def test_restart_of_the_gateway_resumes_delivery(tmp_path, receiver, ca_file, start_gateway):
+    device = sim(22)
+    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file, retry_schedule=[0.2] * 50)])
+    gw = await start_gateway(config, [device])
+    receiver.status = 503
+    await send_numbered(gw.coap_port, [device], 5)
+    await gw.stop()
+    receiver.status = 200
+    gw2 = await start_gateway(config)
+    events = await receiver.wait_for(5)
+    assert payload_order(events, device.iccid) == [f"{device.iccid[-2:]}-{n:03d}" for n in range(5)]
+    assert len({e["id"] for e in events}) == 5
+    await gw2.committer.flush()
+
+
+async def test_event_types_filter_and_test_message(tmp_path, receiver, ca_file, start_gateway):
+    device = sim(23)
+    hook = webhook(receiver, ca_file, event_types=["ERROR", "TEST_MESSAGE"])
+    gw = await start_gateway(make_config(tmp_path, webhooks=[hook]), [device])
+    assert (await coap_post(gw.coap_port, device.ip_address, b"not for this hook")).code == "2.04"
+    worker = next(iter(gw.integrations.workers.values()))
+    event_id = gw.integrations.send_test(worker.handle, 1234)
+    (event,) = await receiver.wait_for(1)
+    assert event == {"id": event_id, "type": "TEST_MESSAGE", "received": "1234", "version": "1.0.0",
+                     "integration": {"id": worker.handle.uuid, "name": "hook"}}
+    await asyncio.sleep(0.3)
+    assert len(receiver.events) == 1
+    assert json.loads(json.dumps(gw.store.events(event_type="TELEMETRY_DATA")))[0]["device"]["iccid"] == device.iccid
+
+
+async def test_untrusted_certificate_is_a_delivery_failure(tmp_path, receiver, start_gateway):
+    device = sim(24)
+    hook = webhook(receiver, None, retry_schedule=[0.1])  # system CAs do not know the test CA
+    gw = await start_gateway(make_config(tmp_path, webhooks=[hook]), [device])
+    assert (await coap_post(gw.coap_port, device.ip_address, b"x")).code == "2.04"
+    worker = next(iter(gw.integrations.workers.values()))
+    for _ in range(100):
+        if worker.handle.state == INTEGRATION_FAILED:
+            break
+        await asyncio.sleep(0.05)
+    await gw.committer.flush()
+    (error,) = gw.store.events(event_type="ERROR")
+    assert "certificate" in error["error"]["description"].lower()
+    assert receiver.events == []
