@@ -1,0 +1,66 @@
+"""Configuration: defaults for every key, TOML, environment overrides, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import DEFAULT_RETRY_SCHEDULE, ConfigError, load_config
+
+
+def test_defaults_without_a_file():
+    config = load_config(environ={})
+    assert (config.store.path, config.store.retention_days) == ("data/gateway.db", 7.0)
+    assert (config.udp.bind, config.udp.port) == ("0.0.0.0", 4445)
+    assert (config.coap.bind, config.coap.port) == ("0.0.0.0", 5683)
+    assert (config.api.bind, config.api.port) == ("127.0.0.1", 8080)
+    assert config.webhooks == []
+
+
+def test_toml_file_and_environment_overrides(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text("""
+[store]
+path = "/var/lib/g.db"
+retention_days = 3
+[coap]
+port = 0
+[[webhooks]]
+name = "a"
+url = "https://example.com/:iccid:"
+headers = { "X-Key" = "v" }
+event_types = ["TELEMETRY_DATA"]
+json_payload_enabled = true
+""")
+    config = load_config(path, environ={"NCE_UDP_PORT": "5000", "NCE_STORE_RETENTION_DAYS": "2.5",
+                                        "NCE_UDP_ENABLED": "false", "OTHER": "x"})
+    assert config.store.path == "/var/lib/g.db" and config.store.retention_days == 2.5
+    assert config.udp.port == 5000 and config.udp.enabled is False and config.coap.port == 0
+    (hook,) = config.webhooks
+    assert (hook.name, hook.url, hook.headers, hook.event_types, hook.json_payload_enabled) == (
+        "a", "https://example.com/:iccid:", {"X-Key": "v"}, ["TELEMETRY_DATA"], True)
+    assert hook.retry_schedule == list(DEFAULT_RETRY_SCHEDULE) and hook.ca_file is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[udp]\nport = 70000", "udp.port: 70000 is not a port number"),
+    ("[udp]\nprot = 1", "udp: unknown key(s) prot"),
+    ("[nope]\na = 1", "unknown section(s) nope"),
+    ("[udp]\nport = 'x'", "udp.port: expected an integer, got 'x'"),
+    ("[[webhooks]]\nname = 'a'\nurl = 'ftp://x'", "webhooks[0].url: must start with https://"),
+    ("[[webhooks]]\nname = 'a'\nurl = 'https://x'\nevent_types = ['FOO']", "webhooks[0].event_types: unknown FOO"),
+    ("[[webhooks]]\nname = 'a'\nurl = 'https://x'\n[[webhooks]]\nname = 'a'\nurl = 'https://y'",
+     "webhooks[1].name: 'a' is used twice"),
+    ("[[webhooks]]\nurl = 'https://x'", "webhooks[0]:"),
+    ("[store\n", "config file"),
+])
+def test_errors_name_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert message in str(info.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.toml", environ={})
