@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 CONFIG ?= examples/gateway.toml
 FUZZ_RUNS ?= 200000
 
-.PHONY: run test bench fuzz demo clean-venv
+.PHONY: install run test bench fuzz demo clean-venv
+
+## install: create .venv and install the project with its test tools
+install: $(STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -7,9 +7,11 @@ are built. Tests start a Gateway on ephemeral ports (port 0) and read the bound 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any, Callable, TypeVar
 
 from aiocoap.protocol import Context
@@ -30,6 +32,15 @@ from .transports.udp import start_udp
 
 log = logging.getLogger("nce.gateway")
 T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def listening(what: str, bind: str, port: int) -> Iterator[None]:
+    """Name the socket in a bind error: 'Address already in use' alone does not say which."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, f"{what} {bind}:{port}: {exc.strerror or exc}") from None
 
 
 class Gateway:
@@ -71,21 +82,24 @@ class Gateway:
         self.committer.start()
         await self.integrations.start()
         if cfg.udp.enabled:
-            self.udp_transport, _ = await start_udp(self.registry, self.pipeline, self.metrics, cfg.udp.bind,
-                                                    cfg.udp.port, cfg.udp.max_payload,
-                                                    cfg.udp.receive_buffer_bytes)
+            with listening("UDP", cfg.udp.bind, cfg.udp.port):
+                self.udp_transport, _ = await start_udp(self.registry, self.pipeline, self.metrics, cfg.udp.bind,
+                                                        cfg.udp.port, cfg.udp.max_payload,
+                                                        cfg.udp.receive_buffer_bytes)
             self.udp_port = self.udp_transport.get_extra_info("sockname")[1]
         if cfg.coap.enabled:
             self.coap_context = Context(loop=loop, serversite=self.build_coap_site(), loggername="nce.coap.aiocoap")
-            self.coap = await start_coap_udp(self.coap_context, self.coap_service, self.registry, cfg.coap.bind,
-                                             cfg.coap.port, cfg.coap.receive_buffer_bytes)
+            with listening("CoAP", cfg.coap.bind, cfg.coap.port):
+                self.coap = await start_coap_udp(self.coap_context, self.coap_service, self.registry,
+                                                 cfg.coap.bind, cfg.coap.port, cfg.coap.receive_buffer_bytes)
             assert self.coap.transport is not None
             self.coap_port = self.coap.transport.get_extra_info("sockname")[1]
         if cfg.api.enabled:
             self._api_runner = web.AppRunner(build_api(self), access_log=None)
             await self._api_runner.setup()
             site = web.TCPSite(self._api_runner, cfg.api.bind, cfg.api.port)
-            await site.start()
+            with listening("API", cfg.api.bind, cfg.api.port):
+                await site.start()
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._tasks = [
             loop.create_task(self.registry.watch(cfg.registry.poll_interval_seconds, self.read), name="registry-watch"),

@@ -49,8 +49,11 @@ class WebhookSender:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            ssl_context: ssl.SSLContext | bool = (
-                tls_context(self.settings.ca_file) if self.settings.url.startswith("https://") else False)
+            try:
+                ssl_context: ssl.SSLContext | bool = (
+                    tls_context(self.settings.ca_file) if self.settings.url.startswith("https://") else False)
+            except (OSError, ssl.SSLError) as exc:
+                raise DeliveryError(f"cannot load ca_file {self.settings.ca_file}: {exc}") from None
             connector = aiohttp.TCPConnector(ssl=ssl_context, limit=self.settings.concurrency)
             self._session = aiohttp.ClientSession(
                 connector=connector,

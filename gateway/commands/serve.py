@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from ..app import serve
-from ..cli import add_config_argument
+from ..cli import CommandError, add_config_argument
 from ..logs import setup_logging
 from . import config_of
 
@@ -21,5 +21,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     setup_logging(config.log.level, config.log.format)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:  # a port in use, an address this host does not have
+        raise CommandError(f"cannot start: {exc.strerror or exc}; check the bind addresses and ports "
+                           "in the config (or NCE_UDP_PORT, NCE_COAP_PORT, NCE_API_PORT)") from None
     return 0
