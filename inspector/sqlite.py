@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .records import EventRecord, OutboxItem, Pending, Sim
-from .schema import MIGRATIONS
+from .schema import migrations
 
 SIM_COLUMNS = ("iccid", "imsi", "ip_address", "msisdn", "imei", "label", "status", "imei_lock")
 
@@ -70,17 +70,22 @@ class SqliteStore:
 
     def _migrate(self) -> None:
         conn = self.connection()
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
+        with transaction(conn):
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_ms INTEGER)")
+            applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+        known = migrations()
+        unknown = applied - {name for name, _ in known}
+        if unknown:
             raise StoreError(
-                f"{self.path} has schema version {version}, newer than this gateway knows "
-                f"({len(MIGRATIONS)}); upgrade the gateway"
-            )
-        for number in range(version, len(MIGRATIONS)):
+                f"{self.path} has schema migration(s) {', '.join(sorted(unknown))} that this gateway does "
+                "not know: it was written by a newer version; upgrade the gateway")
+        for name, script in known:
+            if name in applied:
+                continue
             with transaction(conn):
-                for statement in _split_sql(MIGRATIONS[number]):
+                for statement in _split_sql(script):
                     conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={number + 1}")
+                conn.execute("INSERT INTO schema_migrations (name, applied_ms) VALUES (?, ?)", (name, now_ms()))
 
     # SIM registry -------------------------------------------------------------------------
 
