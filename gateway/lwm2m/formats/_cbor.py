@@ -123,8 +123,9 @@ def loads(payload: bytes, what: str) -> object:
         raise FormatError(f"{what}: not valid CBOR ({_short(exc)}) near byte {fp.tell()}",
                           offset=fp.tell()) from None
     if fp.tell() != len(payload):
-        raise FormatError(f"{what}: {len(payload) - fp.tell()} bytes after the end of the CBOR item "
-                          f"at byte {fp.tell()}", offset=fp.tell())
+        extra = len(payload) - fp.tell()
+        raise FormatError(f"{what}: {extra} trailing byte{'' if extra == 1 else 's'} after the CBOR item "
+                          f"(at byte {fp.tell()})", offset=fp.tell())
     return value
 
 

@@ -87,7 +87,7 @@ def _label(key: object, i: int, fmt: str) -> str | None:
             raise FormatError(f"{fmt}: record {i} has must-understand label {key!r} that is not supported",
                               field=f"record {i}/{key}")
         return None
-    raise FormatError(f"{fmt}: record {i} has a key of type {_kind(key)}", field=f"record {i}")
+    raise FormatError(f"{fmt}: record {i} has a key that is {_kind(key)}", field=f"record {i}")
 
 
 def _check_label_value(label: str, value: object, i: int, fmt: str) -> object:
