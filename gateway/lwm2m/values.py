@@ -196,7 +196,7 @@ def _integral(value: object, what: str, kind: str) -> int:
         return value
     if isinstance(value, (float, Decimal, Fraction)):
         if isinstance(value, float) and not math.isfinite(value):
-            raise FormatError(f"{what}: {value!r} is not a valid {kind}")
+            raise FormatError(f"{what}: {value!r} is not {kind}")
         if value == int(value):
             return int(value)
         raise FormatError(f"{what}: {value} is not a whole number ({kind} expected)")

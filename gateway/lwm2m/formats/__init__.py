@@ -100,9 +100,9 @@ def decode(content_format: int, payload: bytes, base_path: LwM2MPath | str,
     equal or missing times the last one in the payload.
     """
     out: dict[str, Value] = {}
-    when: dict[str, float] = {}
+    when: dict[str, tuple[int, float]] = {}
     for rec in decode_records(content_format, payload, base_path, registry):
-        t = float("-inf") if rec.time is None else _comparable_time(rec.time)
+        t = _comparable_time(0 if rec.time is None else rec.time)  # no time means "now"
         if rec.path in out and t < when[rec.path]:
             continue
         out[rec.path] = rec.value
@@ -110,10 +110,10 @@ def decode(content_format: int, payload: bytes, base_path: LwM2MPath | str,
     return out
 
 
-def _comparable_time(t: float) -> float:
-    # RFC 8428: below 2**28 a time is relative to now; map "now + t" above any
-    # absolute time in the past so "now" (0) beats historical values.
-    return float(t) + 2**62 if abs(t) < 2**28 else float(t)
+def _comparable_time(t: float) -> tuple[int, float]:
+    # RFC 8428: below 2**28 a time is relative to now. With no clock here, order
+    # "now + t" after every absolute time, so current values beat historical ones.
+    return (1, float(t)) if abs(t) < 2**28 else (0, float(t))
 
 
 def encode_records(content_format: int, records: Iterable[Record], base_path: LwM2MPath | str,

@@ -120,8 +120,15 @@ def encode_opaque(records: list[Record], base_path: LwM2MPath, registry: ObjectR
 
 def decode_cbor(payload: bytes, base_path: LwM2MPath, registry: ObjectRegistry) -> list[Record]:
     rtype = _target(base_path, registry, CBOR)
-    item = _cbor.loads(payload, CBOR)
     what = f"{CBOR} ({base_path})"
+    if payload[:1] == b"\xc1":
+        # tag 1, epoch time: read the number ourselves (cbor2 would build a datetime,
+        # which fails outside years 1..9999)
+        item = _cbor.loads(payload[1:], CBOR)
+        if not _cbor.is_number(item):
+            raise FormatError(f"{what}: tag 1 (epoch time) must hold a number")
+        return [Record(str(base_path), convert(_cbor.plain_number(item), rtype or ResourceType.TIME, what))]
+    item = _cbor.loads(payload, CBOR)
     if isinstance(item, (list, dict)):
         raise FormatError(f"{what}: an array or map is not a resource value")
     if item is None or item is cbor2.undefined or isinstance(item, (cbor2.CBORTag, cbor2.CBORSimpleValue)):
