@@ -101,3 +101,21 @@ def test_never_crashes(text):
         parse_registration(text)
     except FormatError:
         pass
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet='</>;=",01 3ab\\\n\tx-', max_size=50))
+def test_fast_path_agrees_with_exact_parser(text):
+    from gateway.lwm2m import linkformat
+    fast = linkformat._parse_fast(text)
+    try:
+        slow = linkformat._parse_slow(text)
+    except FormatError:
+        assert fast is None
+        return
+    assert fast is None or fast == slow
+
+
+def test_content_formats_from_bare_root_link():
+    assert parse_registration("</>;ct=110,</3/0>").content_formats == (110,)
+    assert parse_registration('</>;ct=110,</lwm2m>;rt="oma.lwm2m";ct=112,</lwm2m/3/0>').content_formats == (112,)

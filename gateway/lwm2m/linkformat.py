@@ -22,6 +22,10 @@ FMT = "link-format"
 _PARMNAME = re.compile(r"[A-Za-z0-9!#$&+\-.^_`|~*]+")
 _PTOKEN = re.compile(r"[A-Za-z0-9!#$%&'()*+\-./:<=>?@\[\]^_`{|}~]+")
 _WS = " \t\r\n"
+_BAD_URI = re.compile(r"[<\s]")
+_OBJ_PATH = re.compile(r"/([0-9]{1,5})(?:/([0-9]{1,5}))?")
+_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LWM2M_RT = "oma.lwm2m"
 
 
@@ -44,10 +48,47 @@ def parse_link_format(text: str | bytes) -> list[Link]:
         raise FormatError(f"{FMT}: expected text, not {type(text).__name__}")
     if len(text) > MAX_LINK_FORMAT:
         raise FormatError(f"{FMT}: {len(text)} characters is over the limit of {MAX_LINK_FORMAT}")
-    for pos, ch in enumerate(text):
-        if (ord(ch) < 0x20 and ch not in _WS) or ord(ch) == 0x7F:
-            raise FormatError(f"{FMT}: control character {ch!r} at character {pos}", offset=pos)
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        raise FormatError(f"{FMT}: control character {bad.group()!r} at character {bad.start()}",
+                          offset=bad.start())
 
+    fast = _parse_fast(text)
+    if fast is not None:
+        return fast
+    return _parse_slow(text)
+
+
+_PARAM_RE = re.compile(r'[ \t\r\n]*;[ \t\r\n]*([A-Za-z0-9!#$&+\-.^_`|~*]+)'
+                       r'(?:[ \t\r\n]*=[ \t\r\n]*(?:"((?:[^"\\]|\\[\s\S])*)"|'
+                       r"([A-Za-z0-9!#$%&'()*+\-./:<=>?@\[\]^_`{|}~]+)))?")
+_LINK_RE = re.compile(r"[ \t\r\n]*<([^<>\s]+)>((?:" + _PARAM_RE.pattern + r")*)[ \t\r\n]*(?:,|\Z)")
+_UNESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _parse_fast(text: str) -> list[Link] | None:
+    """One regex pass for well-formed input; None sends it to the exact slow parser."""
+    links: list[Link] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        m = _LINK_RE.match(text, pos)
+        if m is None or m.end() == pos:
+            return None if text[pos:].strip(_WS) else links
+        attrs: dict[str, str | None] = {}
+        if m.group(2):
+            for p in _PARAM_RE.finditer(m.group(2)):
+                quoted, token = p.group(2), p.group(3)
+                if quoted is not None:
+                    value: str | None = _UNESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
+                else:
+                    value = token
+                attrs.setdefault(p.group(1), value)
+        links.append(Link(m.group(1), attrs))
+        pos = m.end()
+    return links
+
+
+def _parse_slow(text: str) -> list[Link]:
     links: list[Link] = []
     n = len(text)
     pos = _skip_ws(text, 0)
@@ -58,7 +99,7 @@ def parse_link_format(text: str | bytes) -> list[Link]:
         if end < 0:
             raise FormatError(f"{FMT}: '<' at character {pos} is never closed with '>'", offset=pos)
         uri = text[pos + 1:end]
-        if not uri or any(c in uri for c in "<" + _WS):
+        if not uri or _BAD_URI.search(uri):
             raise FormatError(f"{FMT}: bad URI reference {uri!r} at character {pos}", offset=pos)
         attrs: dict[str, str | None] = {}
         pos = _skip_ws(text, end + 1)
@@ -162,48 +203,61 @@ class Registration:
 def parse_registration(text: str | bytes) -> Registration:
     """Read objects, instances, ``ver`` and the alternate path (``rt="oma.lwm2m"``).
 
-    Links must be ``<root/O>`` or ``<root/O/I>``; a link at the root without
-    ``rt="oma.lwm2m"`` is ignored. Repeated links are merged.
+    Links must be ``<root/O>`` or ``<root/O/I>``. The content formats come from the
+    ``ct`` of the ``rt="oma.lwm2m"`` link, or of a bare ``</>`` link when no link has
+    that ``rt`` (some clients send ``</>;ct=110``). Repeated links are merged.
     """
     links = parse_link_format(text)
     root = "/"
     formats: tuple[int, ...] = ()
-    for i, link in enumerate(links):
-        if _LWM2M_RT in _rt_values(link.attributes.get("rt")):
-            root = link.uri.rstrip("/") or "/"
+    root_index = -1
+    for i, (uri, attrs) in enumerate(links):
+        rt = attrs.get("rt")
+        if rt and _LWM2M_RT in rt.split():
+            root = uri.rstrip("/") or "/"
             if not root.startswith("/"):
-                raise FormatError(f"{FMT}: link {i}: alternate path <{link.uri}> must start with '/'")
-            formats = _content_formats(link.attributes.get("ct"), i)
+                raise FormatError(f"{FMT}: link {i}: alternate path <{uri}> must start with '/'")
+            formats = _content_formats(attrs.get("ct"), i)
+            root_index = i
+    if root_index < 0:
+        for i, (uri, attrs) in enumerate(links):
+            if uri == "/" and "ct" in attrs:
+                formats = _content_formats(attrs["ct"], i)
     prefix = "" if root == "/" else root
     versions: dict[int, str | None] = {}
-    instances: dict[int, list[int]] = {}
-    for i, link in enumerate(links):
-        if _LWM2M_RT in _rt_values(link.attributes.get("rt")):
+    instances: dict[int, set[int]] = {}
+    for i, (uri, attrs) in enumerate(links):
+        if i == root_index or uri == "/":
             continue
-        uri = link.uri
+        local = uri
         if prefix:
             if not (uri == prefix or uri.startswith(prefix + "/")):
                 raise FormatError(f"{FMT}: link {i}: <{uri}> is not under the alternate path {root}")
-            uri = uri[len(prefix):] or "/"
-        if uri == "/":
+            local = uri[len(prefix):] or "/"
+        if local == "/":
             continue
-        try:
-            path = LwM2MPath.parse(uri)
-        except FormatError as exc:
-            raise FormatError(f"{FMT}: link {i}: <{link.uri}> is not an object or object instance "
-                              f"path ({exc})") from None
-        if len(path) > 2:
-            raise FormatError(f"{FMT}: link {i}: <{link.uri}> is not an object or object instance path")
-        oid = path.ids[0]
-        versions.setdefault(oid, None)
-        ver = link.attributes.get("ver")
+        m = _OBJ_PATH.fullmatch(local)
+        oid_text, iid_text = m.groups() if m is not None else (None, None)
+        if oid_text is None or int(oid_text) > 65535 or (iid_text is not None and int(iid_text) > 65535):
+            try:
+                LwM2MPath.parse(local)  # for its precise message
+            except FormatError as exc:
+                raise FormatError(f"{FMT}: link {i}: <{uri}> is not an object or object instance "
+                                  f"path ({exc})") from None
+            raise FormatError(f"{FMT}: link {i}: <{uri}> is not an object or object instance path")
+        oid = int(oid_text)
+        ver = attrs.get("ver") if attrs else None
         if ver is not None:
-            if not re.fullmatch(r"[0-9]{1,3}\.[0-9]{1,3}", ver):
+            if not _VERSION.fullmatch(ver):
                 raise FormatError(f"{FMT}: link {i}: ver={ver!r} is not a version like 1.1")
             versions[oid] = ver
-        iids = instances.setdefault(oid, [])
-        if len(path) == 2 and path.ids[1] not in iids:
-            iids.append(path.ids[1])
+        elif oid not in versions:
+            versions[oid] = None
+        iids = instances.get(oid)
+        if iids is None:
+            iids = instances[oid] = set()
+        if iid_text is not None:
+            iids.add(int(iid_text))
     objects = {oid: ObjectInfo(versions[oid], tuple(sorted(instances[oid]))) for oid in sorted(versions)}
     return Registration(root, formats, objects, tuple(links))
 

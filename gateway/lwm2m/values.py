@@ -106,6 +106,19 @@ def parse_float_text(text: str, what: str) -> float:
     return value
 
 
+def number_from_text(text: str) -> int | float | None:
+    """An int or float from numeric text, or None (lenient JSON number fields)."""
+    t = text.strip()
+    if len(t) > _MAX_NUMBER_TEXT:
+        return None
+    if _INT_RE.fullmatch(t):
+        return int(t)
+    if _FLOAT_RE.fullmatch(t):
+        value = float(t)
+        return value if not math.isinf(value) else None
+    return None
+
+
 def float_to_text(value: float, what: str) -> str:
     """Shortest decimal that reads back as the same double, without an exponent."""
     if not math.isfinite(value):

@@ -15,8 +15,7 @@ from __future__ import annotations
 from ..errors import FormatError
 from ..objects import ObjectRegistry, ResourceType
 from ..path import LwM2MPath
-from ..values import (ObjLink, Record, _FLOAT_RE, _INT_RE, b64decode_lenient, b64encode_std,
-                      convert)
+from ..values import ObjLink, Record, b64decode_lenient, b64encode_std, convert, number_from_text
 from . import _json
 from ._cbor import is_number
 from .senml import from_lwm2m, name_to_path
@@ -29,12 +28,10 @@ MAX_ENTRIES = 10_000
 def _number(value: object, where: str, field: str) -> int | float:
     if is_number(value):
         return value  # type: ignore[return-value]
-    if isinstance(value, str) and len(value) < 400:
-        t = value.strip()
-        if _INT_RE.fullmatch(t):
-            return int(t)
-        if _FLOAT_RE.fullmatch(t):
-            return float(t)
+    if isinstance(value, str):
+        n = number_from_text(value)
+        if n is not None:
+            return n
     raise FormatError(f"{where}: {field!r} must be a number", field=field)
 
 
