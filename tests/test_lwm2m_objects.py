@@ -143,11 +143,11 @@ def test_xml_size_limit(tmp_path):
 
 
 def test_executable_and_lenient_spellings():
-    objs = parse_ddf(_obj(9, "A", '<Item ID="0"><Name>Go</Name><Operations>E</Operations>'
-                                  '<MultipleInstances>Single</MultipleInstances><Mandatory>Mandatory</Mandatory>'
-                                  '<Type></Type></Item>'
-                                  '<Item ID="1"><Name>U</Name><Operations>rw</Operations>'
-                                  '<MultipleInstances>single</MultipleInstances><Type>unsigned integer</Type></Item>').encode())
+    items = ('<Item ID="0"><Name>Go</Name><Operations>E</Operations>'
+             '<MultipleInstances>Single</MultipleInstances><Mandatory>Mandatory</Mandatory><Type></Type></Item>'
+             '<Item ID="1"><Name>U</Name><Operations>rw</Operations>'
+             '<MultipleInstances>single</MultipleInstances><Type>unsigned integer</Type></Item>')
+    objs = parse_ddf(_obj(9, "A", items).encode())
     (o,) = objs
     assert o.resource(0).type is None and o.resource(0).mandatory
     assert o.resource(1).type is ResourceType.UNSIGNED_INTEGER and o.resource(1).operations is Operations.RW

@@ -20,7 +20,7 @@ def test_root():
     assert root == LwM2MPath() and root.is_root and str(root) == "/"
     assert LwM2MPath(3).startswith(root)
     with pytest.raises(PathError, match="the root path has no parent"):
-        root.parent
+        _ = root.parent
 
 
 def test_ordering_is_numeric_and_hashable():

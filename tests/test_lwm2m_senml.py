@@ -202,7 +202,8 @@ def test_encode_records_with_time():
     (b'[{"n":"/4/0/0","v":1}]', "/3/0", "SenML JSON: record 0: /4/0/0 is outside the requested path /3/0"),
     (b'[{"n":"/3/0","v":1}]', "/3", "SenML JSON: record 0: /3/0 is not a resource or resource instance path"),
     (b'[{"n":"/3/0/9","vs":"x"}]', "/3/0", "SenML JSON: record 0 (/3/0/9): 'x' is not an integer"),
-    (b'[{"n":"/3/0/9","v":1.5}]', "/3/0", "SenML JSON: record 0 (/3/0/9): 1.5 is not a whole number (an integer expected)"),
+    (b'[{"n":"/3/0/9","v":1.5}]', "/3/0",
+     "SenML JSON: record 0 (/3/0/9): 1.5 is not a whole number (an integer expected)"),
     (b'[{"n":"/3/0/0","v":1}]', "/3/0", "SenML JSON: record 0 (/3/0/0): number given where a string is expected"),
     (b'[{"n":"/1/0/6","v":2}]', "/1/0", "SenML JSON: record 0 (/1/0/6): number given where a boolean is expected"),
     (b'[{"n":"/5/0/0","vd":"!!"}]', "/5/0", "SenML JSON: record 0 (vd): '!!' is not base64"),
@@ -240,7 +241,7 @@ def test_unknown_labels_are_ignored():
     (_cbor.dumps([{0: "/5/0/0", 8: "abc"}]), "SenML CBOR: record 0: 'vd' must be a byte string, not a string"),
     (_cbor.dumps([{1.5: 1}]), "SenML CBOR: record 0 has a key that is a number"),
     (_cbor.dumps([{0: "/3/0/9", 2: "x"}]), "SenML CBOR: record 0: 'v' must be a number, not a string"),
-    (_cbor.dumps([{0: "/3/0/9", 2: _cbor.Tagged(99, 1)}]), "SenML CBOR: record 0: 'v' must be a number, not CBORTag"),
+    (_cbor.dumps([{0: "/3/0/9", 2: _cbor.Tagged(99, "1")}]), "SenML CBOR: record 0: 'v' must be a number, not a string"),
     (bytes.fromhex("9f"), "SenML CBOR: not valid CBOR (premature end of stream (expected to read at least 1 bytes, "
                           "got 0 instead)) near byte 1"),
 ])
@@ -252,6 +253,16 @@ def test_malformed_senml_cbor(payload, message):
 
 def test_unknown_cbor_integer_label_is_ignored():
     assert decode(SC, _cbor.dumps([{0: "/3/0/9", 2: 1, 99: 5}]), "/3/0", REGISTRY) == {"/3/0/9": 1}
+
+
+def test_semantic_tag_on_a_value_is_ignored():
+    # Wakaama's SenML CBOR reader does the same
+    assert decode(SC, _cbor.dumps([{0: "/3/0/9", 2: _cbor.Tagged(99, 1)}]), "/3/0", REGISTRY) == {"/3/0/9": 1}
+
+
+def test_base_value_alone_is_the_value():
+    assert decode(SJ, b'[{"bn":"/3303/0/5700","bv":21.5},{"bn":"/3303/1/5700","v":1}]', "/", REGISTRY) == {
+        "/3303/0/5700": 21.5, "/3303/1/5700": 22.5}
 
 
 def test_truncated_cbor_names_the_offset():

@@ -80,7 +80,8 @@ def test_text_malformed(path, payload, message):
     (TEXT, {"/3/0/4": 2}, "/3/0/4", "Plain text: /3/0/4 is executable and has no value to encode"),
     (TEXT, {"/3303/0/5700": float("inf")}, "/3303/0/5700",
      "Plain text (/3303/0/5700): inf cannot be written as a decimal number"),
-    (OPAQUE, {"/3/0/0": b"x"}, "/3/0/0", "Opaque: /3/0/0 is a String resource; the opaque format is for Opaque resources"),
+    (OPAQUE, {"/3/0/0": b"x"}, "/3/0/0",
+     "Opaque: /3/0/0 is a String resource; the opaque format is for Opaque resources"),
     (OPAQUE, {"/5/0/0": "x"}, "/5/0/0", "Opaque: value for /5/0/0 must be bytes"),
     (CBOR, {"/3/0/9": "x"}, "/3/0/9", "CBOR (/3/0/9): 'x' is not an integer"),
 ])

@@ -8,6 +8,7 @@ from ``{"/3303/0/5700": 21.5}`` dictionaries, the form the server works with.
 from __future__ import annotations
 
 import enum
+import itertools
 from typing import Callable, Iterable, Mapping
 
 from ..errors import FormatError
@@ -137,7 +138,7 @@ def encode(content_format: int, values: Mapping[LwM2MPath | str, Value], base_pa
     for key, value in values.items():
         items.append((LwM2MPath.of(key), value))
     items.sort(key=lambda kv: kv[0])
-    for (a, _), (b, _) in zip(items, items[1:]):
+    for (a, _), (b, _) in itertools.pairwise(items):
         if a == b:
             raise FormatError(f"two values for {a}")
     return encode_records(content_format, [Record(str(p), v) for p, v in items], base_path, registry)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cbor2
+
 from ..errors import FormatError
 from ..objects import ObjectRegistry, ResourceType
 from ..path import LwM2MPath
@@ -92,6 +94,8 @@ def _label(key: object, i: int, fmt: str) -> str | None:
 
 def _check_label_value(label: str, value: object, i: int, fmt: str) -> object:
     field = f"record {i}/{label}"
+    if isinstance(value, cbor2.CBORTag):
+        value = value.value  # like Wakaama, ignore a semantic tag the label does not need
     if label in _STRING_LABELS:
         if not isinstance(value, str):
             raise FormatError(f"{fmt}: record {i}: {label!r} must be a string, not {_kind(value)}", field=field)
@@ -133,6 +137,9 @@ def resolve(records: list[dict[str, object]], fmt: str) -> list[Resolved]:
         if "bv" in rec:
             base_value = rec["bv"]  # type: ignore[assignment]
         labels = [lab for lab in VALUE_LABELS if lab in rec]
+        if not labels and base_value is not None:
+            rec = {**rec, "v": 0}  # RFC 8428 §4.6: the base value alone is the value
+            labels = ["v"]
         if not labels:
             raise FormatError(f"{fmt}: record {i} has no value (one of v, vs, vb, vd, vlo)", field=f"record {i}")
         if len(labels) > 1:
@@ -263,7 +270,7 @@ def from_lwm2m(records: list[Record], base_path: LwM2MPath, registry: ObjectRegi
         raise FormatError(f"{fmt}: values both at {base_path} and below it")
     out: list[dict[str, object]] = []
     prefix = "" if base_path.is_root else str(base_path) + "/"
-    for i, (rec, path) in enumerate(zip(records, paths)):
+    for i, (rec, path) in enumerate(zip(records, paths, strict=True)):
         rdef = registry.resource_at(path)
         if rdef is not None and rdef.type is None:
             raise FormatError(f"{fmt}: {path} is executable and has no value to encode")

@@ -246,9 +246,9 @@ def _walk(nodes: list[_Node], prefix: tuple[int, ...], base: LwM2MPath, registry
         elif level == len(here):
             path_ids = here + (node.id,)
         else:
-            raise FormatError(f"TLV: {_KIND_NAME[node.kind]} {node.id} at byte {node.offset} "
-                              f"needs an enclosing {'multiple resource' if node.kind == RESOURCE_INSTANCE else 'object instance'}"
-                              f" for the requested path {base}", offset=node.offset)
+            parent = "multiple resource" if node.kind == RESOURCE_INSTANCE else "object instance"
+            raise FormatError(f"TLV: {_KIND_NAME[node.kind]} {node.id} at byte {node.offset} needs an "
+                              f"enclosing {parent} for the requested path {base}", offset=node.offset)
         if path_ids in seen:
             raise FormatError(f"TLV: duplicate {_KIND_NAME[node.kind]} {node.id} at byte {node.offset} "
                               f"({LwM2MPath(*path_ids)})", offset=node.offset)
