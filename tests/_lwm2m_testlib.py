@@ -34,14 +34,14 @@ def all_types_object() -> ObjectDef:
     return ObjectDef(TEST_OID, "All types", True, False, res)
 
 
-def test_registry() -> ObjectRegistry:
+def build_registry() -> ObjectRegistry:
     reg = ObjectRegistry.load_default()
     reg.load_dir(MODELS_DIR)
     reg.add(all_types_object())
     return reg
 
 
-REGISTRY = test_registry()
+REGISTRY = build_registry()
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 VALUES = {

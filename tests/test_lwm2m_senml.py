@@ -241,7 +241,8 @@ def test_unknown_labels_are_ignored():
     (_cbor.dumps([{0: "/5/0/0", 8: "abc"}]), "SenML CBOR: record 0: 'vd' must be a byte string, not a string"),
     (_cbor.dumps([{1.5: 1}]), "SenML CBOR: record 0 has a key that is a number"),
     (_cbor.dumps([{0: "/3/0/9", 2: "x"}]), "SenML CBOR: record 0: 'v' must be a number, not a string"),
-    (_cbor.dumps([{0: "/3/0/9", 2: _cbor.Tagged(99, "1")}]), "SenML CBOR: record 0: 'v' must be a number, not a string"),
+    (_cbor.dumps([{0: "/3/0/9", 2: _cbor.Tagged(99, "1")}]),
+     "SenML CBOR: record 0: 'v' must be a number, not a string"),
     (bytes.fromhex("9f"), "SenML CBOR: not valid CBOR (premature end of stream (expected to read at least 1 bytes, "
                           "got 0 instead)) near byte 1"),
 ])
