@@ -261,6 +261,11 @@ def test_semantic_tag_on_a_value_is_ignored():
     assert decode(SC, _cbor.dumps([{0: "/3/0/9", 2: _cbor.Tagged(99, 1)}]), "/3/0", REGISTRY) == {"/3/0/9": 1}
 
 
+def test_epoch_tag_on_a_time_is_read_as_seconds():
+    payload = bytes.fromhex("81a3006c2f333330332f302f35373030" "02f94d60" "06c11a6553f100")
+    assert decode_records(SC, payload, "/", REGISTRY) == [Record("/3303/0/5700", 21.5, 1700000000)]
+
+
 def test_base_value_alone_is_the_value():
     assert decode(SJ, b'[{"bn":"/3303/0/5700","bv":21.5},{"bn":"/3303/1/5700","v":1}]', "/", REGISTRY) == {
         "/3303/0/5700": 21.5, "/3303/1/5700": 22.5}

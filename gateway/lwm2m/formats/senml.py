@@ -16,6 +16,7 @@ are ignored unless they end in ``_`` (RFC 8428 §4.4 "must understand").
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 
 import cbor2
@@ -101,6 +102,8 @@ def _check_label_value(label: str, value: object, i: int, fmt: str) -> object:
             raise FormatError(f"{fmt}: record {i}: {label!r} must be a string, not {_kind(value)}", field=field)
         return value
     if label in _NUMBER_LABELS:
+        if isinstance(value, _dt.datetime):  # cbor2 turns tag 1 (epoch time) into a datetime
+            value = value.timestamp() if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc).timestamp()
         if not is_number(value):
             raise FormatError(f"{fmt}: record {i}: {label!r} must be a number, not {_kind(value)}", field=field)
         return plain_number(value)
