@@ -251,13 +251,13 @@ class DeliveryWorker:
         return True
 
     async def _disable(self, item: OutboxItem, exc: DeliveryError) -> None:
-        self.handle.state = INTEGRATION_FAILED
         self.metrics.failed.labels(self._label).inc()
         self.metrics.integration_state.labels(self._label).set(1)
         self._attempts.append((item.seq, item.attempts, 0))
         log.error("integration %s disabled after %d failed attempts: %s", self._label, item.attempts, exc,
                   extra={"event": "integration_failed", "integration": self._label})
         await self.write(self.store.set_integration_state, self.handle.id, INTEGRATION_FAILED)
+        self.handle.state = INTEGRATION_FAILED  # after the store has it: readers see one truth
         device = json.loads(item.body).get("device")
         sim = None
         if device:
