@@ -156,7 +156,11 @@ class SqliteStore:
             latest: dict[tuple[str, str], int] = {}
             events = []
             outbox = []
+            positions = []
             for pending in batch:
+                if pending.positions:
+                    positions.extend((p.iccid, p.received_ms, p.source, p.protocol, p.lat, p.lon)
+                                     for p in pending.positions)
                 m = pending.message
                 if m is not None:
                     msg_seq += 1
@@ -187,6 +191,11 @@ class SqliteStore:
             if outbox:
                 conn.executemany(
                     "INSERT INTO outbox (integration_id, event_seq, iccid) VALUES (?, ?, ?)", outbox
+                )
+            if positions:
+                conn.executemany(
+                    "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon) VALUES (?, ?, ?, ?, ?, ?)",
+                    positions,
                 )
 
     @staticmethod
@@ -226,6 +235,13 @@ class SqliteStore:
         """Seq of the latest message per protocol of one SIM."""
         rows = self.connection().execute("SELECT protocol, message_seq FROM latest WHERE iccid = ?", (iccid,))
         return dict(rows.fetchall())
+
+    def positions(self, iccid: str, limit: int = 100) -> list[dict]:
+        """Latest positions of one device, newest first."""
+        rows = self.connection().execute(
+            "SELECT received_ms, source, protocol, lat, lon FROM positions WHERE iccid = ? ORDER BY seq DESC LIMIT ?",
+            (iccid, limit))
+        return [dict(zip(("received_ms", "source", "protocol", "lat", "lon"), row)) for row in rows]
 
     # integrations and outbox -----------------------------------------------------------
 
@@ -313,12 +329,12 @@ class SqliteStore:
         so the caller can log and count them.
         """
         conn = self.connection()
-        counts = {"messages": 0, "events": 0, "outbox": 0}
+        counts = {"messages": 0, "events": 0, "outbox": 0, "positions": 0}
         with transaction(conn):
             counts["outbox"] = conn.execute(
                 "DELETE FROM outbox WHERE event_seq IN (SELECT seq FROM events WHERE created_ms < ?)",
                 (before_ms,)).rowcount
-        for table, column in (("events", "created_ms"), ("messages", "received_ms")):
+        for table, column in (("events", "created_ms"), ("messages", "received_ms"), ("positions", "received_ms")):
             while True:
                 with transaction(conn):
                     n = conn.execute(
