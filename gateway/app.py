@@ -23,6 +23,9 @@ from integrators.manager import IntegrationManager
 
 from .api.app import build_api
 from .coap_site import build_site
+from .follow import StoreFollower
+from .onboarding import BootstrapResource
+from .psk import PskService
 from .config import GatewayConfig
 from .identity import SimRegistry
 from .metrics import Metrics
@@ -52,6 +55,9 @@ class Gateway:
         self.committer = GroupCommitter(self.store, max_batch=config.store.max_batch,
                                         observers=[self.metrics])
         self.registry = SimRegistry(self.store)
+        self.psks = PskService(self.store, write=self.committer.write, read=self.read,
+                               regenerate_after_seconds=config.psk.regenerate_after_seconds)
+        self.follower = StoreFollower(self.read, config.registry.poll_interval_seconds)
         self.integrations = IntegrationManager(self.store, read=self.read, write=self.committer.write,
                                                emit=self._emit, metrics=self.metrics)
         self.committer.observers.append(self.integrations)
@@ -78,6 +84,7 @@ class Gateway:
         cfg = self.config
         loop = asyncio.get_running_loop()
         await self.read(self.registry.reload)
+        await self.read(self.psks.reload)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.integrations.start()
@@ -101,9 +108,14 @@ class Gateway:
             with listening("API", cfg.api.bind, cfg.api.port):
                 await site.start()
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.follower.follow("SIM registry", self.store.sims_version, lambda: self.registry.version,
+                             lambda: self.read(self.registry.reload))
+        self.follower.follow("PSKs", self.store.psks_version, lambda: self.psks.version,
+                             lambda: self.read(self.psks.reload))
+        self.follower.follow("integrations", self.store.integrations_version, lambda: self.integrations.version,
+                             self.integrations.reload)
         self._tasks = [
-            loop.create_task(self.registry.watch(cfg.registry.poll_interval_seconds, self.read), name="registry-watch"),
-            loop.create_task(self.integrations.watch(cfg.registry.poll_interval_seconds), name="integrations-watch"),
+            loop.create_task(self.follower.run(), name="store-follower"),
             loop.create_task(self._purge_loop(), name="retention"),
         ]
         self.started_at = time.time()
@@ -112,7 +124,9 @@ class Gateway:
                                            "store": cfg.store.path, "sims": len(self.registry.by_iccid)})
 
     def build_coap_site(self) -> Any:
-        return build_site(self.pipeline, self.metrics, self.config.coap.max_payload)
+        site = build_site(self.pipeline, self.metrics, self.config.coap.max_payload)
+        site.add_resource(["bootstrap"], BootstrapResource(self.psks, self.metrics, self.config.coaps.public_url))
+        return site
 
     async def stop(self) -> None:
         """Stop everything; pending commits are finished first. Safe to call twice."""

@@ -141,6 +141,24 @@ class SqliteStore:
                 raise StoreError(f"SIM {iccid}: {exc}") from None
         return self.get_sim(iccid)
 
+    # pre-shared keys ---------------------------------------------------------------------
+
+    def psks_version(self) -> int:
+        return self.connection().execute("SELECT value FROM meta WHERE key = 'psks_version'").fetchone()[0]
+
+    def all_psks(self) -> list[tuple[str, str, bytes, bool, int]]:
+        """(iccid, protocol, key, user_set, created_ms) of every key."""
+        rows = self.connection().execute("SELECT iccid, protocol, key, user_set, created_ms FROM psks")
+        return [(r[0], r[1], bytes(r[2]), bool(r[3]), r[4]) for r in rows]
+
+    def set_psk(self, iccid: str, protocol: str, key: bytes, user_set: bool, created_ms: int | None = None) -> None:
+        with transaction(self.connection()) as conn:
+            conn.execute(
+                "INSERT INTO psks (iccid, protocol, key, user_set, created_ms) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (iccid, protocol) DO UPDATE SET key = excluded.key, user_set = excluded.user_set,"
+                " created_ms = excluded.created_ms",
+                (iccid, protocol, key, int(user_set), created_ms if created_ms is not None else now_ms()))
+
     # messages and events (the hot path) ----------------------------------------------------
 
     def commit(self, batch: Sequence[Pending]) -> None:
