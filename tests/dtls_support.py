@@ -95,6 +95,8 @@ class DtlsHarness(asyncio.DatagramProtocol):
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # floods: no kernel drops
 
     def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
         self.server.datagram_received(data, addr)

@@ -55,7 +55,8 @@ class DtlsConfig:
     retransmit_max: float = 16.0
     #: Hard limit on the life of a half-open handshake, whatever the peer does.
     handshake_timeout: float = 30.0
-    #: Half-open handshakes (cookie verified, not finished) held at once, globally.
+    #: Half-open handshakes (cookie verified, not finished) held at once,
+    #: globally; at the limit the oldest one is dropped for the new one.
     max_half_open: int = 500
     #: Cookie-verified handshakes a single source IP may start per second
     #: (token bucket, burst = max(1, this value)).

@@ -38,6 +38,7 @@ from .records import (
     HS_CLIENT_HELLO,
     pack_datagrams,
     parse_client_hello,
+    split_records,
 )
 
 __all__ = ["DtlsServer", "DtlsSession", "DtlsStats", "Addr"]
@@ -263,7 +264,7 @@ class DtlsServer:
         self._by_ip: dict[str, list[DtlsSession]] = {}
         self._by_identity: dict[bytes, DtlsSession] = {}
         self._lru: OrderedDict[int, DtlsSession] = OrderedDict()  # established, by last activity
-        self._half_open = 0
+        self._handshaking: OrderedDict[int, DtlsSession] = OrderedDict()  # half-open, oldest first
         self._current: DtlsSession | None = None  # session being driven (PSK callback)
 
         self._ip_buckets: dict[str, _Bucket] = {}
@@ -287,7 +288,7 @@ class DtlsServer:
 
     @property
     def half_open_count(self) -> int:
-        return self._half_open
+        return len(self._handshaking)
 
     def session_for_addr(self, addr: Addr) -> DtlsSession | None:
         return self._by_addr.get(addr)
@@ -300,7 +301,7 @@ class DtlsServer:
         s = self.stats
         out = {
             "dtls_sessions": len(self._lru),
-            "dtls_half_open": self._half_open,
+            "dtls_half_open": len(self._handshaking),
             "dtls_tracked_ips": len(self._ip_buckets),
             "dtls_datagrams_in": s.datagrams_in,
             "dtls_datagrams_out": s.datagrams_out,
@@ -343,6 +344,13 @@ class DtlsServer:
             if client_hello:
                 self._client_hello_on_session(sess, data, addr)
             elif sess.state == ESTABLISHED:
+                if epoch0 or HEADER_LEN + ((data[11] << 8) | data[12]) != n:
+                    # Epoch-0 records are unauthenticated: keep them away from an
+                    # established context (a malformed one would be fatal to it).
+                    data = self._without_epoch0(data)
+                    if data is None:
+                        stats.dropped["epoch0_on_session"] += 1
+                        return
                 sess._buf.receive_from_network(data)
                 self._read_records(sess)
             else:
@@ -355,9 +363,27 @@ class DtlsServer:
         if not epoch0 and (ct == CT_APPLICATION_DATA or ct == CT_ALERT):
             cands = self._by_ip.get(addr[0])
             if cands:
+                if HEADER_LEN + ((data[11] << 8) | data[12]) != n:
+                    data = self._without_epoch0(data)
+                    if data is None:
+                        stats.dropped["malformed"] += 1
+                        return
                 self._try_rebind(data, addr, cands)
                 return
         stats.dropped["no_session"] += 1
+
+    @staticmethod
+    def _without_epoch0(data: bytes) -> bytes | None:
+        """The datagram's records of epoch >= 1 (what an established session
+        may see).  Keeps a peer's retransmitted last flight useful: its
+        Finished (epoch 1) makes Mbed TLS resend our last flight."""
+        records = split_records(data)
+        if records is None:
+            return None
+        kept = [r for r in records if r[3] or r[4]]
+        if not kept:
+            return None
+        return kept[0] if len(kept) == 1 else b"".join(kept)
 
     def send(self, session: DtlsSession, plaintext: bytes) -> None:
         """Encrypt ``plaintext`` as one record and send it to the session's
@@ -500,11 +526,8 @@ class DtlsServer:
         cfg = self.config
         bucket = None
         if info.cookie:
-            # This may create state if the cookie verifies: check the limits
-            # first so that a flood costs no Mbed TLS work.
-            if self._half_open >= cfg.max_half_open:
-                stats.dropped["half_open_limit"] += 1
-                return
+            # This may create state if the cookie verifies: check the per-IP
+            # budget first so that a flood from one source costs no Mbed TLS work.
             bucket = self._ip_bucket(addr[0], now)
             if bucket is None or not self._take(bucket, self._ip_rate, self._ip_burst, now, False):
                 stats.dropped["rate_limited"] += 1
@@ -514,7 +537,12 @@ class DtlsServer:
             return
 
         spare = self._spare
-        spare.setcookieparam(f"{addr[0]}:{addr[1]}".encode())
+        # Mbed TLS' cookie is an HMAC over this "client transport id" and a
+        # timestamp.  Binding it to the ClientHello random as well as to the
+        # address (RFC 6347 requires the same random in both ClientHellos)
+        # means a captured cookie cannot start another handshake, e.g. to
+        # reset an established session with a modified ClientHello.
+        spare.setcookieparam(f"{addr[0]}:{addr[1]}".encode() + info.random)
         spare.receive_from_network(data)
         self._current = None
         try:
@@ -538,7 +566,11 @@ class DtlsServer:
             # the context; send the alert it wrote, keep nothing.
             self._clear_spare_input(spare)
             self._flush(spare, addr)
-            stats.handshakes_failed[self._reason(exc)] += 1
+            reason = self._reason(exc)
+            if reason.startswith("error"):  # a malformed ClientHello, not a peer we could serve
+                stats.dropped["bad_client_hello"] += 1
+            else:
+                stats.handshakes_failed[reason] += 1
             return
         if spare._handshake_state in _HS_FRESH:
             # Mbed TLS discarded the datagram (bad ClientHello): nothing to keep.
@@ -555,13 +587,21 @@ class DtlsServer:
         if replacing is not None and replacing.state != CLOSED:
             stats.resets += 1
             self._remove(replacing, "peer_restart")
+        if len(self._handshaking) >= cfg.max_half_open:
+            # Evict the oldest half-open handshake rather than refuse the new
+            # one: a real peer finishes within a round trip, so a flood must
+            # then sustain max_half_open handshakes per RTT (from addresses
+            # that receive, within the per-IP budget) to lock anyone out.
+            _, oldest = next(iter(self._handshaking.items()))
+            stats.handshakes_failed["half_open_limit"] += 1
+            self._remove(oldest, "handshake_failed_half_open_limit")
         if len(self._by_addr) >= cfg.max_sessions:
             self._evict_lru()
         sess = DtlsSession(spare, addr, info.random, now)
         sess._deadline = now + cfg.handshake_timeout
         sess._rto = cfg.retransmit_min
         self._index(sess)
-        self._half_open += 1
+        self._handshaking[sess.session_id] = sess
         stats.handshakes_started += 1
         self._flush(spare, addr)
         self._arm(sess, cfg.retransmit_min)
@@ -638,7 +678,7 @@ class DtlsServer:
         sess.state = ESTABLISHED
         sess.established_at = sess.last_activity = now
         sess.cipher = iana_suite_name(sess._buf.cipher())
-        self._half_open -= 1
+        del self._handshaking[sess.session_id]
         self._lru[sess.session_id] = sess
         self.stats.handshakes_ok += 1
         ident = sess.identity
@@ -729,7 +769,7 @@ class DtlsServer:
             sess._timer.cancel()
             sess._timer = None
         if sess.state == HANDSHAKE:
-            self._half_open -= 1
+            del self._handshaking[sess.session_id]
         else:
             self._lru.pop(sess.session_id, None)
         sess.state = CLOSED
@@ -758,9 +798,10 @@ class DtlsServer:
         if self._lru:
             _, victim = next(iter(self._lru.items()))
             self._remove(victim, "evicted")
-        else:
-            # Only half-open handshakes: max_half_open bounds those anyway.
-            pass
+        elif self._handshaking:
+            _, victim = next(iter(self._handshaking.items()))
+            self.stats.handshakes_failed["evicted"] += 1
+            self._remove(victim, "evicted")
 
     def _start_sweeper(self) -> None:
         self._sweeper = self._get_loop().call_later(self.config.effective_sweep_interval, self._sweep)
