@@ -174,3 +174,15 @@ async def test_server_restricted_to_one_suite():
         await c.close()
     finally:
         h.close()
+
+
+async def test_psk_longer_than_32_bytes_fails_cleanly(harness):
+    """Mbed TLS 2.28 takes PSKs of at most 32 bytes: a longer key configured
+    for a SIM fails that handshake with an alert (not a hang) and a reason."""
+    long_psk = b"0123456789abcdef0123456789abcdef!"  # 33 bytes
+    harness.keys[ICCID] = long_psk
+    rc, out, err = await run("openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{harness.port}", "-brief",
+                             "-psk_identity", ICCID.decode(), "-psk", long_psk.hex(), "-cipher", "PSK-AES128-CCM8",
+                             stdin=b"ping\n", timeout=10)
+    assert rc != 0 and b"unknown psk identity" in err, err
+    assert harness.server.stats.handshakes_failed == {"psk_too_long": 1}

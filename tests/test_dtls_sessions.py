@@ -289,6 +289,47 @@ async def test_client_retransmits_and_server_resends_final_flight():
         h.close()
 
 
+async def test_client_retransmission_makes_server_resend_its_flight():
+    """The server's flight is lost and its own timer is slow: the client's
+    retransmitted ClientHello (same random, with cookie) reaches the half-open
+    session, and Mbed TLS answers it with the flight again."""
+    h = await DtlsHarness(mode="echo", config=DtlsConfig(retransmit_min=5.0, retransmit_max=10.0)).start()
+    try:
+        sent = []
+        real = h.transport.sendto
+
+        def lossy(data, addr):
+            sent.append(data)
+            if len(sent) == 2:
+                return
+            real(data, addr)
+
+        h.server._sendto = lossy
+        c = DtlsClient(h.addr, ICCID, PSK, retransmit_min=0.2)
+        t0 = time.monotonic()
+        await c.connect(timeout=4)
+        assert time.monotonic() - t0 < 2.0
+        assert h.server.stats.handshakes_started == 1 and h.server.stats.handshakes_ok == 1
+        assert h.server.stats.retransmissions == 0  # not the server's timer
+        await c.close()
+    finally:
+        h.close()
+
+
+async def test_callback_errors_do_not_break_the_engine(echo):
+    def broken(session, data):
+        raise RuntimeError("bug in the CoAP layer")
+
+    c = await connected(echo)
+    echo.on_data = broken
+    await c.send(b"boom")
+    await wait_for(lambda: echo.server.stats.dropped["callback_error"] == 1)
+    echo.on_data = None
+    await c.send(b"fine")
+    assert await c.recv(timeout=2) == b"fine"
+    await c.close()
+
+
 async def test_half_open_handshake_times_out():
     cfg = DtlsConfig(retransmit_min=0.1, retransmit_max=0.2, handshake_timeout=0.5)
     h = await DtlsHarness(mode="echo", config=cfg).start()

@@ -41,13 +41,15 @@ from .records import (
     split_records,
 )
 
-__all__ = ["DtlsServer", "DtlsSession", "DtlsStats", "Addr"]
+__all__ = ["DtlsServer", "DtlsSession", "DtlsStats", "Addr", "MAX_PSK_LEN"]
 
 log = logging.getLogger("gateway.dtls")
 
 Addr = tuple[str, int]
 
-_HS_OVER = HandshakeStep.HANDSHAKE_OVER
+#: Longest PSK the bundled Mbed TLS 2.28 accepts (MBEDTLS_PSK_MAX_LEN).
+MAX_PSK_LEN = 32
+
 _HS_FRESH = (HandshakeStep.HELLO_REQUEST, HandshakeStep.CLIENT_HELLO)
 
 # Mbed TLS 2.28 error codes (absolute values) -> handshake failure reasons.
@@ -69,6 +71,26 @@ ESTABLISHED = "established"
 CLOSED = "closed"
 
 _session_ids = itertools.count(1)
+
+
+def _run_handshake(buf: Any) -> bool:
+    """Step the handshake until Mbed TLS waits for the peer (``do_handshake()``
+    does one step per call).  Returns True once the handshake is over.
+
+    Not checking ``_handshake_state`` after every step saves an Enum
+    construction per step (~2 us each, a dozen per handshake): a step on a
+    finished handshake makes python-mbedtls raise ValueError("handshake
+    already over") without touching the context.  HelloVerifyRequest and
+    TLSError propagate."""
+    while True:
+        try:
+            buf.do_handshake()
+        except WantWriteError:  # a step done and its output pending: keep stepping
+            continue
+        except WantReadError:
+            return False
+        except ValueError:
+            return True
 
 
 class DtlsSession:
@@ -344,7 +366,8 @@ class DtlsServer:
             if client_hello:
                 self._client_hello_on_session(sess, data, addr)
             elif sess.state == ESTABLISHED:
-                if epoch0 or HEADER_LEN + ((data[11] << 8) | data[12]) != n:
+                single = HEADER_LEN + ((data[11] << 8) | data[12]) == n
+                if epoch0 or not single:
                     # Epoch-0 records are unauthenticated: keep them away from an
                     # established context (a malformed one would be fatal to it).
                     data = self._without_epoch0(data)
@@ -352,7 +375,7 @@ class DtlsServer:
                         stats.dropped["epoch0_on_session"] += 1
                         return
                 sess._buf.receive_from_network(data)
-                self._read_records(sess)
+                self._read_records(sess, single)
             else:
                 sess._buf.receive_from_network(data)
                 self._drive_handshake(sess, from_peer=True)
@@ -444,6 +467,13 @@ class DtlsServer:
         if not psk:
             if sess is not None:
                 sess._fail_reason = "unknown_identity"
+            return None
+        if len(psk) > MAX_PSK_LEN:
+            # Mbed TLS 2.28 (MBEDTLS_PSK_MAX_LEN) would fail with an internal
+            # error and no alert; fail cleanly with unknown_psk_identity instead.
+            log.warning("PSK of %r is %d bytes; at most %d are supported", identity, len(psk), MAX_PSK_LEN)
+            if sess is not None:
+                sess._fail_reason = "psk_too_long"
             return None
         return bytes(psk)
 
@@ -546,15 +576,7 @@ class DtlsServer:
         spare.receive_from_network(data)
         self._current = None
         try:
-            while True:
-                try:
-                    spare.do_handshake()
-                except WantWriteError:  # "step done, output pending": keep stepping
-                    pass
-                except WantReadError:
-                    break
-                if spare._handshake_state is _HS_OVER:
-                    break
+            _run_handshake(spare)
         except HelloVerifyRequest:
             # Mbed TLS wrote the HelloVerifyRequest and reset the context.
             self._clear_spare_input(spare)
@@ -618,15 +640,7 @@ class DtlsServer:
         buf = sess._buf
         self._current = sess
         try:
-            while True:
-                try:
-                    buf.do_handshake()
-                except WantWriteError:  # "step done, output pending": keep stepping
-                    pass
-                except WantReadError:
-                    break
-                if buf._handshake_state is _HS_OVER:
-                    break
+            over = _run_handshake(buf)
         except (TLSError, HelloVerifyRequest) as exc:
             self._current = None
             self._flush(buf, sess.addr)  # the alert, if Mbed TLS wrote one
@@ -636,7 +650,7 @@ class DtlsServer:
             return
         self._current = None
         sent = self._flush(buf, sess.addr)
-        if buf._handshake_state is _HS_OVER:
+        if over:
             self._established(sess)
             return
         if sent:
@@ -688,14 +702,19 @@ class DtlsServer:
                 self._remove(old, "superseded")
             self._by_identity[ident] = sess
         if self._on_established is not None:
-            self._on_established(sess)
+            try:
+                self._on_established(sess)
+            except Exception:  # noqa: BLE001
+                log.exception("on_session_established raised")
         if sess.state == ESTABLISHED:
             self._read_records(sess)  # records that came with the Finished
 
     # -- established sessions
 
-    def _read_records(self, sess: DtlsSession) -> bool:
+    def _read_records(self, sess: DtlsSession, single: bool = False) -> bool:
         """Decrypt what the session's buffer holds; deliver application data.
+        ``single``: the datagram is one record, so stop after it (saves a
+        call that would only raise WantReadError).
 
         Returns True if at least one authenticated record was processed."""
         buf = sess._buf
@@ -718,9 +737,15 @@ class DtlsServer:
             self.stats.records_in += 1
             sess.last_activity = time.monotonic()
             self._lru.move_to_end(sess.session_id)
-            self._on_app(sess, bytes(rbuf[:n]))
+            try:
+                self._on_app(sess, bytes(rbuf[:n]))
+            except Exception:  # noqa: BLE001 - a bug upstairs must not break the DTLS layer
+                self.stats.dropped["callback_error"] += 1
+                log.exception("on_application_data raised")
             if sess.state != ESTABLISHED:
                 return True
+            if single:
+                break
         if len(buf._output_buffer):
             # e.g. our last handshake flight, resent because the peer repeated its Finished
             self._flush(buf, sess.addr)
