@@ -246,3 +246,32 @@ async def test_hello_verify_budget():
         await good_roundtrip(h)
     finally:
         h.close()
+
+
+async def test_half_open_flood_cannot_evict_established_sessions():
+    cfg = DtlsConfig(max_sessions=2, max_half_open=4)
+    keys = {b"89880000000000000%02d" % i: b"key-%d" % i for i in range(3)}
+    h = await DtlsHarness(keys=keys, mode="echo", config=cfg).start()
+    try:
+        clients = []
+        for ident, psk in list(keys.items())[:2]:
+            c = DtlsClient(h.addr, ident, psk, local_host=DEVICE_IP)
+            await c.connect(timeout=5)
+            clients.append(c)
+        before = set(h.server.sessions)
+        results = await asyncio.to_thread(lambda: [half_open(h.addr, f"127.0.4.{i}") for i in range(1, 11)])
+        assert results.count("flight") == 10
+        assert h.server.session_count == 2 and h.server.half_open_count == 4
+        assert {s for s in h.server.sessions if s.established} == before
+        for c in clients:
+            await c.send(b"alive")
+            assert await c.recv(timeout=2) == b"alive"
+        # a peer that proves its PSK does take a place (the least recently active)
+        ident, psk = list(keys.items())[2]
+        c = DtlsClient(h.addr, ident, psk, local_host="127.0.0.11")
+        await c.connect(timeout=5)
+        assert h.server.session_count == 2 and h.server.stats.sessions_closed["evicted"] == 1
+        for c in clients + [c]:
+            await c.close(notify=False)
+    finally:
+        h.close()

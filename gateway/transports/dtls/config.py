@@ -68,8 +68,9 @@ class DtlsConfig:
     #: An established session with no authenticated record from the peer for
     #: this long is dropped (silently, no close_notify).
     idle_timeout: float = 600.0
-    #: Established + half-open sessions.  At the limit, a new handshake evicts
-    #: the least recently active established session.
+    #: Established sessions (~50 KiB each).  A handshake that completes at the
+    #: limit evicts the least recently active session.  Memory is bounded by
+    #: (max_sessions + max_half_open) contexts.
     max_sessions: int = 10_000
     #: A completed handshake closes older sessions with the same PSK identity
     #: (a SIM has one session; the old one belongs to a rebooted firmware).

@@ -617,8 +617,6 @@ class DtlsServer:
             _, oldest = next(iter(self._handshaking.items()))
             stats.handshakes_failed["half_open_limit"] += 1
             self._remove(oldest, "handshake_failed_half_open_limit")
-        if len(self._by_addr) >= cfg.max_sessions:
-            self._evict_lru()
         sess = DtlsSession(spare, addr, info.random, now)
         sess._deadline = now + cfg.handshake_timeout
         sess._rto = cfg.retransmit_min
@@ -693,13 +691,17 @@ class DtlsServer:
         sess.established_at = sess.last_activity = now
         sess.cipher = iana_suite_name(sess._buf.cipher())
         del self._handshaking[sess.session_id]
+        ident = sess.identity
+        old = self._by_identity.get(ident) if ident is not None else None
+        if old is not None and self.config.one_session_per_identity:
+            self._remove(old, "superseded")
+        if len(self._lru) >= self.config.max_sessions:
+            # Only a peer that proved its PSK gets here, so a flood of
+            # half-open handshakes cannot push established sessions out.
+            self._evict_lru()
         self._lru[sess.session_id] = sess
         self.stats.handshakes_ok += 1
-        ident = sess.identity
         if ident is not None:
-            old = self._by_identity.get(ident)
-            if old is not None and old is not sess and self.config.one_session_per_identity:
-                self._remove(old, "superseded")
             self._by_identity[ident] = sess
         if self._on_established is not None:
             try:
@@ -822,10 +824,6 @@ class DtlsServer:
     def _evict_lru(self) -> None:
         if self._lru:
             _, victim = next(iter(self._lru.items()))
-            self._remove(victim, "evicted")
-        elif self._handshaking:
-            _, victim = next(iter(self._handshaking.items()))
-            self.stats.handshakes_failed["evicted"] += 1
             self._remove(victim, "evicted")
 
     def _start_sweeper(self) -> None:
