@@ -193,6 +193,40 @@ def cookie_hello_for_other_addr(server):
     return _OTHER_HELLO[0]
 
 
+async def test_reboot_with_the_same_client_random(monkeypatch):
+    """A device whose RNG repeats its ClientHello random after a reboot: within
+    the cookie lifetime such a ClientHello is taken for a late copy of the one
+    that opened the session and dropped; after it, it restarts the session."""
+    import gateway.transports.dtls.server as server_mod
+    from gateway.transports.dtls import DtlsServer
+    from tests.dtls_support import client_context, step_out
+
+    monkeypatch.setattr(server_mod, "COOKIE_LIFETIME", 0.3)
+    out: list[bytes] = []
+    server = DtlsServer(psk_for_identity=lambda i, a: PSK, sendto=lambda d, a: out.append(d),
+                        on_application_data=lambda s, d: None)
+    addr = (DEVICE_IP, 5000)
+    buf = client_context().wrap_buffers(None)
+    data = step_out(buf)
+    hellos = []
+    while data:  # ClientHello, ClientHello+cookie, ClientKeyExchange..Finished
+        hellos.append(data)
+        server.datagram_received(data, addr)
+        for d in out:
+            buf.receive_from_network(d)
+        out.clear()
+        data = step_out(buf)
+    (first,) = server.sessions
+    assert first.established and server.stats.handshakes_ok == 1
+    server.datagram_received(hellos[1], addr)  # a late copy: dropped
+    assert server.stats.dropped["stale_client_hello"] == 1 and first.established
+    await asyncio.sleep(0.4)
+    server.datagram_received(hellos[1], addr)  # same random, cookie still valid for Mbed TLS
+    assert server.stats.resets == 1 and first.close_reason == "peer_restart"
+    assert server.half_open_count == 1
+    server.shutdown(notify=False)
+
+
 async def test_one_session_per_identity(echo):
     c1 = await connected(echo)
     (first,) = echo.server.sessions

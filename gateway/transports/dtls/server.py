@@ -49,6 +49,9 @@ Addr = tuple[str, int]
 
 #: Longest PSK the bundled Mbed TLS 2.28 accepts (MBEDTLS_PSK_MAX_LEN).
 MAX_PSK_LEN = 32
+#: Mbed TLS' cookies are valid for 60 s (MBEDTLS_SSL_COOKIE_TIMEOUT, whole
+#: seconds), plus a margin.
+COOKIE_LIFETIME = 62.0
 
 _HS_FRESH = (HandshakeStep.HELLO_REQUEST, HandshakeStep.CLIENT_HELLO)
 
@@ -538,9 +541,14 @@ class DtlsServer:
                 # Retransmitted ClientHello: our flight was lost; Mbed TLS resends it.
                 sess._buf.receive_from_network(data)
                 self._drive_handshake(sess, from_peer=True)
-            else:
+                return
+            if time.monotonic() - (sess.established_at or 0.0) <= COOKIE_LIFETIME:
+                # A late copy of the ClientHello that opened this session: its
+                # cookie may still be valid, so it must not restart the session.
                 self.stats.dropped["stale_client_hello"] += 1
-            return
+                return
+            # Older than any cookie it could carry: a device that reuses its
+            # ClientHello random after a reboot (weak RNG); treat as a restart.
         # A new ClientHello: the peer restarted (RFC 6347 §4.2.8).  Answer with
         # a HelloVerifyRequest and leave the session alone; only a ClientHello
         # with a valid cookie (the peer proved it owns the address) replaces it.
