@@ -65,8 +65,8 @@ class CoapsConfig:
     # what GET /bootstrap appends to "ICCID,PSK" so devices know where to go; empty: nothing
     public_url: str = ""
     idle_timeout_seconds: float = 600.0
-    max_sessions: int = 200_000
-    max_half_open: int = 2_000
+    max_sessions: int = 20_000  # about 51 KiB each (Mbed TLS buffers)
+    max_half_open: int = 500
     handshakes_per_ip_per_second: float = 10.0
     receive_buffer_bytes: int = 4 * 1024 * 1024
 

@@ -15,7 +15,6 @@ so aiocoap can also *send* requests to a device over the device's own socket or 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Hashable
 from typing import Any, Protocol
@@ -33,7 +32,7 @@ from ..metrics import Metrics
 from ..topics import BadTopic, topic_from_query
 from . import coap_wire as wire
 from .exchanges import ExchangeCache
-from .sockets import enlarge_receive_buffer
+from .sockets import UdpEndpoint
 
 log = logging.getLogger("nce.coap")
 
@@ -187,31 +186,26 @@ class PlainRemote(interfaces.EndpointAddress):
         return self.address
 
 
-class CoapUdpInterface(interfaces.MessageInterface, asyncio.DatagramProtocol):
+class CoapUdpInterface(interfaces.MessageInterface):
     """The plain CoAP socket: fast path first, aiocoap for the rest."""
 
     def __init__(self, service: CoapService, registry: Any, mman: MessageManager) -> None:
         self.service = service
         self.registry = registry
         self.mman: MessageManager | None = mman
-        self.transport: asyncio.DatagramTransport | None = None
+        self.endpoint = UdpEndpoint(self.datagram_received)
         self.hostinfo_local = ""
 
-    # asyncio.DatagramProtocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        host, port = transport.get_extra_info("sockname")[:2]
-        self.hostinfo_local = hostportjoin(host, port)
+    def open(self, bind: str, port: int, receive_buffer: int) -> int:
+        host, bound = self.endpoint.open(bind, port, receive_buffer)
+        self.hostinfo_local = hostportjoin(host, bound)
+        return bound
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.service.handle(PlainRemote(self, addr), data, self._dispatch)
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("CoAP socket error: %s", exc)
-
     def sendto(self, data: bytes, address: tuple[str, int]) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, address)
+        self.endpoint.sendto(data, address)
 
     def _dispatch(self, remote: PlainRemote, data: bytes) -> None:
         if self.mman is None:
@@ -229,8 +223,7 @@ class CoapUdpInterface(interfaces.MessageInterface, asyncio.DatagramProtocol):
 
     async def shutdown(self) -> None:
         self.mman = None
-        if self.transport is not None:
-            self.transport.close()
+        self.endpoint.close()
 
     async def determine_remote(self, request: Message) -> PlainRemote | None:
         if request.requested_scheme not in ("coap", None):
@@ -261,8 +254,6 @@ def attach_interface(context: Context, make_interface: Any) -> Any:
 
 async def start_coap_udp(context: Context, service: CoapService, registry: Any, bind: str,
                          port: int, receive_buffer: int) -> CoapUdpInterface:
-    loop = asyncio.get_running_loop()
     interface = attach_interface(context, lambda mman: CoapUdpInterface(service, registry, mman))
-    transport, _ = await loop.create_datagram_endpoint(lambda: interface, local_addr=(bind, port))
-    enlarge_receive_buffer(transport.get_extra_info("socket"), receive_buffer)
+    interface.open(bind, port, receive_buffer)
     return interface
