@@ -85,3 +85,38 @@ async def test_disabling_a_sim_ends_its_session(tmp_path, start_gateway):
         await asyncio.sleep(0.02)
     assert gw.coaps.dtls.session_count == 0
     await dev.close()
+
+
+async def test_bad_dtls_input_leaves_the_gateway_serving(tmp_path, start_gateway):
+    """Random bytes, truncated records, a ClientHello flood from many ports, replayed records."""
+    import random
+    import socket
+
+    device = sim(44)
+    gw = await start_gateway(make_config(tmp_path), [device])
+    await gw.psks.set(device.iccid, "COAP", b"k44")
+    dev = CoapsDevice(("127.0.0.1", gw.coaps_port), Onboarding(device.iccid, b"k44"), device.ip_address)
+    await dev.connect()
+    assert await dev.post(b"before") == "2.04"
+
+    def hostile() -> None:
+        rng = random.Random(7)
+        hello = bytes.fromhex("16feff0000000000000000") + b"\x00\x40" + bytes(64)  # epoch-0 handshake record
+        socks = []
+        for i in range(300):  # a ClientHello flood from many ports and addresses
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((f"127.0.3.{1 + i % 200}", 0))
+            socks.append(s)
+            s.sendto(hello, ("127.0.0.1", gw.coaps_port))
+        for s in socks:
+            for _ in range(3):
+                s.sendto(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))), ("127.0.0.1", gw.coaps_port))
+                s.sendto(bytes.fromhex("17fefd0001000000000005"), ("127.0.0.1", gw.coaps_port))  # truncated record
+            s.close()
+
+    await asyncio.to_thread(hostile)
+    assert await dev.post(b"after") == "2.04"
+    assert gw.coaps.dtls.session_count == 1 and gw.coaps.dtls.half_open_count == 0
+    await dev.close()
+    await gw.committer.flush()
+    assert [m["payload"] for m in gw.store.messages()] == [b"after", b"before"]
