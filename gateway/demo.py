@@ -174,7 +174,7 @@ async def run_demo(duration: float | None, period: float, console: Console) -> i
     expected = {("COAP" if k == "COAPS" else k) for k in DEVICES}
     summary = {"sent": dict(stats.sent), "acknowledged": dict(stats.acknowledged), "failed": dict(stats.failed),
                "delivered": delivered, "errors": sink.counts.get("ERROR", 0)}
-    console.print("\nsummary: " + json.dumps(summary))
+    print("\nsummary: " + json.dumps(summary), flush=True)
     missing = [p for p in sorted(expected) if not delivered.get(p)]
     if missing:
         console.print(f"[red]no events delivered for {', '.join(missing)}[/red]")

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_runs_and_delivers_every_protocol():
     result = subprocess.run([sys.executable, "-m", "gateway", "demo", "--duration", "6", "--period", "0.5"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "TERM": "dumb"})
+                            env={"PATH": "/usr/bin:/bin", "TERM": "dumb"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("summary: "))
     summary = json.loads(line.removeprefix("summary: "))
