@@ -131,15 +131,42 @@ class CoapService:
         link.send(answer)
 
 
-class PlainRemote(interfaces.EndpointAddress):
-    """A device's UDP address, as aiocoap and the fast path both see it."""
+class DeviceRemote(interfaces.EndpointAddress):
+    """What plain and DTLS remotes share: aiocoap's EndpointAddress for a device, plus
+    ``key`` (what exchanges are remembered by), ``send(bytes)`` and ``sim()`` for the fast path.
+    Subclasses provide ``address`` (the device's current (ip, port)) and ``blockwise_key``."""
 
-    __slots__ = ("interface", "address", "key")
     scheme = "coap"
     is_multicast = False
     is_multicast_locally = False
     maximum_block_size_exp = constants.MAX_REGULAR_BLOCK_SIZE_EXP
     maximum_payload_size = 1024
+    interface: DeviceInterface
+    address: tuple[str, int]
+
+    @property
+    def ip(self) -> str:
+        return self.address[0]
+
+    @property
+    def hostinfo(self) -> str:
+        return hostportjoin(self.address[0], self.address[1])
+
+    @property
+    def hostinfo_local(self) -> str:
+        return self.interface.hostinfo_local
+
+    @property
+    def uri_base(self) -> str:
+        return f"{self.scheme}://{self.hostinfo}"
+
+    @property
+    def uri_base_local(self) -> str:
+        return f"{self.scheme}://{self.hostinfo_local}"
+
+
+class PlainRemote(DeviceRemote):
+    """A device's UDP address, as aiocoap and the fast path both see it."""
 
     def __init__(self, interface: CoapUdpInterface, address: tuple[str, int]) -> None:
         self.interface = interface
@@ -156,38 +183,21 @@ class PlainRemote(interfaces.EndpointAddress):
         return f"<PlainRemote {self.address[0]}:{self.address[1]}>"
 
     def send(self, data: bytes) -> None:
-        self.interface.sendto(data, self.address)
+        self.interface.endpoint.sendto(data, self.address)
 
     def sim(self) -> Sim | None:
         return self.interface.registry.enabled_sim_for_ip(self.address[0])
-
-    @property
-    def ip(self) -> str:
-        return self.address[0]
-
-    @property
-    def hostinfo(self) -> str:
-        return hostportjoin(self.address[0], self.address[1])
-
-    @property
-    def hostinfo_local(self) -> str:
-        return self.interface.hostinfo_local
-
-    @property
-    def uri_base(self) -> str:
-        return "coap://" + self.hostinfo
-
-    @property
-    def uri_base_local(self) -> str:
-        return "coap://" + self.hostinfo_local
 
     @property
     def blockwise_key(self) -> Hashable:
         return self.address
 
 
-class CoapUdpInterface(interfaces.MessageInterface):
-    """The plain CoAP socket: fast path first, aiocoap for the rest."""
+class DeviceInterface(interfaces.MessageInterface):
+    """What the plain and the DTLS socket share: a ``UdpEndpoint``, the CoAP service, and the
+    hand-over to aiocoap of everything the fast path does not take."""
+
+    remote_type: type[DeviceRemote]
 
     def __init__(self, service: CoapService, registry: Any, mman: MessageManager) -> None:
         self.service = service
@@ -202,12 +212,10 @@ class CoapUdpInterface(interfaces.MessageInterface):
         return bound
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.service.handle(PlainRemote(self, addr), data, self._dispatch)
+        raise NotImplementedError
 
-    def sendto(self, data: bytes, address: tuple[str, int]) -> None:
-        self.endpoint.sendto(data, address)
-
-    def _dispatch(self, remote: PlainRemote, data: bytes) -> None:
+    def dispatch(self, remote: DeviceRemote, data: bytes) -> None:
+        """Give a datagram to aiocoap's message manager."""
         if self.mman is None:
             return
         try:
@@ -225,6 +233,18 @@ class CoapUdpInterface(interfaces.MessageInterface):
         self.mman = None
         self.endpoint.close()
 
+    async def recognize_remote(self, remote: Any) -> bool:
+        return isinstance(remote, self.remote_type) and remote.interface is self
+
+
+class CoapUdpInterface(DeviceInterface):
+    """The plain CoAP socket: fast path first, aiocoap for the rest."""
+
+    remote_type = PlainRemote
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.service.handle(PlainRemote(self, addr), data, self.dispatch)
+
     async def determine_remote(self, request: Message) -> PlainRemote | None:
         if request.requested_scheme not in ("coap", None):
             return None
@@ -235,9 +255,6 @@ class CoapUdpInterface(interfaces.MessageInterface):
         else:
             return None
         return PlainRemote(self, (host, port or 5683))
-
-    async def recognize_remote(self, remote: Any) -> bool:
-        return isinstance(remote, PlainRemote) and remote.interface is self
 
 
 def attach_interface(context: Context, make_interface: Any) -> Any:

@@ -12,29 +12,22 @@ import logging
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-from aiocoap import Message, error, interfaces
+from aiocoap import Message
 from aiocoap.messagemanager import MessageManager
-from aiocoap.numbers import constants
 from aiocoap.protocol import Context
-from aiocoap.util import hostportjoin
 
 from inspector.records import Sim
 
-from .coap import CoapService, attach_interface
+from .coap import CoapService, DeviceInterface, DeviceRemote, attach_interface
 from .dtls import DtlsConfig, DtlsServer, DtlsSession
-from .sockets import UdpEndpoint
 
 log = logging.getLogger("nce.coaps")
 
 
-class DtlsRemote(interfaces.EndpointAddress):
+class DtlsRemote(DeviceRemote):
     """A device's DTLS session, as aiocoap and the fast path both see it."""
 
     scheme = "coaps"
-    is_multicast = False
-    is_multicast_locally = False
-    maximum_block_size_exp = constants.MAX_REGULAR_BLOCK_SIZE_EXP
-    maximum_payload_size = 1024
 
     def __init__(self, interface: CoapDtlsInterface, session: DtlsSession) -> None:
         self.interface = interface
@@ -58,53 +51,26 @@ class DtlsRemote(interfaces.EndpointAddress):
         return self.interface.registry.enabled_sim_for_iccid(self.psk_identity)
 
     @property
-    def address(self) -> tuple[str, int]:
+    def address(self) -> tuple[str, int]:  # type: ignore[override]
         return self.session.addr
-
-    @property
-    def ip(self) -> str:
-        return self.session.addr[0]
-
-    @property
-    def hostinfo(self) -> str:
-        return hostportjoin(*self.session.addr)
-
-    @property
-    def hostinfo_local(self) -> str:
-        return self.interface.hostinfo_local
-
-    @property
-    def uri_base(self) -> str:
-        return "coaps://" + self.hostinfo
-
-    @property
-    def uri_base_local(self) -> str:
-        return "coaps://" + self.hostinfo_local
 
     @property
     def blockwise_key(self) -> Hashable:
         return self.session
 
 
-class CoapDtlsInterface(interfaces.MessageInterface):
+class CoapDtlsInterface(DeviceInterface):
     """The CoAPs socket: DTLS engine → CoAP service (fast path) or aiocoap."""
+
+    remote_type = DtlsRemote
 
     def __init__(self, service: CoapService, registry: Any, psks: Any, mman: MessageManager,
                  config: DtlsConfig) -> None:
-        self.service = service
-        self.registry = registry
+        super().__init__(service, registry, mman)
         self.psks = psks
-        self.mman: MessageManager | None = mman
-        self.endpoint = UdpEndpoint(self._datagram)
-        self.hostinfo_local = ""
         self.dtls = DtlsServer(psk_for_identity=self._psk_for_identity, sendto=self.endpoint.sendto,
                                on_application_data=self._plaintext, config=config,
                                session_for_ip=self._sessions_of_sim, on_session_closed=self._closed)
-
-    def open(self, bind: str, port: int, receive_buffer: int) -> int:
-        host, bound = self.endpoint.open(bind, port, receive_buffer)
-        self.hostinfo_local = hostportjoin(host, bound)
-        return bound
 
     # identity ----------------------------------------------------------------------------
 
@@ -133,24 +99,16 @@ class CoapDtlsInterface(interfaces.MessageInterface):
         identity = owner.iccid.encode("ascii")
         return [s for s in candidates if s.identity == identity]
 
-    def close_sessions_of(self, iccid: str) -> int:
-        """Drop the sessions of a SIM that was disabled or lost its key."""
-        identity = iccid.encode("ascii")
-        sessions = [s for s in list(self.dtls.sessions) if s.identity == identity]
-        for session in sessions:
-            self.dtls.close(session)
-        return len(sessions)
-
     # data path ---------------------------------------------------------------------------
 
-    def _datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.dtls.datagram_received(data, addr)
 
     def _plaintext(self, session: DtlsSession, data: bytes) -> None:
         remote = session.context
         if remote is None:
             remote = session.context = DtlsRemote(self, session)
-        self.service.handle(remote, data, self._dispatch)
+        self.service.handle(remote, data, self.dispatch)
 
     def _closed(self, session: DtlsSession, reason: str) -> None:
         session.context = None
@@ -163,31 +121,12 @@ class CoapDtlsInterface(interfaces.MessageInterface):
         except ConnectionError:
             pass
 
-    def _dispatch(self, remote: DtlsRemote, data: bytes) -> None:
-        if self.mman is None:
-            return
-        try:
-            message = Message.decode(data, remote=remote)
-        except error.UnparsableMessage:
-            self.service.metrics.reject("COAP", "malformed")
-            return
-        self.mman.dispatch_message(message)
-
-    # aiocoap MessageInterface -------------------------------------------------------------
-
-    def send(self, message: Message) -> None:
-        message.remote.send(message.encode())
-
     async def shutdown(self) -> None:
-        self.mman = None
         self.dtls.shutdown()
-        self.endpoint.close()
+        await super().shutdown()
 
     async def determine_remote(self, request: Message) -> None:
         return None  # the gateway never opens DTLS sessions itself; it answers on the device's
-
-    async def recognize_remote(self, remote: Any) -> bool:
-        return isinstance(remote, DtlsRemote) and remote.interface is self
 
 
 def dtls_config(coaps: Any) -> DtlsConfig:
