@@ -66,7 +66,8 @@ class Pki:
 class Mosquitto:
     """One broker process; ``start``/``stop`` may be called again (same port, same config)."""
 
-    def __init__(self, directory: Path, pki: Pki, *, acl: str | None = None, extra: str = "") -> None:
+    def __init__(self, directory: Path, pki: Pki, *, acl: str | None = None, extra: str = "",
+                 persistence: bool = False) -> None:
         self.directory = directory
         self.pki = pki
         self.port = free_tcp_port()
@@ -74,7 +75,8 @@ class Mosquitto:
         self.config = directory / "mosquitto.conf"
         lines = [
             "per_listener_settings false",
-            "persistence false",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {directory}/",
             "user root",  # stay the user that owns the test's files
             "log_dest stderr",
             "log_type error",
