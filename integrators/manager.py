@@ -153,7 +153,12 @@ class IntegrationManager(CommitObserver):
             await self.write(self.store.set_integration_state, handle.id, INTEGRATION_ACTIVE)
             handle.state = INTEGRATION_ACTIVE
         context = SenderContext(name=handle.name, metrics=self.metrics, emit=self.emit)
-        worker = DeliveryWorker(handle, factory(handle.config, context), store=self.store, read=self.read,
+        try:
+            sender = factory(handle.config, context)
+        except (KeyError, ValueError, TypeError) as exc:
+            log.error("integration %s has an unusable config (%s); not delivering", handle.name, exc)
+            return
+        worker = DeliveryWorker(handle, sender, store=self.store, read=self.read,
                                 write=self.write, emit=self.emit, metrics=self.metrics,
                                 concurrency=int(handle.config.get("concurrency", 64)))
         self.metrics.integration_state.labels(handle.name).set(1 if handle.state == INTEGRATION_FAILED else 0)

@@ -277,6 +277,7 @@ async def test_event_over_128_kib_is_rejected_without_blocking_the_sim(tmp_path,
     (error,) = gw.store.events(event_type="ERROR")
     assert error["error"]["message"] == "CloudIntegrator[EventRejected]"
     assert "AWS IoT Core accepts at most 131,072 bytes" in error["error"]["description"]
+    assert error["device"]["iccid"] == device.iccid  # the ERROR event belongs to the event's SIM
     worker = next(iter(gw.integrations.workers.values()))
     assert worker.handle.state != INTEGRATION_FAILED
 
