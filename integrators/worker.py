@@ -99,6 +99,9 @@ class DeliveryWorker:
         self._attempts: list[tuple[int, int, int]] = []
         self._flush_lock = asyncio.Lock()
         self._label = handle.name
+        # bound once: labels() costs more than the increment, and this runs per event
+        self._m_delivered = metrics.delivered.labels(self._label)
+        self._m_latency = metrics.delivery_latency.labels(self._label)
         self.delivered = 0
 
     # life cycle ---------------------------------------------------------------------
@@ -217,8 +220,8 @@ class DeliveryWorker:
             queue.popleft()
             rnd.in_memory -= 1
             self.delivered += 1
-            self.metrics.delivered.labels(self._label).inc()
-            self.metrics.delivery_latency.labels(self._label).observe(max(0, self.clock() - item.created_ms) / 1000)
+            self._m_delivered.inc()
+            self._m_latency.observe(max(0, self.clock() - item.created_ms) / 1000)
             if queue:
                 rnd.ready.put_nowait(key)
             else:
