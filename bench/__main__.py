@@ -13,7 +13,7 @@ import time
 # area -> (module, arguments for a bounded run)
 AREAS: dict[str, tuple[str, list[str]]] = {
     "uplink": ("bench.uplink", ["--seconds", "8"]),
-    "delivery": ("bench.delivery", ["--events", "30000"]),
+    "delivery": ("bench.delivery", ["--events", "20000"]),
 }
 
 

@@ -1,6 +1,6 @@
 """Delivery benchmark: sustained events/s from the outbox to AWS IoT Core (MQTT) and to a webhook.
 
-    python -m bench.delivery [--events 30000] [--sims 1000] [--latency-rate 1000] [--latency-seconds 4]
+    python -m bench.delivery [--events 20000] [--sims 1000] [--latency-rate 1000] [--latency-seconds 4]
 
 Targets, all on loopback:
 * a private Mosquitto with mutual TLS (``require_certificate true``, Receive Maximum 100), ONE
@@ -230,6 +230,61 @@ async def aiohttp_loop(url: str, ca_file: str, count: int, concurrency: int = 64
     return Result(f"bare aiohttp POST loop ({concurrency} concurrent, keep-alive)", per_task * concurrency, wall, cpu)
 
 
+class _Http11(asyncio.Protocol):
+    """The least an HTTP/1.1 keep-alive POST client must do: write, read status + Content-Length."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[:end]).lower()
+        at = head.find(b"content-length:")
+        length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None]) if at >= 0 else 0
+        if len(self.buffer) < end + 4 + length:
+            return
+        del self.buffer[:end + 4 + length]
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(int(head[9:12]))
+
+
+async def lean_http_loop(port: int, ca_file: str, count: int, concurrency: int = 64) -> Result:
+    """What a minimal HTTP/1.1 client costs (the design change the webhook would need to pass
+    5,000 events/s per core): asyncio Protocol, one pre-encoded request, keep-alive connections."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca_file)
+    loop = asyncio.get_running_loop()
+    body = events.raw_telemetry(bench_sims(1)[0], 0, "UDP", PAYLOAD, None).body.encode()
+    request = (f"POST /hook HTTP/1.1\r\nHost: localhost:{port}\r\nUser-Agent: nce-gateway\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    per_task = count // concurrency
+    connections = [(await loop.create_connection(_Http11, "localhost", port, ssl=context))[1]
+                   for _ in range(concurrency)]
+
+    async def poster(conn: _Http11) -> None:
+        for _ in range(per_task):
+            conn.waiter = loop.create_future()
+            conn.transport.write(request)
+            assert await conn.waiter == 200
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(poster(c) for c in connections))
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    for conn in connections:
+        conn.transport.close()
+    return Result(f"minimal HTTP/1.1 client ({concurrency} keep-alive connections)", per_task * concurrency,
+                  wall, cpu)
+
+
 # main ------------------------------------------------------------------------------------------
 
 
@@ -274,6 +329,7 @@ async def run(args: argparse.Namespace, directory: Path) -> list[Result]:
     url = f"https://localhost:{port}/hook"
     with child(["-m", "bench.servers", "webhook", str(port), cert_file, key_file]):
         results.append(await aiohttp_loop(url, ca_file, args.events))
+        results.append(await lean_http_loop(port, ca_file, args.events))
         hook = WebhookConfig(name="bench-hook", url=url, ca_file=ca_file, event_types=["TELEMETRY_DATA"])
         run_dir = directory / "hook-drain"
         run_dir.mkdir()
@@ -290,7 +346,7 @@ async def run(args: argparse.Namespace, directory: Path) -> list[Result]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=30000, help="events per throughput run")
+    parser.add_argument("--events", type=int, default=20000, help="events per throughput run")
     parser.add_argument("--sims", type=int, default=1000, help="distinct SIMs (order is kept per SIM)")
     parser.add_argument("--latency-rate", type=float, default=1000, help="events/s of the paced latency runs")
     parser.add_argument("--latency-seconds", type=float, default=4)
