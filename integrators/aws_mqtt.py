@@ -157,7 +157,7 @@ class AwsMqttSender:
                 log.warning("MQTT connection of %s failed: %s; next attempt in %.1f s", self.context.name, exc,
                             delay, extra={"event": "aws_connect_failed", "integration": self.context.name})
                 self.context.problems.report("connection", f"connect:{_category(str(exc))}",  # type: ignore[union-attr]
-                                             f"cannot connect to AWS IoT Core ({self.where}): {exc}")
+                                             str(exc))
                 await asyncio.sleep(delay)
                 continue
             self._conn = conn

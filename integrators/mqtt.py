@@ -183,6 +183,19 @@ def describe_tls_error(exc: BaseException) -> str:
     return f"TLS error: {text}"
 
 
+def describe_os_error(exc: OSError) -> str:
+    """asyncio reports a refused connection to a name with several addresses as a plain
+    OSError ("Multiple exceptions" / "Connect call failed"); name the cause plainly."""
+    import socket
+
+    if isinstance(exc, socket.gaierror):
+        return f"the host name cannot be resolved ({exc.strerror or exc})"
+    text = str(exc)
+    if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in text:
+        return "connection refused (is the broker running, and is this its port?)"
+    return exc.strerror or text
+
+
 class MqttConnection(asyncio.Protocol):
     """One connected MQTT 5 session. Create with :func:`connect`."""
 
@@ -428,7 +441,7 @@ async def connect(host: str, port: int, context: ssl.SSLContext | None, client_i
     except ssl.SSLError as exc:
         raise ConnectError(f"cannot connect to {where}: {describe_tls_error(exc)}") from None
     except OSError as exc:
-        raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from None
+        raise ConnectError(f"cannot connect to {where}: {describe_os_error(exc)}") from None
     protocol._write(connect_packet(client_id, keepalive))
     try:
         code, props = await asyncio.wait_for(asyncio.shield(protocol.connack), timeout)

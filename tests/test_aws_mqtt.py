@@ -348,3 +348,29 @@ async def test_publish_rate_limit_paces_publishes(tmp_path, broker, pki, subscri
     elapsed = time.monotonic() - started
     assert 0.8 < elapsed < 5  # a burst of 2, then 20 per second
     assert 'nce_aws_rate_limited_total{integration="iot"}' in gw.metrics.render().decode()
+
+
+async def test_failed_integration_resumes_after_restart(tmp_path, pki, start_gateway):
+    (tmp_path / "broker").mkdir()
+    broker = Mosquitto(tmp_path / "broker", pki, acl=ACL)  # not started: the broker is down
+    device = sim(39)
+    gw = await start(start_gateway, tmp_path, aws(broker, pki, retry_schedule=[0.1], event_types=["LIFECYCLE"]),
+                     [device])
+    gw.pipeline.emit(events.lifecycle(device, 1700000000000, "DEVICE_FIRST_TIME_REGISTERED", "waited"))
+    worker = next(iter(gw.integrations.workers.values()))
+    await wait_until(lambda: worker.handle.state == INTEGRATION_FAILED)
+    await gw.committer.flush()
+    assert [e["error"]["message"] for e in errors(gw)] == ["CloudIntegrator[ConnectionFailed]",
+                                                           "CloudIntegrator[IntegrationDisabled]"]
+    assert errors(gw)[0]["error"]["description"] == (
+        f"Integration iot: cannot connect to localhost:{broker.port}: connection refused "
+        "(is the broker running, and is this its port?)")
+    await asyncio.to_thread(broker.start)
+    sub = Subscriber(broker, pki, client_id="restart-checker")
+    try:
+        await gw.integrations.restart(worker.handle.id)
+        received = await sub.wait_for(1)
+        assert [(topic, json.loads(p)["lifecycle"]["message"]) for topic, p in received] == [("lifecycle", "waited")]
+    finally:
+        sub.close()
+        broker.stop()
