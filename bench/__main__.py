@@ -14,6 +14,7 @@ import time
 AREAS: dict[str, tuple[str, list[str]]] = {
     "uplink": ("bench.uplink", ["--seconds", "8"]),
     "dtls": ("bench.dtls", []),
+    "delivery": ("bench.delivery", ["--events", "20000"]),
 }
 
 

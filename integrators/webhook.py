@@ -55,21 +55,24 @@ class WebhookSender:
             except (OSError, ssl.SSLError) as exc:
                 raise DeliveryError(f"cannot load ca_file {self.settings.ca_file}: {exc}") from None
             connector = aiohttp.TCPConnector(ssl=ssl_context, limit=self.settings.concurrency)
+            # without placeholders every request carries the same headers: set them once on the
+            # session instead of merging a dict per request
+            headers = {"User-Agent": "nce-gateway", "Content-Type": "application/json"}
+            if not self.needs_device:
+                headers.update(self.settings.headers)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds),
-                headers={"User-Agent": "nce-gateway"},
+                headers=headers,
             )
         return self._session
 
     async def send(self, body: str, device: dict[str, str] | None, event_type: str) -> None:
         url = self.settings.url
-        headers = {"Content-Type": "application/json"}
+        headers = None
         if self.needs_device:
             url = substitute(url, device)
-            headers.update({k: substitute(v, device) for k, v in self.settings.headers.items()})
-        else:
-            headers.update(self.settings.headers)
+            headers = {k: substitute(v, device) for k, v in self.settings.headers.items()}
         try:
             async with self._client().post(url, data=body.encode("utf-8"), headers=headers) as response:
                 await response.read()
