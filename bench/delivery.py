@@ -77,7 +77,7 @@ def gateway_config(directory: Path, *, aws: AwsIntegrationConfig | None = None,
     config = load_config(environ={})
     config.store.path = str(directory / "bench.db")
     config.store.synchronous = "normal"
-    config.udp.enabled = config.coap.enabled = config.api.enabled = False
+    config.udp.enabled = config.coap.enabled = config.coaps.enabled = config.api.enabled = False
     config.log.level = "WARNING"
     config.aws_integrations = [aws] if aws else []
     config.webhooks = [webhook] if webhook else []
