@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from integrators.http11 import check_header
+
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (150.0, 180.0, 420.0, 1020.0)
 EVENT_TYPES: tuple[str, ...] = (
     "TELEMETRY_DATA",
@@ -279,6 +281,11 @@ def _validate(cfg: GatewayConfig) -> None:
             raise ConfigError(f"{where}.event_types: unknown {', '.join(bad)}; known: {', '.join(EVENT_TYPES)}")
         if not hook.retry_schedule or any(s < 0 for s in hook.retry_schedule):
             raise ConfigError(f"{where}.retry_schedule: needs at least one non-negative delay")
+        for name, value in hook.headers.items():
+            try:
+                check_header(name, value)
+            except (ValueError, UnicodeError) as exc:
+                raise ConfigError(f"{where}.headers: {exc}") from None
     if cfg.coaps.public_url and not cfg.coaps.public_url.startswith("coaps://"):
         raise ConfigError("coaps.public_url: must start with coaps:// (or be empty)")
     for i, aws in enumerate(cfg.aws_integrations):
