@@ -10,6 +10,7 @@ machine), exactly as real devices are told apart by the gateway.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import re
 import sys
@@ -20,9 +21,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from .device import CoapsDevice, os_auth
 from .loadgen import LoadStats, run_coap_load, run_udp_load, source_ips
 
-PROTOCOLS = ("udp", "coap", "coap-non")
+PROTOCOLS = ("udp", "coap", "coap-non", "coaps")
 
 
 def parse_rate(text: str) -> float:
@@ -52,6 +54,70 @@ def generate_sims(path: Path, count: int, first_ip: str = "127.2.0.0") -> None:
 def read_ips(path: Path) -> list[str]:
     with path.open(newline="") as source:
         return [row["ip_address"] for row in csv.DictReader(source) if row.get("status", "Enabled") == "Enabled"]
+
+
+async def run_coaps_load(plain: tuple[str, int], secure: tuple[str, int], ips: list[str], *, duration: float,
+                         rate: float | None, window: int, payload: bytes, topic: str | None,
+                         progress=None) -> LoadStats:
+    """Each SIM onboards (GET /bootstrap, like the SDK's os_auth), opens its DTLS session, then
+    the fleet sends CON POSTs over DTLS, round robin, at ``rate`` (at most ``window`` in flight)."""
+    stats = LoadStats()
+    devices: list[CoapsDevice] = []
+    for ip in ips:
+        try:
+            onboarding = await asyncio.to_thread(os_auth, plain, ip)
+            device = CoapsDevice(secure, onboarding, ip)
+            await device.connect()
+            devices.append(device)
+        except Exception as exc:  # counted, the rest of the fleet goes on
+            stats.fail(f"onboarding: {type(exc).__name__}")
+    if not devices:
+        return stats
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    end = start + duration
+    interval = 1.0 / rate if rate else 0.0
+    slots = asyncio.Semaphore(window)
+    pending: set[asyncio.Task] = set()
+
+    async def one(device: CoapsDevice) -> None:
+        sent_at = loop.time()
+        code = await device.post(payload, topic=topic)
+        if code == "2.04":
+            stats.acknowledged += 1
+            stats.latencies.append(loop.time() - sent_at)
+        else:
+            stats.fail(code)
+        slots.release()
+
+    busy: set[CoapsDevice] = set()
+    n = 0
+    next_progress = start + 0.5
+    while (now := loop.time()) < end:
+        await slots.acquire()
+        device = devices[n % len(devices)]
+        n += 1
+        if device in busy:  # one request at a time per device session
+            slots.release()
+            await asyncio.sleep(0)
+            continue
+        busy.add(device)
+        stats.sent += 1
+        task = asyncio.create_task(one(device))
+        task.add_done_callback(lambda t, d=device: busy.discard(d))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        if interval:
+            await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
+        if progress is not None and now >= next_progress:
+            next_progress = now + 0.5
+            stats.seconds = now - start
+            progress(stats, now - start)
+    await asyncio.gather(*pending, return_exceptions=True)
+    stats.seconds = loop.time() - start
+    for device in devices:
+        await device.close()
+    return stats
 
 
 def summary_table(protocol: str, stats: LoadStats, final: bool) -> Table:
@@ -84,7 +150,12 @@ def run(args: argparse.Namespace) -> LoadStats:
         state["snapshot"] = snapshot
 
     def work() -> None:
-        if args.protocol == "udp":
+        if args.protocol == "coaps":
+            coaps_port = args.coaps_port or 5684
+            state["result"] = asyncio.run(run_coaps_load(
+                (args.host, port), (args.host, coaps_port), ips, duration=args.duration, rate=args.rate,
+                window=args.window, payload=args.payload, topic=args.topic, progress=progress))
+        elif args.protocol == "udp":
             state["result"] = run_udp_load(server, ips, duration=args.duration, rate=args.rate,
                                            payload=args.payload, progress=progress)
         else:
@@ -118,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="import the SIM file into the gateway whose config this is (same as nce-gateway sims import)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="coap")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, help="default 4445 (udp) or 5683 (coap)")
+    parser.add_argument("--port", type=int, help="default 4445 (udp) or 5683 (coap, and coaps onboarding)")
+    parser.add_argument("--coaps-port", type=int, help="coaps: the DTLS port (default 5684)")
     parser.add_argument("--rate", type=parse_rate, default=None, help="messages per second in total, e.g. 2000/s")
     parser.add_argument("--duration", type=parse_duration, default=parse_duration("10s"), help="e.g. 60s, 2m")
     parser.add_argument("--window", type=int, default=256, help="CoAP: requests in flight at most")

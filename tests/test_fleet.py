@@ -55,3 +55,23 @@ async def test_fleet_coap_and_udp_summaries_match_gateway_and_webhook(tmp_path, 
     assert f'nce_messages_stored_total{{protocol="UDP"}} {udp_sent_n}.0' in text
     assert f'nce_delivery_delivered_total{{integration="hook"}} {total}.0' in text
     assert gateway_cli(["sims", "list", "--format", "csv", "--config", str(toml)]) == 0
+
+
+async def test_fleet_coaps_onboards_and_sends_over_dtls(tmp_path, start_gateway, capsys):
+    sims = tmp_path / "fleet.csv"
+    fleet.generate_sims(sims, 5, "127.2.1.0")
+    config = make_config(tmp_path)
+    toml = tmp_path / "g.toml"
+    toml.write_text(f'[store]\npath = "{config.store.path}"\n')
+    assert gateway_cli(["sims", "import", str(sims), "--config", str(toml)]) == 0
+    gw = await start_gateway(config)
+    code = await asyncio.to_thread(fleet.main, ["--sims", str(sims), "--protocol", "coaps", "--port", str(gw.coap_port),
+                                                "--coaps-port", str(gw.coaps_port), "--rate", "50/s",
+                                                "--duration", "1s", "--quiet"])
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("│"))
+    _, sent, acked, *_ = numbers_of(row)
+    assert code == 0 and sent == acked and int(acked) >= 30, out
+    await gw.committer.flush()
+    assert len(gw.psks._keys) == 5 and gw.coaps.dtls.metrics()["dtls_handshakes_ok"] == 5
+    assert f'nce_messages_stored_total{{protocol="COAP"}} {acked}.0' in gw.metrics.render().decode()
