@@ -168,13 +168,13 @@ async def _history(request: web.Request, path_device: str | None) -> web.Respons
     token = params.get("nextToken")
     if token:
         state = _decode(token)
+        if path_device is not None and state.get("d") != path_device:
+            raise bad_request("nextToken: belongs to another device's history", "nextToken")
         given = {"d": device, "p": protocol, "s": start, "e": end}
         names = {"d": "deviceId", "p": "protocol", "s": "startDateTime", "e": "endDateTime"}
         for key, value in given.items():
             if value is not None and value != state.get(key):
                 raise bad_request(f"{names[key]}: differs from the query of nextToken", names[key])
-        if path_device is not None and state.get("d") != path_device:
-            raise bad_request("nextToken: belongs to another device", "nextToken")
     else:
         if start is None:
             start = (end if end is not None else now_ms()) - DEFAULT_WINDOW_MS
