@@ -15,10 +15,7 @@ import functools
 import json
 from collections.abc import Iterable, Iterator
 from importlib import resources
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .routes import ApiRoute
+from typing import Any
 
 SPECS = {"authorization": "authorization.json", "sim-management": "sim-management.json", "1nce-os": "1nce-os.json"}
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -239,16 +236,21 @@ def parameter(operation: dict, name: str) -> dict:
     raise KeyError(f"no parameter {name}")
 
 
-def routes_document(routes: Iterable[ApiRoute], not_implemented: Iterable[tuple[str, str]],
-                    version: str) -> DocumentBuilder:
-    """The gateway's own OpenAPI document for the implemented routes."""
-    builder = DocumentBuilder("nce-gateway management API", version)
-    for route in routes:
-        if route.spec is not None:
-            builder.add_operation(route.method, route.path, route.operation_for_document(), route.spec)
-        else:
-            builder.add_components("schemas", dict(route.schemas), route.path)
-            builder.add_operation(route.method, route.path, route.operation_for_document(), None)
-    builder.document["x-nce-not-implemented"] = [f"{m} {p}" for m, p in sorted(not_implemented, key=lambda x: (x[1], x[0]))]
-    builder.check_references()
-    return builder
+ICCID_19 = "^[0-9]{19}$"
+ICCID_19_20 = "^[0-9]{19,20}$"
+
+
+def relax_iccid_patterns(node: Any) -> int:
+    """ICCIDs have 19 or 20 digits (SPEC §1); the 1NCE schemas say exactly 19. Changed in place;
+    returns how many patterns were changed."""
+    changed = 0
+    if isinstance(node, dict):
+        if node.get("pattern") == ICCID_19:
+            node["pattern"] = ICCID_19_20
+            changed += 1
+        for value in node.values():
+            changed += relax_iccid_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            changed += relax_iccid_patterns(value)
+    return changed

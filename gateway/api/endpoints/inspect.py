@@ -260,6 +260,8 @@ def _page_size_max(operation: dict) -> None:
 
 def _time_notes(operation: dict) -> None:
     for param in operation.get("parameters", []):
+        if param.get("name") in ("startDateTime", "endDateTime"):
+            param["schema"]["format"] = "date-time"
         if param.get("name") == "startDateTime":
             param["description"] = param.get("description", "") + (" ISO 8601, inclusive; without an offset UTC. Default: 7 days before the end. "
                                      "The times in the answer use this parameter's offset.")

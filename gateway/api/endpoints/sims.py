@@ -147,6 +147,11 @@ def _patch_get(operation: dict) -> None:
 def _patch_put(operation: dict) -> None:
     operation["responses"].pop("422", None)
     operation["description"] += " The change reaches the running gateway before the answer."
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    if schema.get("type") == "array":  # POST /v1/sims: all or nothing, synchronously
+        schema["minItems"] = 1
+        operation["description"] += (" All changes are made in one transaction, before the answer; an unknown "
+                                     "ICCID answers 404 and changes nothing.")
 
 
 _EXPORT = {

@@ -134,7 +134,8 @@ SCHEMAS = {
     "gatewayUserCreate": {
         "type": "object", "additionalProperties": False, "required": ["userId", "password", "role"],
         "properties": {
-            "userId": {"type": "string", "minLength": 3, "maxLength": 254, "description": "e-mail address"},
+            "userId": {"type": "string", "format": "email", "minLength": 3, "maxLength": 254,
+                       "description": "e-mail address"},
             "password": {"type": "string", "minLength": accounts.MIN_PASSWORD_LENGTH,
                          "maxLength": accounts.MAX_PASSWORD_LENGTH},
             "role": {"type": "string", "enum": list(store_accounts.ROLES)},
