@@ -88,8 +88,8 @@ def check_response(method: str, path: str, status: int, headers: Any, body: byte
     template = template_of(method, rel)
     if template is None:
         # not implemented (501) or unknown (404): the error format
-        expected = {501: "notImplementedResponse", 404: "notFoundResponse", 405: None, 401: "unauthorizedRequestResponse",
-                    403: "forbiddenResponse"}
+        expected = {501: "notImplementedResponse", 404: "notFoundResponse", 405: None,
+                    401: "unauthorizedRequestResponse", 403: "forbiddenResponse"}
         if status not in expected:
             raise ContractError(f"{method} {path}: undocumented route answered {status}")
         if expected[status] is not None:

@@ -59,7 +59,8 @@ async def test_webhook_life_cycle(api, receiver):
     await receiver.wait_for(2)
     paths = sorted(path for path, _ in receiver.requests)
     assert paths == ["/hook", f"/hook/api?d={DEVICE.iccid}"]
-    api_event = next(e for (path, _), e in zip(receiver.requests, receiver.events) if path.startswith("/hook/api"))
+    api_event = next(e for (path, _), e in zip(receiver.requests, receiver.events, strict=True)
+                     if path.startswith("/hook/api"))
     assert api_event["payload"] == {"type": "JSON", "value": {"t": 1}}
     # test: a TEST_MESSAGE for this integration only, answered after the target took it
     tested = await client.post(f"/v1/integrate/clouds/webhooks/{hook_id}/test")

@@ -132,7 +132,8 @@ async def test_user_validation(api):
     owner = api.client("Owner")
     short = await owner.post("/v1/users", json={"userId": "a@b.c", "password": "short", "role": "User"})
     assert short.status == 400 and short.body["errors"][0]["field"] == "password"
-    bad_email = await owner.post("/v1/users", json={"userId": "not-an-email", "password": "long enough pw", "role": "User"})
+    bad_email = await owner.post("/v1/users", json={"userId": "not-an-email", "password": "long enough pw",
+                                                    "role": "User"})
     assert bad_email.status == 400 and bad_email.body["errors"][0]["field"] == "userId"
     bad_role = await owner.post("/v1/users", json={"userId": "x@y.z", "password": "long enough pw", "role": "King"})
     assert bad_role.status == 400 and bad_role.body["errors"][0]["field"] == "role"

@@ -111,7 +111,8 @@ async def test_change_validation(api):
     not_json = await client.put(f"/v1/sims/{iccid}", data=b"status=Enabled",
                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert not_json.status == 400 and not_json.body["errors"][0]["field"] == "body"
-    unknown = await client.put("/v1/sims/8988280666999999999", json={"iccid": "8988280666999999999", "status": "Enabled"})
+    unknown = await client.put("/v1/sims/8988280666999999999",
+                               json={"iccid": "8988280666999999999", "status": "Enabled"})
     assert unknown.status == 404
     assert api.gateway.store.get_sim(iccid).label == "test-10"
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import hmac
 import json
 import logging
@@ -96,8 +95,7 @@ class TokenSigner:
     def sign(self, claims: dict[str, Any]) -> str:
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
         signing_input = f"{self._signing_header}.{payload}"
-        signature = hmac.new(self._by_header[self._signing_header], signing_input.encode("ascii"),
-                             hashlib.sha256).digest()
+        signature = hmac.digest(self._by_header[self._signing_header], signing_input.encode("ascii"), "sha256")
         return f"{signing_input}.{_b64(signature)}"
 
     def verify(self, token: str) -> Claims:
@@ -108,7 +106,7 @@ class TokenSigner:
         key = self._by_header.get(header)
         if key is None:
             raise TokenError("token not issued by this gateway")
-        expected = hmac.new(key, f"{header}.{payload}".encode("ascii", "replace"), hashlib.sha256).digest()
+        expected = hmac.digest(key, f"{header}.{payload}".encode("ascii", "replace"), "sha256")
         try:
             given = _unb64(signature)
         except ValueError:
@@ -187,6 +185,10 @@ class Authenticator:
         self._by_id: dict[int, Account] = {}
         self._revoked: frozenset[str] = frozenset()
         self._signer: TokenSigner | None = None
+        # tokens whose signature was checked -> their claims (bounded; cleared with the keys): a
+        # script reuses its token for an hour, so most requests skip the HMAC and the decoding.
+        # Expiry, revocation and the user are still checked on every request.
+        self._verified: dict[str, Claims] = {}
         self._hashing = ThreadPoolExecutor(1, thread_name_prefix="password-check")
         self._hash_lock = asyncio.Lock()
 
@@ -204,6 +206,7 @@ class Authenticator:
         self._by_id = {u.id: u for u in users}
         self._revoked = revoked
         self._signer = TokenSigner(keys)
+        self._verified = {}
         self.version = version
 
     def current_version(self) -> int:
@@ -230,12 +233,19 @@ class Authenticator:
             raise unauthorized("the Authorization header must be 'Bearer <token>'", "invalid_request")
         return self.check_token(token)
 
+    VERIFIED_CACHE = 10_000
+
     def check_token(self, token: str) -> Principal:
-        assert self._signer is not None
-        try:
-            claims = self._signer.verify(token)
-        except TokenError as exc:
-            raise unauthorized(str(exc), "invalid_token") from None
+        claims = self._verified.get(token)
+        if claims is None:
+            assert self._signer is not None
+            try:
+                claims = self._signer.verify(token)
+            except TokenError as exc:
+                raise unauthorized(str(exc), "invalid_token") from None
+            if len(self._verified) >= self.VERIFIED_CACHE:
+                self._verified.clear()
+            self._verified[token] = claims
         now_ms = int(self.clock() * 1000)
         if claims.expires_ms <= now_ms:
             raise unauthorized("the token has expired", "invalid_token")

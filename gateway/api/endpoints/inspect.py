@@ -263,8 +263,9 @@ def _time_notes(operation: dict) -> None:
         if param.get("name") in ("startDateTime", "endDateTime"):
             param["schema"]["format"] = "date-time"
         if param.get("name") == "startDateTime":
-            param["description"] = param.get("description", "") + (" ISO 8601, inclusive; without an offset UTC. Default: 7 days before the end. "
-                                     "The times in the answer use this parameter's offset.")
+            param["description"] = param.get("description", "") + (
+                " ISO 8601, inclusive; without an offset UTC. Default: 7 days before the end. "
+                "The times in the answer use this parameter's offset.")
         elif param.get("name") == "endDateTime":
             param["description"] = param.get("description", "") + " ISO 8601, exclusive. Default: now."
 
@@ -281,7 +282,8 @@ def _patch_insights(operation: dict) -> None:
     for param in operation.get("parameters", []):
         if param.get("name") == "interval":
             param["schema"]["pattern"] = _INTERVAL.pattern
-            param["description"] = param.get("description", "") + " A number and a unit m, h or d; default 1d. Intervals with no messages are left out."
+            param["description"] = param.get("description", "") + (
+                " A number and a unit m, h or d; default 1d. Intervals with no messages are left out.")
 
 
 def _patch_devices(operation: dict) -> None:

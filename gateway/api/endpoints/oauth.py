@@ -57,13 +57,15 @@ def _basic_credentials(request: web.Request) -> tuple[str, str]:
     header = request.headers.get("Authorization", "")
     scheme, _, encoded = header.partition(" ")
     if not header:
-        raise login_error("AuthValidationError", "Auth header validation error: Missing attributes 'username', 'password'")
+        raise login_error("AuthValidationError",
+                          "Auth header validation error: Missing attributes 'username', 'password'")
     if scheme.lower() != "basic":
         raise login_error("AuthValidationError", "Auth header validation error: expected HTTP Basic credentials")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise login_error("AuthValidationError", "Auth header validation error: undecodable Basic credentials") from None
+        raise login_error("AuthValidationError",
+                          "Auth header validation error: undecodable Basic credentials") from None
     username, sep, password = decoded.partition(":")
     missing = [name for name, value in (("username", username), ("password", password if sep else "")) if not value]
     if missing:

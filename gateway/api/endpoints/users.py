@@ -16,7 +16,7 @@ from inspector import accounts as store_accounts
 from inspector.accounts import Account
 
 from ... import accounts
-from ..errors import ApiError, forbidden, not_found
+from ..errors import ApiError, not_found
 from ..routes import ANY, AUTH_KEY, USERS, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
 from ..timefmt import format_time
 
@@ -150,7 +150,8 @@ SCHEMAS = {
             "password": {"type": "string", "minLength": accounts.MIN_PASSWORD_LENGTH,
                          "maxLength": accounts.MAX_PASSWORD_LENGTH,
                          "description": "a new password; the user's earlier tokens stop working"},
-            "revokeTokens": {"type": "boolean", "description": "true: every token issued to the user so far stops working"},
+            "revokeTokens": {"type": "boolean",
+                             "description": "true: every token issued to the user so far stops working"},
         },
     },
 }
