@@ -13,6 +13,8 @@ import time
 # area -> (module, arguments for a bounded run)
 AREAS: dict[str, tuple[str, list[str]]] = {
     "uplink": ("bench.uplink", ["--seconds", "8"]),
+    "dtls": ("bench.dtls", []),
+    "delivery": ("bench.delivery", ["--events", "20000"]),
     "api": ("bench.api", []),
 }
 

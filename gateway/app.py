@@ -31,7 +31,8 @@ from .identity import SimRegistry
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
-from .transports.udp import start_udp
+from .transports.coaps import CoapDtlsInterface, start_coaps
+from .transports.udp import UdpUplink
 
 log = logging.getLogger("nce.gateway")
 T = TypeVar("T")
@@ -66,13 +67,16 @@ class Gateway:
                                         exchange_lifetime=config.coap.exchange_lifetime_seconds)
         self.coap_context: Context | None = None
         self.coap: CoapUdpInterface | None = None
-        self.udp_transport: asyncio.DatagramTransport | None = None
+        self.coaps: CoapDtlsInterface | None = None
+        self.coaps_port = 0
+        self.udp: UdpUplink | None = None
         self._api_runner: web.AppRunner | None = None
         self.api_auth: Any = None  # the management API's Authenticator, once the API is built
         self._tasks: list[asyncio.Task] = []
         self.udp_port = self.coap_port = self.api_port = 0
         self.started_at = 0.0
         self._stopped = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking store read off the event loop (WAL lets it run beside the writer)."""
@@ -83,25 +87,31 @@ class Gateway:
 
     async def start(self) -> None:
         cfg = self.config
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         await self.read(self.registry.reload)
         await self.read(self.psks.reload)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.integrations.start()
         if cfg.udp.enabled:
+            self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
             with listening("UDP", cfg.udp.bind, cfg.udp.port):
-                self.udp_transport, _ = await start_udp(self.registry, self.pipeline, self.metrics, cfg.udp.bind,
-                                                        cfg.udp.port, cfg.udp.max_payload,
-                                                        cfg.udp.receive_buffer_bytes)
-            self.udp_port = self.udp_transport.get_extra_info("sockname")[1]
+                self.udp_port = self.udp.endpoint.open(cfg.udp.bind, cfg.udp.port, cfg.udp.receive_buffer_bytes)[1]
         if cfg.coap.enabled:
             self.coap_context = Context(loop=loop, serversite=self.build_coap_site(), loggername="nce.coap.aiocoap")
             with listening("CoAP", cfg.coap.bind, cfg.coap.port):
                 self.coap = await start_coap_udp(self.coap_context, self.coap_service, self.registry,
                                                  cfg.coap.bind, cfg.coap.port, cfg.coap.receive_buffer_bytes)
-            assert self.coap.transport is not None
-            self.coap_port = self.coap.transport.get_extra_info("sockname")[1]
+            self.coap_port = self.coap.endpoint.port
+        if cfg.coaps.enabled:
+            if self.coap_context is None:
+                self.coap_context = Context(loop=loop, serversite=self.build_coap_site(),
+                                            loggername="nce.coap.aiocoap")
+            with listening("CoAPs", cfg.coaps.bind, cfg.coaps.port):
+                self.coaps = await start_coaps(self.coap_context, self.coap_service, self.registry, self.psks,
+                                               cfg.coaps)
+            self.coaps_port = self.coaps.endpoint.port
+            self.registry.on_change(self._close_sessions_of_disabled_sims)
         if cfg.api.enabled:
             self._api_runner = web.AppRunner(build_api(self), access_log=None)
             await self._api_runner.setup()
@@ -121,8 +131,22 @@ class Gateway:
         ]
         self.started_at = time.time()
         log.info("gateway started", extra={"event": "started", "udp_port": self.udp_port,
-                                           "coap_port": self.coap_port, "api_port": self.api_port,
+                                           "coap_port": self.coap_port, "coaps_port": self.coaps_port,
+                                           "api_port": self.api_port,
                                            "store": cfg.store.path, "sims": len(self.registry.by_iccid)})
+
+    def _close_sessions_of_disabled_sims(self) -> None:
+        """A SIM that is no longer enabled loses its DTLS sessions (registry reloads run in a
+        reader thread, so the closing is handed to the event loop)."""
+        if self.coaps is None or self._loop is None:
+            return
+        def close() -> None:
+            assert self.coaps is not None
+            for session in list(self.coaps.dtls.sessions):
+                iccid = (session.identity or b"").decode("ascii", "replace")
+                if session.identity is not None and self.registry.enabled_sim_for_iccid(iccid) is None:
+                    self.coaps.dtls.close(session)
+        self._loop.call_soon_threadsafe(close)
 
     def build_coap_site(self) -> Any:
         site = build_site(self.pipeline, self.metrics, self.config.coap.max_payload)
@@ -138,8 +162,8 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.committer.flush()  # acknowledge what is in flight while the sockets are open
-        if self.udp_transport is not None:
-            self.udp_transport.close()
+        if self.udp is not None:
+            self.udp.endpoint.close()
         if self.coap_context is not None:
             await self.coap_context.shutdown()
         await self.committer.flush()
@@ -179,7 +203,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    print(f"nce-gateway listening: UDP {gateway.udp_port}, CoAP {gateway.coap_port}, "
+    print(f"nce-gateway listening: UDP {gateway.udp_port}, CoAP {gateway.coap_port}, CoAPs {gateway.coaps_port}, "
           f"API http://{config.api.bind}:{gateway.api_port}", flush=True)
     try:
         await stop.wait()

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "gateway.commands.integrations",
     "gateway.commands.psk",
     "gateway.commands.users",
+    "gateway.commands.demo",
 )
 
 

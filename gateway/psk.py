@@ -74,6 +74,20 @@ class PskService:
     def get(self, iccid: str, protocol: str) -> Psk | None:
         return self._keys.get((iccid, protocol))
 
+    def dtls_key(self, iccid: str) -> bytes | None:
+        """The key a DTLS handshake on the CoAPs port uses for this SIM.
+
+        CoAP and LwM2M share the port, and the handshake comes before any path, so a SIM has
+        one active DTLS key there: the one set last, whether by CoAP onboarding (COAP) or by
+        the LwM2M bootstrap server (LWM2M). A device normally uses one of the two.
+        """
+        coap = self._keys.get((iccid, "COAP"))
+        lwm2m = self._keys.get((iccid, "LWM2M"))
+        if coap is None or lwm2m is None:
+            found = coap or lwm2m
+            return found.key if found is not None else None
+        return (lwm2m if lwm2m.created_ms > coap.created_ms else coap).key
+
     def key(self, iccid: str, protocol: str) -> bytes | None:
         psk = self._keys.get((iccid, protocol))
         return psk.key if psk is not None else None
