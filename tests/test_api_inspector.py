@@ -326,3 +326,22 @@ async def test_devices_and_telemetry(api):
     assert single.body == {"id": a.iccid, "iccid": a.iccid, "imsi1": a.imsi, "ip": a.ip_address, "name": "test-10"}
     assert (await client.get("/v1/inspect/devices/8988280666999999999")).status == 404
     assert (await client.get("/v1/inspect/devices", params={"pageSize": 51})).status == 400
+
+
+def test_history_pages_are_index_range_scans(tmp_path):
+    """Every page is one range scan of an index in (..., received_ms, seq) order: no sort, no OFFSET."""
+    from inspector.history import HistoryQuery, history_sql
+    from inspector.sqlite import SqliteStore
+
+    conn = SqliteStore(tmp_path / "plans.db").connection()
+    cases = {
+        "messages_by_device": [HistoryQuery("x", None, 0, 100, 5), HistoryQuery("x", "UDP", 0, None, 5, (3, 4))],
+        "messages_by_protocol": [HistoryQuery(None, "UDP", 0, 100, 5, (3, 4))],
+        "messages_by_time": [HistoryQuery(None, None, 0, None, 5), HistoryQuery(None, None, 0, 100, 5, (3, 4))],
+    }
+    for index, queries in cases.items():
+        for query in queries:
+            sql, args = history_sql(query, 10)
+            plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+            assert f"SEARCH messages USING INDEX {index}" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
