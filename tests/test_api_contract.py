@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
@@ -140,13 +141,14 @@ def test_two_modules_cannot_claim_one_route():
 # schemathesis ---------------------------------------------------------------------------------
 
 async def run_schemathesis(base: str, token: str, spec_file: str, *args: str) -> tuple[int, str]:
+    """The schemathesis CLI in a child process (its cache goes beside the spec file, not into the tree)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "schemathesis.cli", "run", spec_file, "--url", base,
         "-H", f"Authorization: Bearer {token}", "--workers", "1", "--no-color", "--seed", "20261126",
         "--generation-database", "none", "--checks",
         "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
         "response_headers_conformance", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=os.path.dirname(spec_file))
     out, _ = await process.communicate()
     return process.returncode or 0, out.decode(errors="replace")
 

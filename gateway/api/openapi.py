@@ -214,28 +214,6 @@ def patched(spec: str, method: str, path: str, patch: Any) -> dict:
     return operation
 
 
-def parameter(operation: dict, name: str) -> dict:
-    """The (inline copy of the) parameter ``name`` of an operation, for patches to change it."""
-    for i, param in enumerate(operation.get("parameters", [])):
-        if "$ref" in param:
-            resolved = None
-            for document in reference().values():
-                try:
-                    node: Any = document
-                    for part in param["$ref"].lstrip("#/").split("/"):
-                        node = node[part]
-                    resolved = node
-                    break
-                except KeyError:
-                    continue
-            if resolved is None:
-                continue
-            param = operation["parameters"][i] = copy.deepcopy(resolved)
-        if param.get("name") == name:
-            return param
-    raise KeyError(f"no parameter {name}")
-
-
 ICCID_19 = "^[0-9]{19}$"
 ICCID_19_20 = "^[0-9]{19,20}$"
 
