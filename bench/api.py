@@ -280,7 +280,7 @@ async def http_benchmarks(path: Path, sims: list[Sim], end_ms: int, days: int, s
             for _ in range(samples):
                 device = rng.choice(sims).iccid
                 start = end_ms - days * DAY_MS + rng.randrange(0, (days - 1) * DAY_MS)
-                params = {"startDateTime": _iso(start), "endDateTime": _iso(start + DAY_MS), "pageSize": page_size}
+                params = {"startDateTime": _iso(start), "endDateTime": _iso(start + DAY_MS), "pageSize": str(page_size)}
                 started = time.perf_counter()
                 async with session.get(f"{base}/v1/inspect/devices/{device}/history", params=params,
                                        headers=headers) as response:

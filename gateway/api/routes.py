@@ -63,9 +63,9 @@ ACCESS_ROLES: dict[str, frozenset[str]] = {
     USERS: frozenset({OWNER, ADMIN}),
 }
 
-GATEWAY_KEY = web.AppKey("nce.gateway", object)
-AUTH_KEY = web.AppKey("nce.auth", object)
-DOCUMENT_KEY = web.AppKey("nce.openapi", dict)
+GATEWAY_KEY: web.AppKey[Any] = web.AppKey("nce.gateway")
+AUTH_KEY: web.AppKey[Any] = web.AppKey("nce.auth")
+DOCUMENT_KEY: web.AppKey[dict] = web.AppKey("nce.openapi")
 PRINCIPAL = web.RequestKey("nce.principal", object)
 PARAMS = web.RequestKey("nce.params", dict)
 BODY = web.RequestKey("nce.body", object)
