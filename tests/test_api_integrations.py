@@ -168,3 +168,23 @@ async def test_validation_and_unknown_ids(api, receiver):
     assert [t["name"] for t in types.body["eventTypes"]] == ["TELEMETRY_DATA", "LIFECYCLE", "ERROR", "LOCATION",
                                                             "GEOFENCE", "TEST_MESSAGE"]
     assert all(t["version"] == "1.0.0" and t["payload"]["type"] == t["name"] for t in types.body["eventTypes"])
+
+
+async def test_other_kinds_under_the_generic_routes(start_gateway, tmp_path):
+    """An integration of a kind the webhook module does not know (AWS) is listed, read and deleted
+    by the shared routes; the webhook routes do not take it."""
+    config = make_config(tmp_path)
+    row = {"uuid": "aws-1", "name": "to-aws", "kind": "aws_mqtt", "origin": "api",
+                          "config": {"event_types": ["TELEMETRY_DATA"]}, "state": "ROLLOUT_STARTED"}
+    api = await start_api(start_gateway, config, roles=("User",))
+    await api.gateway.committer.write(lambda: api.gateway.store.upsert_integration(**row))
+    await api.gateway.integrations.reload()
+    client = api.client("User")
+    (item,) = (await client.get("/v1/integrate/clouds")).body["items"]
+    assert (item["id"], item["type"], item["state"]) == ("aws-1", "AWS", "ROLLOUT_STARTED")
+    assert (await client.get("/v1/integrate/clouds/aws-1")).body["name"] == "to-aws"
+    assert (await client.post("/v1/integrate/clouds/webhooks/aws-1/test")).status == 404
+    assert (await client.patch("/v1/integrate/clouds/webhooks/aws-1", json={})).status == 404
+    assert (await client.patch("/v1/integrate/clouds/aws-1", json={"jsonPayloadEnabled": True})).status == 409
+    assert (await client.delete("/v1/integrate/clouds/aws-1")).status == 204
+    assert api.gateway.store.list_integrations() == []
