@@ -15,6 +15,7 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "uplink": ("bench.uplink", ["--seconds", "8"]),
     "dtls": ("bench.dtls", []),
     "delivery": ("bench.delivery", ["--events", "20000"]),
+    "api": ("bench.api", []),
 }
 
 

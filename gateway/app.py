@@ -71,6 +71,7 @@ class Gateway:
         self.coaps_port = 0
         self.udp: UdpUplink | None = None
         self._api_runner: web.AppRunner | None = None
+        self.api_auth: Any = None  # the management API's Authenticator, once the API is built
         self._tasks: list[asyncio.Task] = []
         self.udp_port = self.coap_port = self.api_port = 0
         self.started_at = 0.0

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "gateway.commands.sims",
     "gateway.commands.integrations",
     "gateway.commands.psk",
+    "gateway.commands.users",
     "gateway.commands.demo",
 )
 

@@ -86,6 +86,17 @@ class ApiConfig:
     enabled: bool = True
     bind: str = "127.0.0.1"
     port: int = 8080
+    # lifetime of an access token from POST /management-api/oauth/token (1NCE: 3600)
+    token_ttl_seconds: int = 3600
+    # failed logins allowed per user name / per client address within login_window_seconds;
+    # beyond them /oauth/token answers 429 without checking the password
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_ip: int = 20
+    login_window_seconds: float = 900.0
+    # CA file that webhooks created through the API are verified against (default: system CAs)
+    webhook_ca_file: str | None = None
+    # how long POST .../webhooks/{id}/test waits for the target to take the test message
+    test_timeout_seconds: float = 10.0
 
 
 @dataclass
@@ -264,6 +275,12 @@ def _validate(cfg: GatewayConfig) -> None:
         port = getattr(cfg, section).port
         if not 0 <= port <= 65535:
             raise ConfigError(f"{section}.port: {port} is not a port number (0 means ephemeral)")
+    if cfg.api.token_ttl_seconds < 1:
+        raise ConfigError("api.token_ttl_seconds: must be at least 1")
+    if cfg.api.login_max_failures_per_user < 1 or cfg.api.login_max_failures_per_ip < 1:
+        raise ConfigError("api.login_max_failures_per_user/_per_ip: must be at least 1")
+    if cfg.api.login_window_seconds <= 0 or cfg.api.test_timeout_seconds <= 0:
+        raise ConfigError("api.login_window_seconds/test_timeout_seconds: must be positive")
     if cfg.store.synchronous not in ("full", "normal"):
         raise ConfigError("store.synchronous: must be 'full' or 'normal'")
     if cfg.store.retention_days <= 0:

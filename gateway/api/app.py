@@ -1,18 +1,29 @@
 """The aiohttp application on the API port.
 
 ``/health`` and ``/metrics`` are operational endpoints for load balancers and Prometheus and
-carry no device data; the management API under ``/management-api`` requires a bearer token.
+carry no device data. The management API is a sub-application under ``/management-api``:
+every route of the route table (``gateway.api.routes``) behind the token check, 501 for the
+1NCE routes nobody implemented, JSON errors in the 1NCE OS format for everything else.
 """
 
 from __future__ import annotations
 
 import time
+from importlib import metadata
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-GATEWAY = web.AppKey("gateway", object)
+from inspector.accounts import accounts_version
+
+from . import routes as route_table
+from .auth import Authenticator, LoginLimiter
+from .errors import error_middleware
+from .openapi import PREFIX
+from .routes import AUTH_KEY, DOCUMENT_KEY, GATEWAY_KEY
+
+GATEWAY = GATEWAY_KEY
 
 
 async def health(request: web.Request) -> web.Response:
@@ -31,9 +42,53 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def _version() -> str:
+    try:
+        return metadata.version("nce-gateway")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        return "0"
+
+
+def build_table(modules: list[Any] | None = None) -> route_table.RouteTable:
+    """The route table from every endpoint module (or the given ones)."""
+    mods = route_table.endpoint_modules() if modules is None else modules
+    return route_table.build_table(route_table.collect_routes(mods), _version())
+
+
+def build_management_api(gateway: Any, table: route_table.RouteTable | None = None) -> web.Application:
+    cfg = gateway.config.api
+    api = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    table = table or build_table()
+    auth = Authenticator(gateway, ttl_seconds=cfg.token_ttl_seconds,
+                         limiter=LoginLimiter(cfg.login_max_failures_per_user, cfg.login_max_failures_per_ip,
+                                              cfg.login_window_seconds))
+    api[AUTH_KEY] = auth
+    api[DOCUMENT_KEY] = table.document
+    route_table.install(api, table, auth.authenticate)
+
+    async def start(_: web.Application) -> None:
+        await auth.start()
+        gateway.follower.follow("API accounts", lambda: _accounts_version(gateway), auth.current_version,
+                                auth.reload)
+
+    async def stop(_: web.Application) -> None:
+        await auth.stop()
+
+    api.on_startup.append(start)
+    api.on_cleanup.append(stop)
+    return api
+
+
+def _accounts_version(gateway: Any) -> int:
+    return accounts_version(gateway.store)
+
+
 def build_api(gateway: Any) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[GATEWAY] = gateway
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    management = build_management_api(gateway)
+    app.add_subapp(PREFIX, management)
+    gateway.api_auth = management[AUTH_KEY]
     return app

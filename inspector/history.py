@@ -1,0 +1,153 @@
+"""Device Inspector queries: message history pages, counts per interval, latest state.
+
+**Order and paging.** History is returned in time order, ``(received_ms, seq)``. A query is a
+snapshot: its first page fixes the *high-water mark*, the highest message sequence number
+committed at that moment, and every page of the query only sees messages at or below it.
+Sequence numbers are given out under the store's write lock and never reused, so every message
+at or below the mark was already committed when the mark was read: paging by the key
+``(received_ms, seq)`` of the last message returned gives every message of the snapshot exactly
+once, in order, however many messages arrive (they are above the mark) and whatever the
+retention purge removes meanwhile (it only removes). A new query sees the new messages.
+
+Each page is one range scan of an index that holds ``(..., received_ms, seq)`` in order (seq is
+the rowid, which SQLite keeps as the last column of every index): ``messages_by_device`` for
+one device, ``messages_by_protocol`` for one protocol, ``messages_by_time`` otherwise. No sort,
+no OFFSET: the cost of a page does not depend on how deep into the history it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    iccid: str | None
+    protocol: str | None
+    start_ms: int
+    end_ms: int | None          # exclusive; None: up to the high-water mark
+    high_water: int             # highest message seq the query sees
+    after: tuple[int, int] | None = None  # (received_ms, seq) of the last message already returned
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    seq: int
+    iccid: str
+    protocol: str
+    received_ms: int
+    topic: str | None
+    payload: bytes
+    translated: str | None
+
+
+def high_water_mark(store: Any) -> int:
+    """The highest message sequence number ever committed (0 when none)."""
+    row = store.connection().execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+    return row[0] if row else 0
+
+
+def _where(q: HistoryQuery) -> tuple[str, str, list[Any]]:
+    conditions: list[str] = []
+    args: list[Any] = []
+    if q.iccid is not None:
+        index = "messages_by_device"
+        conditions.append("iccid = ?")
+        args.append(q.iccid)
+        if q.protocol is not None:
+            conditions.append("+protocol = ?")
+            args.append(q.protocol)
+    elif q.protocol is not None:
+        index = "messages_by_protocol"
+        conditions.append("protocol = ?")
+        args.append(q.protocol)
+    else:
+        index = "messages_by_time"
+    start = q.start_ms if q.after is None else max(q.start_ms, q.after[0])
+    conditions.append("received_ms >= ?")
+    args.append(start)
+    if q.end_ms is not None:
+        conditions.append("received_ms < ?")
+        args.append(q.end_ms)
+    if q.after is not None and q.after[0] >= q.start_ms:
+        conditions.append("(received_ms > ? OR seq > ?)")
+        args.extend(q.after)
+    conditions.append("seq <= ?")
+    args.append(q.high_water)
+    return index, " AND ".join(conditions), args
+
+
+def history_sql(q: HistoryQuery, limit: int) -> tuple[str, list[Any]]:
+    index, where, args = _where(q)
+    sql = (f"SELECT seq, iccid, protocol, received_ms, topic, payload, translated FROM messages INDEXED BY {index}"
+           f" WHERE {where} ORDER BY received_ms, seq LIMIT ?")
+    return sql, [*args, limit]
+
+
+def history_page(store: Any, q: HistoryQuery, limit: int) -> list[MessageRow]:
+    """Up to ``limit`` messages of the query after ``q.after``, in (received_ms, seq) order."""
+    sql, args = history_sql(q, limit)
+    return [MessageRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6])
+            for r in store.connection().execute(sql, args)]
+
+
+def protocols(store: Any) -> list[str]:
+    """The protocols that have messages (a skip-scan of messages_by_protocol)."""
+    conn = store.connection()
+    found: list[str] = []
+    last = ""
+    while True:
+        row = conn.execute("SELECT protocol FROM messages INDEXED BY messages_by_protocol WHERE protocol > ?"
+                           " ORDER BY protocol LIMIT 1", (last,)).fetchone()
+        if row is None:
+            return found
+        last = row[0]
+        found.append(last)
+
+
+def insights(store: Any, *, iccid: str | None, protocol: str | None, start_ms: int, end_ms: int,
+             bucket_ms: int, offset_ms: int) -> list[tuple[int, str, int]]:
+    """(bucket start ms, protocol, count) for every bucket with messages, in time order.
+
+    Buckets are ``bucket_ms`` long and aligned to midnight of the time zone ``offset_ms`` east of
+    UTC (so ``1d`` buckets are the client's days). ``end_ms`` is exclusive.
+    """
+    conn = store.connection()
+    bucket = "((received_ms + :offset) / :size) * :size - :offset"
+    args: dict[str, Any] = {"offset": offset_ms, "size": bucket_ms, "start": start_ms, "end": end_ms}
+    rows: list[tuple[int, str, int]] = []
+    if iccid is not None:
+        args["iccid"] = iccid
+        extra = ""
+        if protocol is not None:
+            extra = " AND protocol = :protocol"
+            args["protocol"] = protocol
+        sql = (f"SELECT {bucket} AS b, protocol, COUNT(*) FROM messages INDEXED BY messages_by_device"
+               f" WHERE iccid = :iccid AND received_ms >= :start AND received_ms < :end{extra}"
+               " GROUP BY b, protocol ORDER BY b, protocol")
+        rows = [(r[0], r[1], r[2]) for r in conn.execute(sql, args)]
+        return rows
+    wanted = [protocol] if protocol is not None else protocols(store)
+    for name in wanted:
+        args["protocol"] = name
+        sql = (f"SELECT {bucket} AS b, COUNT(*) FROM messages INDEXED BY messages_by_protocol"
+               " WHERE protocol = :protocol AND received_ms >= :start AND received_ms < :end GROUP BY b")
+        rows.extend((r[0], name, r[1]) for r in conn.execute(sql, args))
+    rows.sort()
+    return rows
+
+
+def latest_messages(store: Any, iccid: str, protocol: str | None = None) -> list[MessageRow]:
+    """The latest message of a device per protocol (the ``latest`` table), by protocol name."""
+    sql = ("SELECT m.seq, m.iccid, m.protocol, m.received_ms, m.topic, m.payload, m.translated"
+           " FROM latest l JOIN messages m ON m.seq = l.message_seq WHERE l.iccid = ?")
+    args: list[Any] = [iccid]
+    if protocol is not None:
+        sql += " AND l.protocol = ?"
+        args.append(protocol)
+    sql += " ORDER BY l.protocol"
+    return [MessageRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6])
+            for r in store.connection().execute(sql, args)]
