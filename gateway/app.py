@@ -25,6 +25,7 @@ from .api.app import build_api
 from .coap_site import build_site
 from .config import GatewayConfig
 from .identity import SimRegistry
+from .lwm2m.service import LwM2MService
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
@@ -58,6 +59,9 @@ class Gateway:
         self.pipeline = Pipeline(self.committer, self.integrations)
         self.coap_service = CoapService(self.pipeline, self.metrics, max_payload=config.coap.max_payload,
                                         exchange_lifetime=config.coap.exchange_lifetime_seconds)
+        self.lwm2m: LwM2MService | None = LwM2MService(self) if config.coap.enabled and config.lwm2m.enabled else None
+        if self.lwm2m is not None:
+            self.lwm2m.install_fast_handlers(self.coap_service)
         self.coap_context: Context | None = None
         self.coap: CoapUdpInterface | None = None
         self.udp_transport: asyncio.DatagramTransport | None = None
@@ -94,6 +98,8 @@ class Gateway:
                                                  cfg.coap.bind, cfg.coap.port, cfg.coap.receive_buffer_bytes)
             assert self.coap.transport is not None
             self.coap_port = self.coap.transport.get_extra_info("sockname")[1]
+            if self.lwm2m is not None:
+                await self.lwm2m.start(self.coap_context, self.coap)
         if cfg.api.enabled:
             self._api_runner = web.AppRunner(build_api(self), access_log=None)
             await self._api_runner.setup()
@@ -112,7 +118,10 @@ class Gateway:
                                            "store": cfg.store.path, "sims": len(self.registry.by_iccid)})
 
     def build_coap_site(self) -> Any:
-        return build_site(self.pipeline, self.metrics, self.config.coap.max_payload)
+        site = build_site(self.pipeline, self.metrics, self.config.coap.max_payload)
+        if self.lwm2m is not None:
+            self.lwm2m.add_resources(site)
+        return site
 
     async def stop(self) -> None:
         """Stop everything; pending commits are finished first. Safe to call twice."""
@@ -122,6 +131,8 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.lwm2m is not None:
+            await self.lwm2m.stop()
         await self.committer.flush()  # acknowledge what is in flight while the sockets are open
         if self.udp_transport is not None:
             self.udp_transport.close()
