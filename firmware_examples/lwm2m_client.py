@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiocoap
-from aiocoap import interfaces
+from aiocoap import resource
 from aiocoap.numbers.codes import Code
 
 from gateway.lwm2m import ContentFormat, LwM2MPath, decode, encode
@@ -47,10 +47,11 @@ def default_objects(iccid: str, temperature: float = 21.5, location: tuple[float
     return values
 
 
-class _Root(interfaces.ObservableResource):
+class _Root(resource.ObservableResource):
     """Every path of the client's data model, plus ``/bs`` (Bootstrap-Finish)."""
 
     def __init__(self, client: "LwM2MClient") -> None:
+        super().__init__()
         self.client = client
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
@@ -94,8 +95,9 @@ class LwM2MClient:
         self.received: list[tuple[str, str]] = []  # (method, path) of requests from servers
 
     @classmethod
-    async def start(cls, iccid: str, source_ip: str, **kwargs: Any) -> "LwM2MClient":
-        client = cls(iccid, source_ip, **kwargs)
+    async def start(cls, iccid: str, source_ip: str, values: dict[str, Any] | None = None,
+                    **kwargs: Any) -> "LwM2MClient":
+        client = cls(iccid, source_ip, values, **kwargs)
         client.context = await aiocoap.Context.create_server_context(_Root(client), bind=(source_ip, 0),
                                                                      loggername="nce.emulator.coap")
         return client

@@ -263,6 +263,10 @@ class DeviceActions:
         decode_error = ""
         if action == "read":
             response, _ = await lw.requests.request(iccid, Code.GET, path, wait=0)
+            if response.code in ("4.04", "4.05", "4.06") and self._registered_instance(iccid, path):
+                composed = await self._read_resources(iccid, path)
+                if composed is not None:
+                    return composed
         elif action == "observe-start":
             response = await lw.observations.start(iccid, path, wait=0)
         elif action == "observe-end":
@@ -289,6 +293,42 @@ class DeviceActions:
                 if sim is not None:
                     lw.telemetry.publish(sim, response.payload, values)
         return response, values, decode_error
+
+    def _registered_instance(self, iccid: str, path: str) -> bool:
+        p = LwM2MPath.parse(path)
+        reg = self.lwm2m.registrations.of(iccid)
+        if reg is None or len(p) != 2:
+            return False
+        info = self.lwm2m.registrations.parsed_links(reg.links).objects.get(p.object_id)
+        return info is not None and p.instance_id in info.instances
+
+    async def _read_resources(self, iccid: str, path: str) -> tuple[DeviceResponse, dict | None, str] | None:
+        """An instance the device registered but will not read as a whole (lwm2m-node-lib only
+        reads single resources): read its known readable resources one by one."""
+        definition = self.lwm2m.objects.object(LwM2MPath.parse(path).object_id)
+        if definition is None:
+            return None
+        values: dict[str, Any] = {}
+        last: DeviceResponse | None = None
+        for rid, res in sorted(definition.resources.items()):
+            if not res.operations.readable:
+                continue
+            response, _ = await self.lwm2m.requests.request(iccid, Code.GET, f"{path}/{rid}", wait=0)
+            if not response.answered:
+                return response, None, ""
+            if response.ok and response.payload:
+                cf = ContentFormat.TEXT if response.content_format is None else response.content_format
+                try:
+                    values.update(self.lwm2m.telemetry.decode(cf, response.payload, f"{path}/{rid}"))
+                    last = response
+                except FormatError:
+                    continue
+        if last is None:
+            return None
+        sim = self.sims.enabled_sim_for_iccid(iccid)
+        if sim is not None:
+            self.lwm2m.telemetry.publish(sim, last.payload, values)
+        return DeviceResponse(code=last.code, content_format=last.content_format), values, ""
 
     async def _finish(self, record: dict[str, Any], status: str, result: dict[str, Any]) -> None:
         changed = await self._write(self._update, record["id"], {"status": status, "result": result,

@@ -229,6 +229,11 @@ class LwM2MServer:
             values = self.telemetry.decode(content_format, payload, "/")
         except FormatError as exc:
             return self._refused(done, BAD_REQUEST, str(exc)[:200])
+        registered = self.registrations.parsed_links(reg.links).objects if reg.links else {}
+        for path in values:
+            oid = int(path.split("/", 2)[1])
+            if oid not in registered and self.objects.object(oid) is None:
+                return self._refused(done, NOT_FOUND, f"object {oid} is neither registered by the device nor known")
         self.counts["send"] += 1
         if remote is not reg.remote and remote is not None:
             reg.remote = remote
