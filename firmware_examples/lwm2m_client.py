@@ -157,6 +157,7 @@ class LwM2MClient:
         if lifetime is not None:
             self.lifetime = lifetime
         binding = self.binding + ("Q" if queue and self.lwm2m_version == "1.0" else "")
+        self.forget_observations()  # a new registration starts without observations (Core §6.3)
         query = f"ep={self.iccid}&lt={self.lifetime}&lwm2m={self.lwm2m_version}&b={binding}"
         if queue and self.lwm2m_version != "1.0":
             query += "&Q"
@@ -181,6 +182,15 @@ class LwM2MClient:
     async def send(self, values: dict[str, Any], content_format: int | None = None) -> aiocoap.Message:
         cf = content_format or self.send_format
         return await self._request(Code.POST, f"{self.server_uri}/dp", encode(cf, values, "/"), cf)
+
+    def forget_observations(self) -> None:
+        for observations in self.observers.values():
+            for observation in list(observations):
+                try:
+                    observation.deregister("new registration")
+                except Exception:  # already gone
+                    pass
+        self.observers.clear()
 
     # the data model ---------------------------------------------------------------------
 

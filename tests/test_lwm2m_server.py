@@ -196,7 +196,7 @@ async def test_observe_notifications_become_events_until_observe_end(tmp_path, r
 
 async def test_standing_observation_is_started_again_after_a_restart(tmp_path, start_gateway):
     device = sim(16)
-    config = make_config(tmp_path)
+    config = make_config(tmp_path, lwm2m={"request_timeout_seconds": 1.5})
     gw = await start_gateway(config, [device])
     client = await registered_client(gw, device)
     try:
@@ -204,9 +204,8 @@ async def test_standing_observation_is_started_again_after_a_restart(tmp_path, s
         assert (await wait_action(gw, action["id"]))["status"] == "SUCCEEDED"
         await gw.stop()
         gw2 = await start_gateway(config)
-        client.server_uri = f"coap://127.0.0.1:{gw2.coap_port}"
-        await client.update()
-        await wait_for(lambda: (device.iccid, "/3303/0/5700") in gw2.lwm2m.observations.active)
+        await client.register(f"coap://127.0.0.1:{gw2.coap_port}")  # a new registration drops observations
+        await wait_for(lambda: (device.iccid, "/3303/0/5700") in gw2.lwm2m.observations.active, timeout=8)
         before = len(gw2.store.messages(device.iccid))
         client.set_value("/3303/0/5700", 19.0)
         await wait_for(lambda: len(gw2.store.messages(device.iccid)) > before)

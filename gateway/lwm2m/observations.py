@@ -91,7 +91,10 @@ class Observations:
 
     async def _restart(self, key: tuple[str, str]) -> None:
         try:
-            response = await self.start(key[0], key[1], persist=False, wait=0)
+            for _ in range(3):  # a lost answer is worth another try while the device listens
+                response = await self.start(key[0], key[1], persist=False, wait=0)
+                if response.answered:
+                    break
             if not response.ok:
                 log.info("re-observing %s%s: %s", key[0], key[1], response.code or response.error)
         finally:
