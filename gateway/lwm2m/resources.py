@@ -55,7 +55,7 @@ class FastHandlers:
         elif len(path) == 2:
             self.server.update(sim, link, _text(path[1]), req.query, req.content_format, req.payload, done)
         else:
-            done(Reply(NOT_FOUND))
+            done(Reply(NOT_FOUND, b"no such resource"))
 
     def delete_rd(self, link: Any, req: wire.Request, sim: Any) -> None:
         key = self.service.begin_exchange(link, req)
@@ -65,7 +65,10 @@ class FastHandlers:
         if len(req.path) == 2:
             self.server.deregister(sim, link, _text(req.path[1]), done)
         else:
-            done(Reply(METHOD_NOT_ALLOWED if len(req.path) == 1 else NOT_FOUND))
+            if len(req.path) == 1:
+                done(Reply(METHOD_NOT_ALLOWED, b"DELETE needs a registration: /rd/{id}"))
+            else:
+                done(Reply(NOT_FOUND, b"no such resource"))
 
     def post_dp(self, link: Any, req: wire.Request, sim: Any) -> None:
         key = self.service.begin_exchange(link, req)
@@ -73,7 +76,7 @@ class FastHandlers:
             return
         done = partial(self._done, link, req, key)
         if len(req.path) != 1:
-            done(Reply(NOT_FOUND))
+            done(Reply(NOT_FOUND, b"no such resource"))
             return
         self.server.send(sim, link, req.content_format, req.payload, done)
 
