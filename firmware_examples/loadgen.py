@@ -55,7 +55,7 @@ class _Device:
 
 
 def open_devices(source_ips: list[str], payload: bytes, topic: str | None, confirmable: bool = True,
-                 path: str = "/") -> list[_Device]:
+                 path: str = "/", content_format: int | None = None) -> list[_Device]:
     devices = []
     for ip in source_ips:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -64,6 +64,8 @@ def open_devices(source_ips: list[str], payload: bytes, topic: str | None, confi
         sock.setblocking(False)
         message = build_request(Code.POST, path, payload, query=[f"t={topic}"] if topic else None,
                                 confirmable=confirmable, mid=0, token=b"")
+        if content_format is not None:
+            message.opt.content_format = content_format
         message.mtype = CON if confirmable else NON
         devices.append(_Device(sock, bytearray(message.encode())))
     return devices
@@ -71,13 +73,14 @@ def open_devices(source_ips: list[str], payload: bytes, topic: str | None, confi
 
 def run_coap_load(server: tuple[str, int], source_ips: list[str], *, duration: float, window: int = 64,
                   payload: bytes = b"\x01\x02\x03\x04\x05\x06\x07\x08", topic: str | None = None,
-                  rate: float | None = None, timeout: float = 5.0, progress=None) -> LoadStats:
+                  rate: float | None = None, timeout: float = 5.0, progress=None, path: str = "/",
+                 content_format: int | None = None) -> LoadStats:
     """Send CON POSTs from every source for ``duration`` seconds.
 
     Closed loop: ``window`` requests are in flight in total, spread over the devices; each
     answer frees a slot of its device, which sends its next request. ``rate`` caps requests
     per second when given (open-loop pacing within the window)."""
-    devices = open_devices(source_ips, payload, topic)
+    devices = open_devices(source_ips, payload, topic, path=path, content_format=content_format)
     stats = LoadStats()
     selector = selectors.DefaultSelector()
     for device in devices:

@@ -52,6 +52,7 @@ class DeviceRequests:
                  awake_seconds: float = 93.0) -> None:
         self.registrations = registrations
         self.context: aiocoap.Context | None = None  # set when the CoAP side is up
+        self.plain_interface: Any = None  # the plain CoAP socket, for (ip, port) remotes
         self.timeout = timeout
         self.queue_timeout = queue_timeout
         self.awake_seconds = awake_seconds
@@ -61,7 +62,8 @@ class DeviceRequests:
 
     def heard_from(self, reg: Registration) -> None:
         """A Register or Update arrived: a queue-mode device listens for a while; wake waiters."""
-        reg.awake_until = time.monotonic() + self.awake_seconds
+        if reg.queue:
+            reg.awake_until = time.monotonic() + self.awake_seconds
         event = self._activity.pop(reg.iccid, None)
         if event is not None:
             event.set()
@@ -105,9 +107,18 @@ class DeviceRequests:
     async def send(self, reg: Registration, code: Code, path: LwM2MPath | str, payload: bytes = b"",
                    **options: Any) -> tuple[DeviceResponse, Any]:
         """Send one request to a registered device now (no waiting for queue mode)."""
-        if reg.remote is None:
+        remote = self.remote_of(reg)
+        if remote is None:
             return DeviceResponse(error="device address unknown until its next update"), None
-        return await self.send_to(reg.remote, code, self.segments(reg, path), payload, **options)
+        return await self.send_to(remote, code, self.segments(reg, path), payload, **options)
+
+    def remote_of(self, reg: Registration) -> Any:
+        remote = reg.remote
+        if type(remote) is tuple:
+            from ..transports.coap import PlainRemote
+
+            return PlainRemote(self.plain_interface, remote) if self.plain_interface is not None else None
+        return remote
 
     async def send_to(self, remote: Any, code: Code, uri_path: list[str], payload: bytes = b"", *,
                       content_format: int | None = None, accept: int | None = None, observe: int | None = None,

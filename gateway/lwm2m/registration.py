@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import base64
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,14 +31,20 @@ _MAX_INTERNED = 10_000
 
 
 class Registration:
-    """One registered LwM2M client (endpoint name = the SIM's ICCID)."""
+    """One registered LwM2M client (endpoint name = the SIM's ICCID).
 
-    __slots__ = ("id", "iccid", "lifetime", "version", "binding", "queue", "sms", "links", "remote", "transport",
-                 "registered_ms", "updated_ms", "expires_ms", "awake_until")
+    ``remote`` is the way back to the device: an ``(ip, port)`` tuple for plain CoAP (the
+    request sender builds the transport's remote object when it needs one, which saves an
+    object per registration), the transport's remote object for DTLS, or None when the
+    device must be heard from first (a DTLS registration restored after a restart).
+    Registration and update times are kept in the store only.
+    """
+
+    __slots__ = ("id", "iccid", "lifetime", "version", "binding", "queue", "sms", "links", "remote", "expires_ms",
+                 "awake_until")
 
     def __init__(self, reg_id: str, iccid: str, lifetime: int, version: str, binding: str, queue: bool,
-                 sms: str | None, links: str, remote: Any, transport: str, registered_ms: int, updated_ms: int,
-                 expires_ms: int) -> None:
+                 sms: str | None, links: str, remote: Any, expires_ms: int) -> None:
         self.id = reg_id
         self.iccid = iccid
         self.lifetime = lifetime
@@ -46,10 +53,7 @@ class Registration:
         self.queue = queue
         self.sms = sms
         self.links = links
-        self.remote = remote  # aiocoap EndpointAddress, or None until the device is heard again
-        self.transport = transport  # "coap" or "coaps"
-        self.registered_ms = registered_ms
-        self.updated_ms = updated_ms
+        self.remote = remote
         self.expires_ms = expires_ms
         self.awake_until = 0.0  # monotonic; queue mode: the device listens until then
 
@@ -59,15 +63,25 @@ class Registration:
     @property
     def address(self) -> tuple[str, int]:
         remote = self.remote
+        if type(remote) is tuple:
+            return remote
         address = getattr(remote, "address", None)
-        if address is not None:
+        if isinstance(address, tuple) and len(address) >= 2:
             return address[0], address[1]
         return getattr(remote, "ip", "") or "", 0
 
-    def row(self) -> tuple:
+    @property
+    def transport(self) -> str:
+        remote = self.remote
+        if remote is None or type(remote) is tuple:
+            return "coap"
+        return "coaps" if getattr(remote, "scheme", "coap") == "coaps" else "coap"
+
+    def row(self, now_ms: int) -> tuple:
+        """The store row; ``now_ms`` is the update time (and the registration time of a new row)."""
         ip, port = self.address
         return (self.id, self.iccid, self.lifetime, self.version, self.binding, int(self.queue), self.sms,
-                self.links, self.transport, ip, port, self.registered_ms, self.updated_ms, self.expires_ms)
+                self.links, self.transport, ip, port, now_ms, now_ms, self.expires_ms)
 
     def reachable(self, now: float | None = None) -> bool:
         """Whether a request can be sent now (queue mode: only while the device is awake)."""
@@ -82,7 +96,15 @@ class Registration:
         return {"registrationId": self.id, "endpoint": self.iccid, "lifetime": self.lifetime,
                 "lwm2mVersion": self.version, "binding": self.binding, "queueMode": self.queue, "sms": self.sms,
                 "objectLinks": self.links, "transport": self.transport, "ip": ip, "port": port,
-                "registered": self.registered_ms, "updated": self.updated_ms, "expires": self.expires_ms}
+                "expires": self.expires_ms}
+
+
+def compact_remote(remote: Any) -> Any:
+    """What a registration keeps of a transport remote: the address of a plain UDP remote."""
+    if remote is not None and getattr(remote, "scheme", None) == "coap" and getattr(remote, "psk_identity", None) \
+            is None and isinstance(getattr(remote, "address", None), tuple):
+        return remote.address
+    return remote
 
 
 class RegistrationStore:
@@ -94,6 +116,7 @@ class RegistrationStore:
         self.by_iccid: dict[str, Registration] = {}
         self._links: dict[str, str] = {}
         self._parsed: dict[str, LinkRegistration] = {}
+        self._random = bytearray()
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
 
     def __len__(self) -> int:
@@ -127,8 +150,12 @@ class RegistrationStore:
         return parsed
 
     def new_id(self) -> str:
+        """8 random URL-safe characters (48 bits); random bytes are fetched 6 KiB at a time."""
         while True:
-            reg_id = secrets.token_urlsafe(6)
+            if len(self._random) < 6:
+                self._random = bytearray(os.urandom(6144))
+            reg_id = base64.urlsafe_b64encode(self._random[-6:]).decode("ascii")
+            del self._random[-6:]
             if reg_id not in self.by_id:
                 return reg_id
 

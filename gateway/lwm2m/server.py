@@ -33,9 +33,8 @@ from .bootstrap import parse_query
 from .client_requests import DeviceRequests
 from .errors import FormatError
 from .formats import MULTI_VALUE, ContentFormat
-from .linkformat import parse_registration
 from .objects import ObjectRegistry
-from .registration import Registration, RegistrationStore, RegistrationWriter
+from .registration import Registration, RegistrationStore, RegistrationWriter, compact_remote
 from .telemetry import Telemetry
 
 log = logging.getLogger("nce.lwm2m.server")
@@ -136,13 +135,12 @@ class LwM2MServer:
         now = self.registrations.clock()
         queue = "Q" in binding or "Q" in params
         reg = Registration(self.registrations.new_id(), sim.iccid, lifetime, version, binding, queue,
-                           params.get("sms"), links, remote, _transport(remote), now, now,
-                           self.registrations.expiry(lifetime, now))
+                           params.get("sms"), links, compact_remote(remote), self.registrations.expiry(lifetime, now))
         old = self.registrations.add(reg)
         if old is not None and self.observations is not None:
             self.observations.forget_device(old.iccid)
         self.counts["register"] += 1
-        self.writer.submit(("put", reg.row()), (self._registered, reg, done, sim))
+        self.writer.submit(("put", reg.row(now)), (self._registered, reg, done, sim))
 
     def _registered(self, reg: Registration, done: Done, sim: Sim, first_time: bool) -> None:
         reply = Reply(CREATED, location=("rd", reg.id))
@@ -185,13 +183,11 @@ class LwM2MServer:
         reg.queue = "Q" in binding or "Q" in params or (reg.queue and "b" not in params)
         if "sms" in params:
             reg.sms = params["sms"]
-        reg.remote = remote
-        reg.transport = _transport(remote)
-        reg.updated_ms = now
+        reg.remote = compact_remote(remote)
         reg.expires_ms = self.registrations.expiry(lifetime, now)
         self.counts["update"] += 1
         if full:
-            op: tuple = ("put", reg.row())
+            op: tuple = ("put", reg.row(now))
         else:
             ip, port = reg.address
             op = ("touch", reg.id, reg.expires_ms, now, ip, port)
@@ -235,8 +231,8 @@ class LwM2MServer:
             if oid not in registered and self.objects.object(oid) is None:
                 return self._refused(done, NOT_FOUND, f"object {oid} is neither registered by the device nor known")
         self.counts["send"] += 1
-        if remote is not reg.remote and remote is not None:
-            reg.remote = remote
+        if remote is not None:
+            reg.remote = compact_remote(remote)
         if not values:
             return done(Reply(CHANGED))
         self.telemetry.publish(sim, payload, values, ack=(done, Reply(CHANGED)))
@@ -340,19 +336,16 @@ class LwM2MServer:
             self._refused(done, TOO_LARGE, "object list too large")
             return None
         try:
-            text = payload.decode("utf-8")
-            parse_registration(text) if text.strip() else None
+            text = payload.decode("utf-8").strip()
+            if text:
+                self.registrations.parsed_links(text)  # validates; cached by text (one firmware, one list)
         except UnicodeDecodeError:
             self._refused(done, BAD_REQUEST, "object list is not UTF-8")
             return None
         except FormatError as exc:
             self._refused(done, BAD_REQUEST, f"bad object list: {exc}"[:200])
             return None
-        return self.registrations.intern_links(text.strip())
-
-
-def _transport(remote: Any) -> str:
-    return "coaps" if getattr(remote, "scheme", "coap") == "coaps" or getattr(remote, "psk_identity", None) else "coap"
+        return self.registrations.intern_links(text)
 
 
 def _reply_deleted(done: Done, first_time: bool) -> None:

@@ -91,6 +91,7 @@ class LwM2MService:
     async def start(self, context: Any, interface: Any) -> None:
         """Attach to the running CoAP side and restore stored registrations."""
         self.requests.context = context
+        self.requests.plain_interface = interface
         rows = await self.gateway.read(self._load)
         restored = self.restore(rows, interface)
         self.writer.start()
@@ -104,18 +105,15 @@ class LwM2MService:
         return storage.load_registrations(self.gateway.store.connection())
 
     def restore(self, rows: list[tuple], interface: Any) -> int:
-        from ..transports.coap import PlainRemote
-
         sims = self.gateway.registry
         count = 0
         for (reg_id, iccid, lifetime, version, binding, queue, sms, links, transport, ip, port, registered_ms,
              updated_ms, expires_ms) in rows:
             sim = sims.by_iccid.get(iccid)
             iccid = sim.iccid if sim is not None else iccid
-            remote = PlainRemote(interface, (ip, port)) if transport == "coap" and interface is not None else None
+            remote = (ip, port) if transport == "coap" else None  # DTLS: wait for the device's next update
             reg = Registration(reg_id, iccid, lifetime, version, binding, bool(queue), sms,
-                               self.registrations.intern_links(links), remote, transport, registered_ms,
-                               updated_ms, expires_ms)
+                               self.registrations.intern_links(links), remote, expires_ms)
             self.registrations.add(reg)
             count += 1
         return count

@@ -24,28 +24,49 @@ OPEN_STATUSES = ("SCHEDULED", "IN_PROGRESS")
 
 def apply_registration_ops(conn: sqlite3.Connection, ops: Sequence[tuple]) -> list[bool]:
     """Apply ``("put", row)``, ``("touch", id, expires_ms, updated_ms, ip, port)`` and ``("delete", id)``
-    in one transaction. Returns, per op, whether a ``put`` was the SIM's first registration ever."""
+    in one transaction (runs of the same kind with ``executemany``). Returns, per op, whether a
+    ``put`` was the SIM's first registration ever."""
     first: list[bool] = []
+    insert = (f"INSERT INTO lwm2m_registrations ({', '.join(REGISTRATION_COLUMNS)})"
+              f" VALUES ({', '.join('?' * len(REGISTRATION_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET "
+              + ", ".join(f"{c} = excluded.{c}" for c in REGISTRATION_COLUMNS if c not in ("id", "registered_ms")))
     with transaction(conn):
-        for op in ops:
-            kind = op[0]
+        for kind, run in _runs(ops):
             if kind == "put":
-                row = op[1]
-                conn.execute("DELETE FROM lwm2m_registrations WHERE iccid = ? AND id != ?", (row[1], row[0]))
-                conn.execute(
-                    f"INSERT OR REPLACE INTO lwm2m_registrations ({', '.join(REGISTRATION_COLUMNS)})"
-                    f" VALUES ({', '.join('?' * len(REGISTRATION_COLUMNS))})", row)
-                cur = conn.execute("INSERT OR IGNORE INTO lwm2m_devices (iccid, first_registered_ms) VALUES (?, ?)",
-                                   (row[1], row[11]))
-                first.append(cur.rowcount == 1)
+                rows = [op[1] for op in run]
+                conn.executemany("DELETE FROM lwm2m_registrations WHERE iccid = ? AND id != ?",
+                                 [(r[1], r[0]) for r in rows])
+                conn.executemany(insert, rows)
+                iccids = list(dict.fromkeys(r[1] for r in rows))
+                known: set[str] = set()
+                for i in range(0, len(iccids), 500):
+                    chunk = iccids[i:i + 500]
+                    known.update(r[0] for r in conn.execute(
+                        f"SELECT iccid FROM lwm2m_devices WHERE iccid IN ({', '.join('?' * len(chunk))})", chunk))
+                for r in rows:
+                    is_first = r[1] not in known
+                    known.add(r[1])
+                    first.append(is_first)
+                conn.executemany("INSERT OR IGNORE INTO lwm2m_devices (iccid, first_registered_ms) VALUES (?, ?)",
+                                 [(r[1], r[11]) for r in rows])
             elif kind == "touch":
-                conn.execute("UPDATE lwm2m_registrations SET expires_ms = ?, updated_ms = ?, ip = ?, port = ?"
-                             " WHERE id = ?", (op[2], op[3], op[4], op[5], op[1]))
-                first.append(False)
+                conn.executemany("UPDATE lwm2m_registrations SET expires_ms = ?, updated_ms = ?, ip = ?, port = ?"
+                                 " WHERE id = ?", [(op[2], op[3], op[4], op[5], op[1]) for op in run])
+                first.extend(False for _ in run)
             else:
-                conn.execute("DELETE FROM lwm2m_registrations WHERE id = ?", (op[1],))
-                first.append(False)
+                conn.executemany("DELETE FROM lwm2m_registrations WHERE id = ?", [(op[1],) for op in run])
+                first.extend(False for _ in run)
     return first
+
+
+def _runs(ops: Sequence[tuple]) -> list[tuple[str, list[tuple]]]:
+    runs: list[tuple[str, list[tuple]]] = []
+    for op in ops:
+        if runs and runs[-1][0] == op[0]:
+            runs[-1][1].append(op)
+        else:
+            runs.append((op[0], [op]))
+    return runs
 
 
 def load_registrations(conn: sqlite3.Connection) -> list[tuple]:
