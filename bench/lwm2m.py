@@ -152,6 +152,13 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def heap_per_registration(count: int) -> float:
     """tracemalloc: bytes per registration of the records and indexes the server keeps."""
     from gateway.transports.coap import PlainRemote
@@ -193,6 +200,10 @@ level = "WARNING"
     return path
 
 
+def _per(seconds: float, count: int) -> str:
+    return f"{seconds / count * 1e6:,.0f}" if count else "-"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--registrations", type=int, default=30000, help="emulated clients (default 30,000; "
@@ -214,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     with child(["-m", "bench.servers", "aiocoap", str(port)]):
         base = run_registrations(("127.0.0.1", port), ips[:baseline_n], requests[:baseline_n], window=args.window)
     rows.append((f"bare aiocoap server, 2.04 and no work ({baseline_n:,} Registers)", base.rate,
-                 base.percentile(50) * 1000, base.percentile(99) * 1000, sum(base.failed.values()), "", ""))
+                 base.percentile(50) * 1000, base.percentile(99) * 1000, sum(base.failed.values()), "", "", ""))
 
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
@@ -224,28 +235,37 @@ def main(argv: list[str] | None = None) -> None:
         with child(["-m", "gateway", "serve", "--config", str(config)], ready="listening", timeout=120) as process:
             time.sleep(1.0)
             rss_before = rss_bytes(process.pid)
+            cpu_before = cpu_seconds(process.pid)
             stats = run_registrations(server, ips, requests, window=args.window, progress=True)
+            cpu_register = cpu_seconds(process.pid) - cpu_before
             time.sleep(2.0)  # let the last registration writes settle
             rss_after = rss_bytes(process.pid)
             stored = SqliteStore(Path(tmp) / "bench.db").connection().execute(
                 "SELECT COUNT(*) FROM lwm2m_registrations").fetchone()[0]
             senders = ips[: args.senders]
+            cpu_before = cpu_seconds(process.pid)
             send = run_coap_load(server, senders, duration=args.seconds, window=args.window, payload=SEND,
                                  path="/dp", content_format=ContentFormat.SENML_JSON)
+            cpu_send = cpu_seconds(process.pid) - cpu_before
+            cpu_before = cpu_seconds(process.pid)
             uplink = run_coap_load(server, senders, duration=args.seconds, window=args.window, payload=SEND)
+            cpu_uplink = cpu_seconds(process.pid) - cpu_before
         per_rss = (rss_after - rss_before) / max(stats.registered, 1)
         rows.append((f"nce-gateway Register ({stats.registered:,} registered, {stored:,} stored)", stats.rate,
                      stats.percentile(50) * 1000, stats.percentile(99) * 1000, sum(stats.failed.values()),
-                     f"{per_rss:,.0f}", f"{rss_after / 2**20:,.0f}"))
+                     _per(cpu_register, stats.registered), f"{per_rss:,.0f}", f"{rss_after / 2**20:,.0f}"))
         rows.append((f"nce-gateway Send POST /dp, SenML JSON, {len(senders)} SIMs", send.rate,
-                     send.percentile(50) * 1000, send.percentile(99) * 1000, sum(send.failed.values()), "", ""))
-        rows.append((f"nce-gateway uplink POST /, same SIMs (baseline)", uplink.rate,
-                     uplink.percentile(50) * 1000, uplink.percentile(99) * 1000, sum(uplink.failed.values()), "", ""))
+                     send.percentile(50) * 1000, send.percentile(99) * 1000, sum(send.failed.values()),
+                     _per(cpu_send, send.acknowledged), "", ""))
+        rows.append(("nce-gateway uplink POST /, same SIMs (baseline)", uplink.rate,
+                     uplink.percentile(50) * 1000, uplink.percentile(99) * 1000, sum(uplink.failed.values()),
+                     _per(cpu_uplink, uplink.acknowledged), "", ""))
     heap = heap_per_registration(min(count, 100_000))
     print_table(f"LwM2M: {count:,} registrations, {args.window} in flight, {os.cpu_count()} cores",
-                ["what", "per s", "p50 ms", "p99 ms", "failed", "RSS B/reg", "RSS MiB"], rows,
+                ["what", "per s", "p50 ms", "p99 ms", "failed", "CPU µs each", "RSS B/reg", "RSS MiB"], rows,
                 note=f"Python heap of the registration records and indexes (tracemalloc): {heap:,.0f} bytes per "
-                     f"registration.")
+                     f"registration. CPU µs each: the gateway process's CPU time (all threads) per answered "
+                     f"request; machine load during the run: {os.getloadavg()[0]:.1f}.")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,10 @@ class DeviceRequests:
         if event is not None:
             event.set()
 
+    def waiting(self, iccid: str) -> bool:
+        """Whether a request or action waits for this device's next activity."""
+        return iccid in self._activity
+
     async def next_activity(self, iccid: str, timeout: float | None) -> bool:
         """Wait for the device's next Register or Update; False on timeout."""
         event = self._activity.get(iccid)

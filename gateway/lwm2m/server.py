@@ -262,7 +262,11 @@ class LwM2MServer:
     # after Register / Update -------------------------------------------------------------
 
     def _contact(self, reg: Registration, registered: bool) -> None:
-        """The device is listening now: run what waited for it, a little after our answer left."""
+        """The device is listening now: run what waited for it, a little after our answer left
+        (nothing to do, nothing scheduled: the common case costs no timer)."""
+        if not (reg.queue or self.config.passive_reporting or self.requests.waiting(reg.iccid)
+                or (self.observations is not None and self.observations.standing.get(reg.iccid))):
+            return
         asyncio.get_running_loop().call_later(0.05, self._after_contact, reg, registered)
 
     def _after_contact(self, reg: Registration, registered: bool) -> None:
