@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= examples/gateway.toml
 FUZZ_RUNS ?= 200000
 
-.PHONY: install run test bench fuzz demo clean-venv
+.PHONY: install run test bench fuzz demo c-example clean-venv
 
 ## install: create .venv and install the project with its test tools
 install: $(STAMP)
@@ -27,6 +27,10 @@ run: $(STAMP)
 ## test: the whole test suite (real sockets on loopback)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## c-example: build the C firmware example (needs libcoap3-dev)
+c-example:
+	$(MAKE) -C firmware_examples/c
 
 ## bench: all benchmarks, each printing a table with its baseline
 bench: $(STAMP)

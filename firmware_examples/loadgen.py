@@ -63,7 +63,7 @@ def open_devices(source_ips: list[str], payload: bytes, topic: str | None, confi
         sock.bind((ip, 0))
         sock.setblocking(False)
         message = build_request(Code.POST, path, payload, query=[f"t={topic}"] if topic else None,
-                                confirmable=confirmable, mid=0, token=b"")
+                                confirmable=confirmable, mid=0, token=b"\x00\x00")
         if content_format is not None:
             message.opt.content_format = content_format
         message.mtype = CON if confirmable else NON
@@ -73,14 +73,16 @@ def open_devices(source_ips: list[str], payload: bytes, topic: str | None, confi
 
 def run_coap_load(server: tuple[str, int], source_ips: list[str], *, duration: float, window: int = 64,
                   payload: bytes = b"\x01\x02\x03\x04\x05\x06\x07\x08", topic: str | None = None,
-                  rate: float | None = None, timeout: float = 5.0, progress=None, path: str = "/",
-                 content_format: int | None = None) -> LoadStats:
-    """Send CON POSTs from every source for ``duration`` seconds.
+                  rate: float | None = None, timeout: float = 5.0, confirmable: bool = True,
+                  progress=None, path: str = "/", content_format: int | None = None) -> LoadStats:
+    """Send POSTs (CON, or NON) from every source for ``duration`` seconds.
 
     Closed loop: ``window`` requests are in flight in total, spread over the devices; each
     answer frees a slot of its device, which sends its next request. ``rate`` caps requests
-    per second when given (open-loop pacing within the window)."""
-    devices = open_devices(source_ips, payload, topic, path=path, content_format=content_format)
+    per second when given (open-loop pacing within the window). Each request carries its
+    message ID as its 2-byte token too, so answers are matched by token: a NON request's
+    answer has a message ID of the server's choosing."""
+    devices = open_devices(source_ips, payload, topic, confirmable, path=path, content_format=content_format)
     stats = LoadStats()
     selector = selectors.DefaultSelector()
     for device in devices:
@@ -109,9 +111,9 @@ def run_coap_load(server: tuple[str, int], source_ips: list[str], *, duration: f
             except OSError:
                 stats.fail("recv_error")
                 return
-            if len(data) < 4:
+            if len(data) < 6 or data[0] & 0x0F != 2:
                 continue
-            sent_at = inflight.pop(data[2] << 8 | data[3], None)
+            sent_at = inflight.pop(data[4] << 8 | data[5], None)
             if sent_at is None:
                 continue
             inflight_total -= 1
@@ -133,6 +135,7 @@ def run_coap_load(server: tuple[str, int], source_ips: list[str], *, duration: f
             device = ready.popleft()
             device.mid = mid = (device.mid + 1) & 0xFFFF
             pack_mid(device.template, 2, mid)
+            pack_mid(device.template, 4, mid)  # the token
             try:
                 device.sock.sendto(device.template, server)
             except OSError:
@@ -167,6 +170,44 @@ def run_coap_load(server: tuple[str, int], source_ips: list[str], *, duration: f
     for device in devices:
         selector.unregister(device.sock)
         device.sock.close()
+    return stats
+
+
+def run_udp_load(server: tuple[str, int], source_ips: list[str], *, duration: float, rate: float,
+                 payload: bytes = b"\x01\x02\x03\x04", progress=None) -> LoadStats:
+    """Send UDP datagrams from every source, round robin, at ``rate`` per second (no answers)."""
+    socks = []
+    for ip in source_ips:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((ip, 0))
+        socks.append(sock)
+    stats = LoadStats()
+    perf = time.perf_counter
+    start = perf()
+    end = start + duration
+    interval = 1.0 / rate
+    next_send = start
+    next_check = start + 0.5
+    i = 0
+    now = start
+    while now < end:
+        if now >= next_send:
+            try:
+                socks[i % len(socks)].sendto(payload, server)
+                stats.sent += 1
+            except OSError:
+                stats.fail("send_error")
+            i += 1
+            next_send += interval
+        else:
+            time.sleep(min(next_send - now, 0.001))
+        now = perf()
+        if progress is not None and now >= next_check:
+            next_check = now + 0.5
+            progress(stats, now - start)
+    stats.seconds = perf() - start
+    for sock in socks:
+        sock.close()
     return stats
 
 

@@ -23,13 +23,17 @@ from integrators.manager import IntegrationManager
 
 from .api.app import build_api
 from .coap_site import build_site
+from .follow import StoreFollower
+from .onboarding import BootstrapResource
+from .psk import PskService
 from .config import GatewayConfig
 from .identity import SimRegistry
 from .lwm2m.service import LwM2MService
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
-from .transports.udp import start_udp
+from .transports.coaps import CoapDtlsInterface, start_coaps
+from .transports.udp import UdpUplink
 
 log = logging.getLogger("nce.gateway")
 T = TypeVar("T")
@@ -53,23 +57,30 @@ class Gateway:
         self.committer = GroupCommitter(self.store, max_batch=config.store.max_batch,
                                         observers=[self.metrics])
         self.registry = SimRegistry(self.store)
+        self.psks = PskService(self.store, write=self.committer.write, read=self.read,
+                               regenerate_after_seconds=config.psk.regenerate_after_seconds)
+        self.follower = StoreFollower(self.read, config.registry.poll_interval_seconds)
         self.integrations = IntegrationManager(self.store, read=self.read, write=self.committer.write,
                                                emit=self._emit, metrics=self.metrics)
         self.committer.observers.append(self.integrations)
         self.pipeline = Pipeline(self.committer, self.integrations)
         self.coap_service = CoapService(self.pipeline, self.metrics, max_payload=config.coap.max_payload,
                                         exchange_lifetime=config.coap.exchange_lifetime_seconds)
-        self.lwm2m: LwM2MService | None = LwM2MService(self) if config.coap.enabled and config.lwm2m.enabled else None
+        self.lwm2m: LwM2MService | None = LwM2MService(self) if config.lwm2m.enabled and (
+            config.coap.enabled or config.coaps.enabled) else None
         if self.lwm2m is not None:
             self.lwm2m.install_fast_handlers(self.coap_service)
         self.coap_context: Context | None = None
         self.coap: CoapUdpInterface | None = None
-        self.udp_transport: asyncio.DatagramTransport | None = None
+        self.coaps: CoapDtlsInterface | None = None
+        self.coaps_port = 0
+        self.udp: UdpUplink | None = None
         self._api_runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self.udp_port = self.coap_port = self.api_port = 0
         self.started_at = 0.0
         self._stopped = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking store read off the event loop (WAL lets it run beside the writer)."""
@@ -80,26 +91,33 @@ class Gateway:
 
     async def start(self) -> None:
         cfg = self.config
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         await self.read(self.registry.reload)
+        await self.read(self.psks.reload)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.integrations.start()
         if cfg.udp.enabled:
+            self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
             with listening("UDP", cfg.udp.bind, cfg.udp.port):
-                self.udp_transport, _ = await start_udp(self.registry, self.pipeline, self.metrics, cfg.udp.bind,
-                                                        cfg.udp.port, cfg.udp.max_payload,
-                                                        cfg.udp.receive_buffer_bytes)
-            self.udp_port = self.udp_transport.get_extra_info("sockname")[1]
+                self.udp_port = self.udp.endpoint.open(cfg.udp.bind, cfg.udp.port, cfg.udp.receive_buffer_bytes)[1]
         if cfg.coap.enabled:
             self.coap_context = Context(loop=loop, serversite=self.build_coap_site(), loggername="nce.coap.aiocoap")
             with listening("CoAP", cfg.coap.bind, cfg.coap.port):
                 self.coap = await start_coap_udp(self.coap_context, self.coap_service, self.registry,
                                                  cfg.coap.bind, cfg.coap.port, cfg.coap.receive_buffer_bytes)
-            assert self.coap.transport is not None
-            self.coap_port = self.coap.transport.get_extra_info("sockname")[1]
-            if self.lwm2m is not None:
-                await self.lwm2m.start(self.coap_context, self.coap)
+            self.coap_port = self.coap.endpoint.port
+        if cfg.coaps.enabled:
+            if self.coap_context is None:
+                self.coap_context = Context(loop=loop, serversite=self.build_coap_site(),
+                                            loggername="nce.coap.aiocoap")
+            with listening("CoAPs", cfg.coaps.bind, cfg.coaps.port):
+                self.coaps = await start_coaps(self.coap_context, self.coap_service, self.registry, self.psks,
+                                               cfg.coaps)
+            self.coaps_port = self.coaps.endpoint.port
+            self.registry.on_change(self._close_sessions_of_disabled_sims)
+        if self.lwm2m is not None and self.coap_context is not None:
+            await self.lwm2m.start(self.coap_context, self.coap)
         if cfg.api.enabled:
             self._api_runner = web.AppRunner(build_api(self), access_log=None)
             await self._api_runner.setup()
@@ -107,18 +125,38 @@ class Gateway:
             with listening("API", cfg.api.bind, cfg.api.port):
                 await site.start()
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.follower.follow("SIM registry", self.store.sims_version, lambda: self.registry.version,
+                             lambda: self.read(self.registry.reload))
+        self.follower.follow("PSKs", self.store.psks_version, lambda: self.psks.version,
+                             lambda: self.read(self.psks.reload))
+        self.follower.follow("integrations", self.store.integrations_version, lambda: self.integrations.version,
+                             self.integrations.reload)
         self._tasks = [
-            loop.create_task(self.registry.watch(cfg.registry.poll_interval_seconds, self.read), name="registry-watch"),
-            loop.create_task(self.integrations.watch(cfg.registry.poll_interval_seconds), name="integrations-watch"),
+            loop.create_task(self.follower.run(), name="store-follower"),
             loop.create_task(self._purge_loop(), name="retention"),
         ]
         self.started_at = time.time()
         log.info("gateway started", extra={"event": "started", "udp_port": self.udp_port,
-                                           "coap_port": self.coap_port, "api_port": self.api_port,
+                                           "coap_port": self.coap_port, "coaps_port": self.coaps_port,
+                                           "api_port": self.api_port,
                                            "store": cfg.store.path, "sims": len(self.registry.by_iccid)})
+
+    def _close_sessions_of_disabled_sims(self) -> None:
+        """A SIM that is no longer enabled loses its DTLS sessions (registry reloads run in a
+        reader thread, so the closing is handed to the event loop)."""
+        if self.coaps is None or self._loop is None:
+            return
+        def close() -> None:
+            assert self.coaps is not None
+            for session in list(self.coaps.dtls.sessions):
+                iccid = (session.identity or b"").decode("ascii", "replace")
+                if session.identity is not None and self.registry.enabled_sim_for_iccid(iccid) is None:
+                    self.coaps.dtls.close(session)
+        self._loop.call_soon_threadsafe(close)
 
     def build_coap_site(self) -> Any:
         site = build_site(self.pipeline, self.metrics, self.config.coap.max_payload)
+        site.add_resource(["bootstrap"], BootstrapResource(self.psks, self.metrics, self.config.coaps.public_url))
         if self.lwm2m is not None:
             self.lwm2m.add_resources(site)
         return site
@@ -134,8 +172,8 @@ class Gateway:
         if self.lwm2m is not None:
             await self.lwm2m.stop()
         await self.committer.flush()  # acknowledge what is in flight while the sockets are open
-        if self.udp_transport is not None:
-            self.udp_transport.close()
+        if self.udp is not None:
+            self.udp.endpoint.close()
         if self.coap_context is not None:
             await self.coap_context.shutdown()
         await self.committer.flush()
@@ -175,7 +213,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    print(f"nce-gateway listening: UDP {gateway.udp_port}, CoAP {gateway.coap_port}, "
+    print(f"nce-gateway listening: UDP {gateway.udp_port}, CoAP {gateway.coap_port}, CoAPs {gateway.coaps_port}, "
           f"API http://{config.api.bind}:{gateway.api_port}", flush=True)
     try:
         await stop.wait()

@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "gateway.commands.sims",
     "gateway.commands.integrations",
     "gateway.commands.lwm2m",
+    "gateway.commands.psk",
+    "gateway.commands.demo",
 )
 
 

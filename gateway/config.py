@@ -58,6 +58,27 @@ class CoapConfig:
 
 
 @dataclass
+class CoapsConfig:
+    enabled: bool = True
+    bind: str = "0.0.0.0"
+    port: int = 5684
+    # what GET /bootstrap appends to "ICCID,PSK" so devices know where to go; empty: nothing
+    public_url: str = ""
+    idle_timeout_seconds: float = 600.0
+    max_sessions: int = 20_000  # about 51 KiB each (Mbed TLS buffers)
+    max_half_open: int = 500
+    handshakes_per_ip_per_second: float = 10.0
+    receive_buffer_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass
+class PskConfig:
+    # a generated PSK older than this is replaced on the next GET /bootstrap (1NCE OS: 5 minutes);
+    # 0 keeps it forever. Keys set by a user are never replaced.
+    regenerate_after_seconds: float = 300.0
+
+
+@dataclass
 class ApiConfig:
     enabled: bool = True
     bind: str = "127.0.0.1"
@@ -78,8 +99,8 @@ class LwM2MConfig:
     # (127.0.0.1 when bound to every address), which only suits local tests: set the host name or
     # address devices reach the gateway at.
     server_uri: str = ""
-    # The same for devices that bootstrapped over DTLS. Empty: server_uri with scheme coaps and
-    # port 5684.
+    # The same for devices that bootstrapped over DTLS. Empty: coaps.public_url, else server_uri's
+    # host with scheme coaps and the CoAPs port.
     dtls_server_uri: str = ""
     short_server_id: int = 1
     lifetime: int = 3600  # seconds, written into the Server object (/1/x/1)
@@ -117,6 +138,8 @@ class GatewayConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     udp: UdpConfig = field(default_factory=UdpConfig)
     coap: CoapConfig = field(default_factory=CoapConfig)
+    coaps: CoapsConfig = field(default_factory=CoapsConfig)
+    psk: PskConfig = field(default_factory=PskConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -128,6 +151,8 @@ _SECTIONS: dict[str, type] = {
     "store": StoreConfig,
     "udp": UdpConfig,
     "coap": CoapConfig,
+    "coaps": CoapsConfig,
+    "psk": PskConfig,
     "api": ApiConfig,
     "registry": RegistryConfig,
     "log": LogConfig,
@@ -199,7 +224,7 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
 
 
 def _validate(cfg: GatewayConfig) -> None:
-    for section in ("udp", "coap", "api"):
+    for section in ("udp", "coap", "coaps", "api"):
         port = getattr(cfg, section).port
         if not 0 <= port <= 65535:
             raise ConfigError(f"{section}.port: {port} is not a port number (0 means ephemeral)")
@@ -235,6 +260,8 @@ def _validate(cfg: GatewayConfig) -> None:
         uri = getattr(lw, key)
         if uri and not uri.startswith(("coap://", "coaps://")):
             raise ConfigError(f"lwm2m.{key}: must start with coap:// or coaps://")
+    if cfg.coaps.public_url and not cfg.coaps.public_url.startswith("coaps://"):
+        raise ConfigError("coaps.public_url: must start with coaps:// (or be empty)")
     if cfg.log.format not in ("json", "text"):
         raise ConfigError("log.format: must be 'json' or 'text'")
 

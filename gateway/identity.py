@@ -7,7 +7,6 @@ is one dict access and never sees a half-built index.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -46,16 +45,3 @@ class SimRegistry:
     def enabled_sim_for_iccid(self, iccid: str) -> Sim | None:
         sim = self.by_iccid.get(iccid)
         return sim if sim is not None and sim.status == "Enabled" else None
-
-    async def watch(self, interval: float, run_read: Callable[..., Any]) -> None:
-        """Poll the store's registry version and reload when another process changed it."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                version = await run_read(self._store.sims_version)
-                if version != self.version:
-                    await run_read(self.reload)
-                    log.info("SIM registry reloaded", extra={"event": "registry_reloaded",
-                                                            "sims": len(self.by_iccid), "version": self.version})
-            except Exception:
-                log.exception("SIM registry poll failed")

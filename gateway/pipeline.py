@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from inspector.records import EventRecord, MessageRecord, Pending, Sim
+from inspector.records import EventRecord, MessageRecord, Pending, PositionRecord, Sim
 
 from . import events
 
@@ -41,9 +41,14 @@ class Router(Protocol):
         """Ids of the integrations an event of this type goes to."""
 
 
-class LocationSink(Protocol):
-    def positions(self, sim: Sim, received_ms: int, source: str, values: dict[str, float]) -> list[EventRecord]:
-        """Events (LOCATION, GEOFENCE) caused by position values of one message."""
+def position_of(sim: Sim, received_ms: int, protocol: str, values: dict[str, float]) -> PositionRecord | None:
+    """The GPS position in a message's location values (``lat``/``long``), if it has a valid one."""
+    lat, lon = values.get("lat"), values.get("long")
+    if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)) or isinstance(lat, bool):
+        return None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return None
+    return PositionRecord(sim.iccid, received_ms, "GPS", protocol, float(lat), float(lon))
 
 
 def now_ms() -> int:
@@ -52,11 +57,10 @@ def now_ms() -> int:
 
 class Pipeline:
     def __init__(self, committer: Any, router: Router, *, translator: PayloadTranslator | None = None,
-                 locations: LocationSink | None = None, clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms) -> None:
         self.committer = committer
         self.router = router
         self.translator = translator
-        self.locations = locations
         self.clock = clock
 
     def uplink(self, sim: Sim, protocol: str, payload: bytes, topic: str | None = None,
@@ -84,16 +88,18 @@ class Pipeline:
     def translated(self, sim: Sim, protocol: str, payload: bytes, value: Any, topic: str | None = None,
                    ack: tuple | None = None, received_ms: int | None = None,
                    locations: dict[str, float] | None = None) -> None:
-        """A message whose payload is already JSON (BCL result, LwM2M values)."""
+        """A message whose payload is already JSON (BCL result, LwM2M values).
+
+        ``locations`` holds the message's position values (``lat``, ``long``); a valid pair is
+        kept in the positions table for the Device Locator, in the same commit.
+        """
         received_ms = received_ms if received_ms is not None else self.clock()
         event = events.telemetry(sim, received_ms, protocol, events.json_payload(value, topic),
                                  routes=self.router.routes("TELEMETRY_DATA"))
-        batch = [event]
-        if locations and self.locations is not None:
-            batch.extend(self.locations.positions(sim, received_ms, protocol, locations))
+        position = position_of(sim, received_ms, protocol, locations) if locations else None
         message = MessageRecord(sim.iccid, protocol, received_ms, payload, topic,
                                 events.encode_json(value), None, event.event_id)
-        self.committer.submit(Pending(message, batch, ack))
+        self.committer.submit(Pending(message, [event], ack, [position] if position else None))
 
     def emit(self, event: EventRecord, ack: tuple | None = None) -> None:
         """Store and route an event that is not a device message (lifecycle, errors, tests).

@@ -51,6 +51,18 @@ class MessageRecord:
     event_id: str | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class PositionRecord:
+    """A device position from its own payload (GPS), kept for the Device Locator."""
+
+    iccid: str
+    received_ms: int
+    source: str  # GPS
+    protocol: str
+    lat: float
+    lon: float
+
+
 @dataclass(slots=True)
 class Pending:
     """What one uplink asks the group commit to make durable, and what to do once it is.
@@ -62,6 +74,7 @@ class Pending:
     message: MessageRecord | None
     events: list[EventRecord] = field(default_factory=list)
     ack: tuple | None = None
+    positions: list[PositionRecord] | None = None
 
 
 @dataclass(slots=True)

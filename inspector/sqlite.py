@@ -141,6 +141,24 @@ class SqliteStore:
                 raise StoreError(f"SIM {iccid}: {exc}") from None
         return self.get_sim(iccid)
 
+    # pre-shared keys ---------------------------------------------------------------------
+
+    def psks_version(self) -> int:
+        return self.connection().execute("SELECT value FROM meta WHERE key = 'psks_version'").fetchone()[0]
+
+    def all_psks(self) -> list[tuple[str, str, bytes, bool, int]]:
+        """(iccid, protocol, key, user_set, created_ms) of every key."""
+        rows = self.connection().execute("SELECT iccid, protocol, key, user_set, created_ms FROM psks")
+        return [(r[0], r[1], bytes(r[2]), bool(r[3]), r[4]) for r in rows]
+
+    def set_psk(self, iccid: str, protocol: str, key: bytes, user_set: bool, created_ms: int | None = None) -> None:
+        with transaction(self.connection()) as conn:
+            conn.execute(
+                "INSERT INTO psks (iccid, protocol, key, user_set, created_ms) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (iccid, protocol) DO UPDATE SET key = excluded.key, user_set = excluded.user_set,"
+                " created_ms = excluded.created_ms",
+                (iccid, protocol, key, int(user_set), created_ms if created_ms is not None else now_ms()))
+
     # messages and events (the hot path) ----------------------------------------------------
 
     def commit(self, batch: Sequence[Pending]) -> None:
@@ -156,7 +174,11 @@ class SqliteStore:
             latest: dict[tuple[str, str], int] = {}
             events = []
             outbox = []
+            positions = []
             for pending in batch:
+                if pending.positions:
+                    positions.extend((p.iccid, p.received_ms, p.source, p.protocol, p.lat, p.lon)
+                                     for p in pending.positions)
                 m = pending.message
                 if m is not None:
                     msg_seq += 1
@@ -187,6 +209,11 @@ class SqliteStore:
             if outbox:
                 conn.executemany(
                     "INSERT INTO outbox (integration_id, event_seq, iccid) VALUES (?, ?, ?)", outbox
+                )
+            if positions:
+                conn.executemany(
+                    "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon) VALUES (?, ?, ?, ?, ?, ?)",
+                    positions,
                 )
 
     @staticmethod
@@ -226,6 +253,13 @@ class SqliteStore:
         """Seq of the latest message per protocol of one SIM."""
         rows = self.connection().execute("SELECT protocol, message_seq FROM latest WHERE iccid = ?", (iccid,))
         return dict(rows.fetchall())
+
+    def positions(self, iccid: str, limit: int = 100) -> list[dict]:
+        """Latest positions of one device, newest first."""
+        rows = self.connection().execute(
+            "SELECT received_ms, source, protocol, lat, lon FROM positions WHERE iccid = ? ORDER BY seq DESC LIMIT ?",
+            (iccid, limit))
+        return [dict(zip(("received_ms", "source", "protocol", "lat", "lon"), row)) for row in rows]
 
     # integrations and outbox -----------------------------------------------------------
 
@@ -313,12 +347,12 @@ class SqliteStore:
         so the caller can log and count them.
         """
         conn = self.connection()
-        counts = {"messages": 0, "events": 0, "outbox": 0}
+        counts = {"messages": 0, "events": 0, "outbox": 0, "positions": 0}
         with transaction(conn):
             counts["outbox"] = conn.execute(
                 "DELETE FROM outbox WHERE event_seq IN (SELECT seq FROM events WHERE created_ms < ?)",
                 (before_ms,)).rowcount
-        for table, column in (("events", "created_ms"), ("messages", "received_ms")):
+        for table, column in (("events", "created_ms"), ("messages", "received_ms"), ("positions", "received_ms")):
             while True:
                 with transaction(conn):
                     n = conn.execute(

@@ -139,16 +139,6 @@ class IntegrationManager(CommitObserver):
         self.workers[handle.id] = worker
         worker.start()
 
-    async def watch(self, interval: float) -> None:
-        """Follow changes made by other processes (CLI restart, another API instance)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if await self.read(self.store.integrations_version) != self.version:
-                    await self.reload()
-            except Exception:
-                log.exception("integration reload failed")
-
     # operations --------------------------------------------------------------------------
 
     async def restart(self, integration_id: int) -> None:

@@ -93,8 +93,8 @@ def make_config(tmp_path: Path, **sections: Any) -> GatewayConfig:
     config = load_config(environ={})
     config.store.path = str(tmp_path / "gateway.db")
     config.store.synchronous = "normal"
-    config.udp.bind = config.coap.bind = "127.0.0.1"
-    config.udp.port = config.coap.port = config.api.port = 0
+    config.udp.bind = config.coap.bind = config.coaps.bind = "127.0.0.1"
+    config.udp.port = config.coap.port = config.coaps.port = config.api.port = 0
     config.registry.poll_interval_seconds = 0.2
     for name, values in sections.items():
         if name == "webhooks":

@@ -12,8 +12,8 @@ expect it (LwM2M 1.1 Core §6.1, §8.2):
    bootstrap-server account.
 4. Bootstrap-Write ``/0/{i}`` (Security, TLV): our server URI, not a bootstrap server, mode
    NoSec (3) over plain CoAP, or PSK (0) with identity = ICCID and a fresh random key over
-   DTLS (the key is stored first, as the SIM's ``LWM2M`` PSK, so the DTLS handshake that
-   follows finds it), short server id.
+   DTLS (the key is stored first, as the SIM's ``LWM2M`` PSK through the PSK service, so the
+   DTLS handshake that follows finds it; a key a user set is kept), short server id.
 5. Bootstrap-Write ``/1/0`` (Server, TLV): short server id, lifetime, notification storing,
    binding.
 6. Bootstrap-Finish ``POST /bs`` → the client registers with what it was given.
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,11 +35,11 @@ from typing import Any
 from aiocoap.numbers.codes import Code
 
 from ..config import LwM2MConfig
+from ..psk import generate_key
 from .client_requests import DeviceRequests, DeviceResponse
 from .formats import ContentFormat, encode
 from .linkformat import parse_link_format
 from .objects import ObjectRegistry
-from . import storage
 
 log = logging.getLogger("nce.lwm2m.bootstrap")
 
@@ -66,14 +65,12 @@ def parse_query(query: list[str]) -> dict[str, str | None]:
 
 
 class BootstrapServer:
-    def __init__(self, config: LwM2MConfig, requests: DeviceRequests, objects: ObjectRegistry,
-                 write: Callable[..., Any], connection: Callable[[], Any],
+    def __init__(self, config: LwM2MConfig, requests: DeviceRequests, objects: ObjectRegistry, psks: Any,
                  server_uris: Callable[[], tuple[str, str]]) -> None:
         self.config = config
         self.requests = requests
         self.objects = objects
-        self._write = write
-        self._connection = connection
+        self.psks = psks  # gateway.psk.PskService
         self._server_uris = server_uris
         self.running: dict[str, asyncio.Task] = {}
         self.results: OrderedDict[str, BootstrapResult] = OrderedDict()
@@ -158,8 +155,7 @@ class BootstrapServer:
         ssid = cfg.short_server_id
         base = f"/0/{security_iid}"
         if dtls:
-            key = secrets.token_hex(16).encode("ascii")
-            await self._write(self._store_psk, iccid, key)
+            key = await self.lwm2m_key(iccid)
             security = {f"{base}/0": coaps_uri, f"{base}/1": False, f"{base}/2": SECURITY_PSK,
                         f"{base}/3": iccid.encode("ascii"), f"{base}/4": b"", f"{base}/5": key, f"{base}/10": ssid}
         else:
@@ -178,5 +174,10 @@ class BootstrapServer:
         response = await self._step(result, "finish", remote, Code.POST, ["bs"])
         result.ok = response.ok
 
-    def _store_psk(self, iccid: str, key: bytes) -> None:
-        storage.set_psk(self._connection(), iccid, "LWM2M", key)
+    async def lwm2m_key(self, iccid: str) -> bytes:
+        """A fresh LWM2M key for this SIM, stored before it is written to the device (a key a
+        user set through the API or CLI is kept instead)."""
+        existing = self.psks.get(iccid, "LWM2M")
+        if existing is not None and existing.user_set:
+            return existing.key
+        return (await self.psks.set(iccid, "LWM2M", generate_key(), user_set=False)).key

@@ -57,8 +57,7 @@ class LwM2MService:
         self.observations = Observations(self.requests, self.telemetry, gateway.registry,
                                          gateway.committer.write, store.connection)
         self.server.observations = self.observations
-        self.bootstrap = BootstrapServer(cfg, self.requests, self.objects, gateway.committer.write,
-                                         store.connection, self.server_uris)
+        self.bootstrap = BootstrapServer(cfg, self.requests, self.objects, gateway.psks, self.server_uris)
         self.actions = DeviceActions(self, gateway.committer.write, gateway.read, store.connection,
                                      gateway.registry, gateway.pipeline, cfg)
         self._tasks: list[asyncio.Task] = []
@@ -80,10 +79,12 @@ class LwM2MService:
             bind = self.gateway.config.coap.bind
             host = "127.0.0.1" if bind in ("", "0.0.0.0", "::") else bind
             coap = f"coap://{host}:{self.gateway.coap_port or self.gateway.config.coap.port}"
-        coaps = cfg.dtls_server_uri
+        coaps = cfg.dtls_server_uri or getattr(getattr(self.gateway.config, "coaps", None), "public_url", "")
         if not coaps:
             host = urlsplit(coap).hostname or "127.0.0.1"
-            coaps = f"coaps://{host}:5684"
+            gw = self.gateway
+            port = getattr(gw, "coaps_port", 0) or getattr(getattr(gw.config, "coaps", None), "port", 5684)
+            coaps = f"coaps://{host}:{port}"
         return coap, coaps
 
     # life cycle -------------------------------------------------------------------------

@@ -91,19 +91,6 @@ def observations_of(conn: sqlite3.Connection, iccid: str) -> list[str]:
                                        (iccid,))]
 
 
-# psks ------------------------------------------------------------------------------------
-
-def set_psk(conn: sqlite3.Connection, iccid: str, protocol: str, key: bytes, user_set: bool = False) -> None:
-    with transaction(conn):
-        conn.execute("INSERT OR REPLACE INTO psks (iccid, protocol, key, user_set, created_ms) VALUES (?, ?, ?, ?, ?)",
-                     (iccid, protocol, key, int(user_set), now_ms()))
-
-
-def get_psk(conn: sqlite3.Connection, iccid: str, protocol: str) -> bytes | None:
-    row = conn.execute("SELECT key FROM psks WHERE iccid = ? AND protocol = ?", (iccid, protocol)).fetchone()
-    return bytes(row[0]) if row else None
-
-
 # device actions --------------------------------------------------------------------------
 
 def action_from_row(row: Sequence[Any]) -> dict[str, Any]:

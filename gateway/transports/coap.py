@@ -15,7 +15,6 @@ so aiocoap can also *send* requests to a device over the device's own socket or 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Hashable
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from ..metrics import Metrics
 from ..topics import BadTopic, topic_from_query
 from . import coap_wire as wire
 from .exchanges import ExchangeCache
-from .sockets import enlarge_receive_buffer
+from .sockets import UdpEndpoint
 
 log = logging.getLogger("nce.coap")
 
@@ -181,15 +180,42 @@ class CoapService:
         link.send(answer)
 
 
-class PlainRemote(interfaces.EndpointAddress):
-    """A device's UDP address, as aiocoap and the fast path both see it."""
+class DeviceRemote(interfaces.EndpointAddress):
+    """What plain and DTLS remotes share: aiocoap's EndpointAddress for a device, plus
+    ``key`` (what exchanges are remembered by), ``send(bytes)`` and ``sim()`` for the fast path.
+    Subclasses provide ``address`` (the device's current (ip, port)) and ``blockwise_key``."""
 
-    __slots__ = ("interface", "address", "key")
     scheme = "coap"
     is_multicast = False
     is_multicast_locally = False
     maximum_block_size_exp = constants.MAX_REGULAR_BLOCK_SIZE_EXP
     maximum_payload_size = 1024
+    interface: DeviceInterface
+    address: tuple[str, int]
+
+    @property
+    def ip(self) -> str:
+        return self.address[0]
+
+    @property
+    def hostinfo(self) -> str:
+        return hostportjoin(self.address[0], self.address[1])
+
+    @property
+    def hostinfo_local(self) -> str:
+        return self.interface.hostinfo_local
+
+    @property
+    def uri_base(self) -> str:
+        return f"{self.scheme}://{self.hostinfo}"
+
+    @property
+    def uri_base_local(self) -> str:
+        return f"{self.scheme}://{self.hostinfo_local}"
+
+
+class PlainRemote(DeviceRemote):
+    """A device's UDP address, as aiocoap and the fast path both see it."""
 
     def __init__(self, interface: CoapUdpInterface, address: tuple[str, int]) -> None:
         self.interface = interface
@@ -206,63 +232,39 @@ class PlainRemote(interfaces.EndpointAddress):
         return f"<PlainRemote {self.address[0]}:{self.address[1]}>"
 
     def send(self, data: bytes) -> None:
-        self.interface.sendto(data, self.address)
+        self.interface.endpoint.sendto(data, self.address)
 
     def sim(self) -> Sim | None:
         return self.interface.registry.enabled_sim_for_ip(self.address[0])
-
-    @property
-    def ip(self) -> str:
-        return self.address[0]
-
-    @property
-    def hostinfo(self) -> str:
-        return hostportjoin(self.address[0], self.address[1])
-
-    @property
-    def hostinfo_local(self) -> str:
-        return self.interface.hostinfo_local
-
-    @property
-    def uri_base(self) -> str:
-        return "coap://" + self.hostinfo
-
-    @property
-    def uri_base_local(self) -> str:
-        return "coap://" + self.hostinfo_local
 
     @property
     def blockwise_key(self) -> Hashable:
         return self.address
 
 
-class CoapUdpInterface(interfaces.MessageInterface, asyncio.DatagramProtocol):
-    """The plain CoAP socket: fast path first, aiocoap for the rest."""
+class DeviceInterface(interfaces.MessageInterface):
+    """What the plain and the DTLS socket share: a ``UdpEndpoint``, the CoAP service, and the
+    hand-over to aiocoap of everything the fast path does not take."""
+
+    remote_type: type[DeviceRemote]
 
     def __init__(self, service: CoapService, registry: Any, mman: MessageManager) -> None:
         self.service = service
         self.registry = registry
         self.mman: MessageManager | None = mman
-        self.transport: asyncio.DatagramTransport | None = None
+        self.endpoint = UdpEndpoint(self.datagram_received)
         self.hostinfo_local = ""
 
-    # asyncio.DatagramProtocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        host, port = transport.get_extra_info("sockname")[:2]
-        self.hostinfo_local = hostportjoin(host, port)
+    def open(self, bind: str, port: int, receive_buffer: int) -> int:
+        host, bound = self.endpoint.open(bind, port, receive_buffer)
+        self.hostinfo_local = hostportjoin(host, bound)
+        return bound
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.service.handle(PlainRemote(self, addr), data, self._dispatch)
+        raise NotImplementedError
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("CoAP socket error: %s", exc)
-
-    def sendto(self, data: bytes, address: tuple[str, int]) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, address)
-
-    def _dispatch(self, remote: PlainRemote, data: bytes) -> None:
+    def dispatch(self, remote: DeviceRemote, data: bytes) -> None:
+        """Give a datagram to aiocoap's message manager."""
         if self.mman is None:
             return
         try:
@@ -278,8 +280,19 @@ class CoapUdpInterface(interfaces.MessageInterface, asyncio.DatagramProtocol):
 
     async def shutdown(self) -> None:
         self.mman = None
-        if self.transport is not None:
-            self.transport.close()
+        self.endpoint.close()
+
+    async def recognize_remote(self, remote: Any) -> bool:
+        return isinstance(remote, self.remote_type) and remote.interface is self
+
+
+class CoapUdpInterface(DeviceInterface):
+    """The plain CoAP socket: fast path first, aiocoap for the rest."""
+
+    remote_type = PlainRemote
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.service.handle(PlainRemote(self, addr), data, self.dispatch)
 
     async def determine_remote(self, request: Message) -> PlainRemote | None:
         if request.requested_scheme not in ("coap", None):
@@ -291,9 +304,6 @@ class CoapUdpInterface(interfaces.MessageInterface, asyncio.DatagramProtocol):
         else:
             return None
         return PlainRemote(self, (host, port or 5683))
-
-    async def recognize_remote(self, remote: Any) -> bool:
-        return isinstance(remote, PlainRemote) and remote.interface is self
 
 
 def attach_interface(context: Context, make_interface: Any) -> Any:
@@ -310,8 +320,6 @@ def attach_interface(context: Context, make_interface: Any) -> Any:
 
 async def start_coap_udp(context: Context, service: CoapService, registry: Any, bind: str,
                          port: int, receive_buffer: int) -> CoapUdpInterface:
-    loop = asyncio.get_running_loop()
     interface = attach_interface(context, lambda mman: CoapUdpInterface(service, registry, mman))
-    transport, _ = await loop.create_datagram_endpoint(lambda: interface, local_addr=(bind, port))
-    enlarge_receive_buffer(transport.get_extra_info("socket"), receive_buffer)
+    interface.open(bind, port, receive_buffer)
     return interface

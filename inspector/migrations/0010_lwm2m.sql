@@ -1,16 +1,6 @@
 -- LwM2M: registrations (survive a restart), which SIMs ever registered (LIFECYCLE
--- DEVICE_FIRST_TIME_REGISTERED once per SIM), standing observations, device actions, and the
--- per-protocol PSKs (the DTLS transport reads the same table; 'LWM2M' keys are written at
--- bootstrap over DTLS).
-CREATE TABLE IF NOT EXISTS psks (
-    iccid       TEXT NOT NULL,
-    protocol    TEXT NOT NULL CHECK (protocol IN ('COAP', 'LWM2M')),
-    key         BLOB NOT NULL,
-    user_set    INTEGER NOT NULL DEFAULT 0,
-    created_ms  INTEGER NOT NULL,
-    PRIMARY KEY (iccid, protocol)
-) WITHOUT ROWID;
-
+-- DEVICE_FIRST_TIME_REGISTERED once per SIM), standing observations, device actions.
+-- The 'LWM2M' PSKs written at bootstrap over DTLS live in psks (0003_psk).
 CREATE TABLE lwm2m_registrations (
     id            TEXT PRIMARY KEY,
     iccid         TEXT NOT NULL UNIQUE,
