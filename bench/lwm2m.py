@@ -9,7 +9,9 @@ server): for each registration it binds a socket to the SIM's address, sends a C
 (``POST /rd?ep=ICCID&lt=86400&lwm2m=1.1&b=U`` with a link list), and counts the ``2.01``;
 ``--window`` registrations are in flight. Send is measured with the uplink load generator
 (``POST /dp``, SenML JSON) from ``--senders`` registered SIMs, beside plain uplink POSTs from
-the same SIMs to the same gateway. The registration baseline is a bare aiocoap server answering
+the same SIMs to the same gateway. Every first registration of a SIM also raises a LIFECYCLE
+event that is committed before the ``2.01``; a second round of Registers from SIMs that are
+already registered measures the steady state. The registration baseline is a bare aiocoap server answering
 the same Register requests with no work at all.
 
 The gateway runs as its own process with its default durability (``synchronous = "full"``: a
@@ -24,20 +26,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import selectors
-import socket
-import struct
 import tempfile
 import time
 import tracemalloc
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiocoap import CON
-from aiocoap.numbers.codes import Code
 
-from firmware_examples.coap_client import build_request
 from firmware_examples.loadgen import run_coap_load, source_ips
+from firmware_examples.lwm2m_fleet import LINKS, register_request, run_registrations
 from gateway.lwm2m import ContentFormat
 from gateway.lwm2m.registration import Registration, RegistrationStore, compact_remote
 from inspector.records import Sim
@@ -45,7 +41,6 @@ from inspector.sqlite import SqliteStore
 
 from .common import child, free_port, print_table
 
-LINKS = b'</>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>,</3303/0>,</6/0>'
 SEND = b'[{"bn":"/3303/0/","n":"5700","v":21.5}]'
 
 
@@ -55,93 +50,6 @@ def iccid_of(i: int) -> str:
 
 def bench_sims(ips: list[str]) -> list[Sim]:
     return [Sim(iccid=iccid_of(i), imsi=f"90140530{i:07d}", ip_address=ip) for i, ip in enumerate(ips)]
-
-
-def register_request(iccid: str, mid: int) -> bytes:
-    message = build_request(Code.POST, "/rd", LINKS, query=[f"ep={iccid}", "lt=86400", "lwm2m=1.1", "b=U"],
-                            mid=mid & 0xFFFF, token=struct.pack("!I", mid))
-    message.mtype = CON
-    message.opt.content_format = ContentFormat.LINK_FORMAT
-    return message.encode()
-
-
-@dataclass
-class RegisterStats:
-    registered: int = 0
-    failed: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        return self.registered / self.seconds if self.seconds else 0.0
-
-    def percentile(self, p: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-
-def run_registrations(server: tuple[str, int], ips: list[str], requests: list[bytes], *, window: int = 256,
-                      timeout: float = 5.0, progress: bool = False) -> RegisterStats:
-    """Register every (ip, request) once; ``window`` in flight. 2.xx answers count as success."""
-    stats = RegisterStats()
-    selector = selectors.DefaultSelector()
-    inflight: dict[socket.socket, tuple[float, int]] = {}
-    perf = time.perf_counter
-    start = perf()
-    nxt = 0
-    total = len(ips)
-    last_report = start
-    retries: list[int] = []
-    while nxt < total or inflight or retries:
-        while len(inflight) < window and (retries or nxt < total):
-            index = retries.pop() if retries else nxt
-            if index == nxt:
-                nxt += 1
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.setblocking(False)
-            try:
-                sock.bind((ips[index], 0))
-                sock.sendto(requests[index], server)
-            except OSError:
-                sock.close()
-                stats.failed["send_error"] = stats.failed.get("send_error", 0) + 1
-                continue
-            inflight[sock] = (perf(), index)
-            selector.register(sock, selectors.EVENT_READ)
-        for key, _ in selector.select(0.005):
-            sock = key.fileobj
-            try:
-                data = sock.recv(2048)
-            except OSError:
-                continue
-            sent_at, index = inflight.pop(sock)
-            selector.unregister(sock)
-            sock.close()
-            code = data[1] if len(data) > 1 else 0
-            if code >> 5 == 2:
-                stats.registered += 1
-                stats.latencies.append(perf() - sent_at)
-            else:
-                reason = f"{code >> 5}.{code & 31:02d}"
-                stats.failed[reason] = stats.failed.get(reason, 0) + 1
-        now = perf()
-        if now - last_report > 0.5:
-            last_report = now
-            for sock, (sent_at, index) in list(inflight.items()):
-                if now - sent_at > timeout:
-                    del inflight[sock]
-                    selector.unregister(sock)
-                    sock.close()
-                    stats.failed["timeout"] = stats.failed.get("timeout", 0) + 1
-            if progress:
-                print(f"  {stats.registered:,} registered, {len(inflight)} in flight", end="\r", flush=True)
-    stats.seconds = perf() - start
-    if progress:
-        print(" " * 60, end="\r")
-    return stats
 
 
 def rss_bytes(pid: int) -> int:
@@ -210,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
                         "the target is 100,000)")
     parser.add_argument("--window", type=int, default=1024, help="requests in flight")
     parser.add_argument("--senders", type=int, default=500, help="registered SIMs that Send")
+    parser.add_argument("--reregistrations", type=int, default=20000,
+                        help="SIMs that register a second time (the steady state: no first-registration event)")
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of each Send/uplink measurement")
     parser.add_argument("--baseline", type=int, default=10000, help="registrations sent to the bare aiocoap server")
     args = parser.parse_args(argv)
@@ -240,6 +150,11 @@ def main(argv: list[str] | None = None) -> None:
             cpu_register = cpu_seconds(process.pid) - cpu_before
             time.sleep(2.0)  # let the last registration writes settle
             rss_after = rss_bytes(process.pid)
+            again_n = min(args.reregistrations, count)
+            again_requests = [register_request(iccid_of(i), i + 7) for i in range(again_n)]
+            cpu_before = cpu_seconds(process.pid)
+            again = run_registrations(server, ips[:again_n], again_requests, window=args.window)
+            cpu_again = cpu_seconds(process.pid) - cpu_before
             stored = SqliteStore(Path(tmp) / "bench.db").connection().execute(
                 "SELECT COUNT(*) FROM lwm2m_registrations").fetchone()[0]
             senders = ips[: args.senders]
@@ -254,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((f"nce-gateway Register ({stats.registered:,} registered, {stored:,} stored)", stats.rate,
                      stats.percentile(50) * 1000, stats.percentile(99) * 1000, sum(stats.failed.values()),
                      _per(cpu_register, stats.registered), f"{per_rss:,.0f}", f"{rss_after / 2**20:,.0f}"))
+        rows.append((f"nce-gateway Register again ({again.registered:,} SIMs already registered: replaced, "
+                     "no LIFECYCLE)", again.rate, again.percentile(50) * 1000, again.percentile(99) * 1000,
+                     sum(again.failed.values()), _per(cpu_again, again.registered), "", ""))
         rows.append((f"nce-gateway Send POST /dp, SenML JSON, {len(senders)} SIMs", send.rate,
                      send.percentile(50) * 1000, send.percentile(99) * 1000, sum(send.failed.values()),
                      _per(cpu_send, send.acknowledged), "", ""))

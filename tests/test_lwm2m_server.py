@@ -202,3 +202,21 @@ async def test_standing_observation_is_started_again_after_a_restart(tmp_path, s
         await wait_for(lambda: len(gw2.store.messages(device.iccid)) > before)
     finally:
         await client.close()
+
+
+async def test_a_fleet_of_raw_socket_clients_registers(tmp_path, start_gateway):
+    from firmware_examples.loadgen import source_ips
+    from firmware_examples.lwm2m_fleet import register_request, run_registrations
+    from inspector.records import Sim
+
+    ips = source_ips(200, base="127.3.0.0")
+    sims = [Sim(iccid=f"89882806900000{i:05d}", imsi=f"9014054000{i:05d}", ip_address=ip) for i, ip in enumerate(ips)]
+    gw = await start_gateway(make_config(tmp_path), sims)
+    requests = [register_request(s.iccid, i) for i, s in enumerate(sims)]
+    stats = await asyncio.to_thread(run_registrations, ("127.0.0.1", gw.coap_port), ips, requests, window=64)
+    assert stats.registered == 200 and not stats.failed
+    assert len(gw.lwm2m.registrations) == 200
+    await gw.lwm2m.writer.flush()
+    await gw.committer.flush()
+    assert gw.store.connection().execute("SELECT COUNT(*) FROM lwm2m_registrations").fetchone()[0] == 200
+    assert len(gw.store.events(event_type="LIFECYCLE", limit=1000)) == 200
