@@ -98,6 +98,8 @@ enabled = false
 [coap]
 bind = "127.0.0.1"
 port = {coap_port}
+[coaps]
+enabled = false
 [api]
 port = 0
 [registry]
