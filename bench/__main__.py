@@ -15,6 +15,7 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "uplink": ("bench.uplink", ["--seconds", "8"]),
     "lwm2m": ("bench.lwm2m", ["--registrations", "30000", "--seconds", "6"]),
     "dtls": ("bench.dtls", []),
+    "delivery": ("bench.delivery", ["--events", "20000"]),
 }
 
 

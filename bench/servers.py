@@ -2,6 +2,7 @@
 
     python -m bench.servers echo PORT      bare asyncio UDP: answers a CoAP ACK 2.04 per datagram
     python -m bench.servers aiocoap PORT   bare aiocoap server: one resource answering 2.04
+    python -m bench.servers webhook PORT CERT KEY   HTTPS receiver (aiohttp): reads the body, answers 200
 """
 
 from __future__ import annotations
@@ -46,6 +47,29 @@ async def bare_aiocoap(port: int) -> None:
     await asyncio.Event().wait()
 
 
+async def webhook(port: int, cert_file: str, key_file: str) -> None:
+    import ssl
+
+    from aiohttp import web
+
+    async def receive(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, backlog=1024).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
-    asyncio.run({"echo": echo, "aiocoap": bare_aiocoap}[kind](port))
+    if kind == "webhook":
+        asyncio.run(webhook(port, sys.argv[3], sys.argv[4]))
+    else:
+        asyncio.run({"echo": echo, "aiocoap": bare_aiocoap}[kind](port))

@@ -32,6 +32,8 @@ enabled = false
 [coap]
 bind = "127.0.0.1"
 port = {coap_port}
+[coaps]
+enabled = false
 [api]
 port = 0
 [log]

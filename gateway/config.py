@@ -7,10 +7,13 @@ how containers and tests adjust a shipped file without editing it.
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from integrators.http11 import check_header
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (150.0, 180.0, 420.0, 1020.0)
 EVENT_TYPES: tuple[str, ...] = (
@@ -133,6 +136,62 @@ class WebhookConfig:
     concurrency: int = 64
 
 
+AWS_MODES = ("mqtt", "iot_data")
+AWS_MQTT_KEYS = ("host", "port", "ca_file", "cert_file", "key_file", "client_id", "keepalive",
+                 "publish_rate_limit", "reconnect_min_seconds", "reconnect_max_seconds")
+AWS_IOT_DATA_KEYS = ("region", "endpoint_url", "role_arn", "external_id", "session_name",
+                     "session_duration_seconds", "sts_endpoint_url", "threads")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+
+
+@dataclass
+class AwsIntegrationConfig:
+    """One AWS IoT Core target. ``mode`` picks the keys that apply (the others must stay unset)."""
+
+    name: str
+    mode: str = "mqtt"
+    event_types: list[str] = field(default_factory=lambda: list(EVENT_TYPES))
+    retry_schedule: list[float] = field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE))
+    json_payload_enabled: bool = False
+    timeout_seconds: float = 20.0
+    concurrency: int = 64
+    # mode = "mqtt": MQTT 5 over mutual TLS
+    host: str | None = None
+    port: int | None = None  # 8883
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_id: str | None = None  # nce-gateway-{name}
+    keepalive: int | None = None  # 60
+    publish_rate_limit: float | None = None  # 100 per second; 0 = unlimited
+    reconnect_min_seconds: float | None = None  # 1
+    reconnect_max_seconds: float | None = None  # 60
+    # mode = "iot_data": boto3 iot-data publish over HTTPS (SigV4)
+    region: str | None = None
+    endpoint_url: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    session_name: str | None = None  # nce-gateway
+    session_duration_seconds: int | None = None  # 3600
+    sts_endpoint_url: str | None = None
+    threads: int | None = None  # 8
+
+    @property
+    def kind(self) -> str:
+        return "aws_mqtt" if self.mode == "mqtt" else "aws_iot_data"
+
+    def stored(self) -> dict[str, Any]:
+        """The integration's config as the store keeps it: shared keys and the set keys of its mode."""
+        own = AWS_MQTT_KEYS if self.mode == "mqtt" else AWS_IOT_DATA_KEYS
+        out: dict[str, Any] = {"mode": self.mode, "event_types": list(self.event_types),
+                               "retry_schedule": list(self.retry_schedule),
+                               "json_payload_enabled": self.json_payload_enabled,
+                               "timeout_seconds": self.timeout_seconds, "concurrency": self.concurrency}
+        out.update({k: getattr(self, k) for k in own if getattr(self, k) is not None})
+        return out
+
+
 @dataclass
 class GatewayConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -145,6 +204,7 @@ class GatewayConfig:
     log: LogConfig = field(default_factory=LogConfig)
     lwm2m: LwM2MConfig = field(default_factory=LwM2MConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
+    aws_integrations: list[AwsIntegrationConfig] = field(default_factory=list)
 
 
 _SECTIONS: dict[str, type] = {
@@ -158,7 +218,7 @@ _SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "lwm2m": LwM2MConfig,
 }
-_LISTS: dict[str, type] = {"webhooks": WebhookConfig}
+_LISTS: dict[str, type] = {"webhooks": WebhookConfig, "aws_integrations": AwsIntegrationConfig}
 
 
 def _coerce(value: Any, target: Any, where: str) -> Any:
@@ -245,6 +305,11 @@ def _validate(cfg: GatewayConfig) -> None:
             raise ConfigError(f"{where}.event_types: unknown {', '.join(bad)}; known: {', '.join(EVENT_TYPES)}")
         if not hook.retry_schedule or any(s < 0 for s in hook.retry_schedule):
             raise ConfigError(f"{where}.retry_schedule: needs at least one non-negative delay")
+        for name, value in hook.headers.items():
+            try:
+                check_header(name, value)
+            except (ValueError, UnicodeError) as exc:
+                raise ConfigError(f"{where}.headers: {exc}") from None
     lw = cfg.lwm2m
     if not 0 < lw.short_server_id < 65535:
         raise ConfigError("lwm2m.short_server_id: must be 1..65534")
@@ -262,8 +327,79 @@ def _validate(cfg: GatewayConfig) -> None:
             raise ConfigError(f"lwm2m.{key}: must start with coap:// or coaps://")
     if cfg.coaps.public_url and not cfg.coaps.public_url.startswith("coaps://"):
         raise ConfigError("coaps.public_url: must start with coaps:// (or be empty)")
+    for i, aws in enumerate(cfg.aws_integrations):
+        where = f"aws_integrations[{i}]"
+        if aws.name in names:
+            raise ConfigError(f"{where}.name: {aws.name!r} is used twice (integration names are shared "
+                              "by [[webhooks]] and [[aws_integrations]])")
+        names.add(aws.name)
+        validate_aws(aws, where)
     if cfg.log.format not in ("json", "text"):
         raise ConfigError("log.format: must be 'json' or 'text'")
+
+
+def validate_aws(aws: AwsIntegrationConfig, where: str, check_files: bool = True) -> None:
+    """Refuse an AWS integration that cannot work, naming the key (the API reuses this)."""
+    if not aws.name or len(aws.name) > 128:
+        raise ConfigError(f"{where}.name: 1 to 128 characters")
+    if aws.mode not in AWS_MODES:
+        raise ConfigError(f"{where}.mode: must be \"mqtt\" or \"iot_data\", got {aws.mode!r}")
+    bad = [t for t in aws.event_types if t not in EVENT_TYPES]
+    if bad or not aws.event_types:
+        raise ConfigError(f"{where}.event_types: unknown {', '.join(bad) or '(empty list)'}; "
+                          f"known: {', '.join(EVENT_TYPES)}")
+    if not aws.retry_schedule or any(s < 0 for s in aws.retry_schedule):
+        raise ConfigError(f"{where}.retry_schedule: needs at least one non-negative delay")
+    if aws.timeout_seconds <= 0:
+        raise ConfigError(f"{where}.timeout_seconds: must be positive")
+    if not 1 <= aws.concurrency <= 10000:
+        raise ConfigError(f"{where}.concurrency: 1 to 10000")
+    other = AWS_IOT_DATA_KEYS if aws.mode == "mqtt" else AWS_MQTT_KEYS
+    for key in other:
+        if getattr(aws, key) is not None:
+            raise ConfigError(f"{where}.{key}: only for mode = \"{'iot_data' if aws.mode == 'mqtt' else 'mqtt'}\" "
+                              f"(this integration has mode = \"{aws.mode}\")")
+    if aws.mode == "mqtt":
+        for key in ("host", "cert_file", "key_file"):
+            if not getattr(aws, key):
+                raise ConfigError(f"{where}.{key}: required for mode = \"mqtt\"")
+        if aws.port is not None and not 1 <= aws.port <= 65535:
+            raise ConfigError(f"{where}.port: {aws.port} is not a port number")
+        if aws.keepalive is not None and not 0 <= aws.keepalive <= 65535:
+            raise ConfigError(f"{where}.keepalive: 0 (off) to 65535 seconds (AWS IoT Core accepts 30 to 1200)")
+        if aws.publish_rate_limit is not None and aws.publish_rate_limit < 0:
+            raise ConfigError(f"{where}.publish_rate_limit: publishes per second, 0 for no limit")
+        if aws.client_id is not None and not 1 <= len(aws.client_id.encode()) <= 128:
+            raise ConfigError(f"{where}.client_id: 1 to 128 bytes (AWS IoT Core's limit)")
+        low, high = aws.reconnect_min_seconds or 1.0, aws.reconnect_max_seconds or 60.0
+        if low <= 0 or high < low:
+            raise ConfigError(f"{where}.reconnect_max_seconds: must be at least reconnect_min_seconds (> 0)")
+        if check_files:
+            for key in ("ca_file", "cert_file", "key_file"):
+                path = getattr(aws, key)
+                if path is not None and not os.path.isfile(path):
+                    raise ConfigError(f"{where}.{key}: {path} is not a readable file")
+    else:
+        if aws.role_arn is not None and not _ROLE_ARN.fullmatch(aws.role_arn):
+            raise ConfigError(f"{where}.role_arn: expected arn:aws:iam::<12-digit account>:role/<name>")
+        if aws.external_id is not None and aws.role_arn is None:
+            raise ConfigError(f"{where}.external_id: needs role_arn (the external id is given when assuming it)")
+        if aws.external_id is not None and not 2 <= len(aws.external_id) <= 1224:
+            raise ConfigError(f"{where}.external_id: 2 to 1224 characters")
+        if aws.session_name is not None and not re.fullmatch(r"[\w+=,.@-]{2,64}", aws.session_name):
+            raise ConfigError(f"{where}.session_name: 2 to 64 of A-Z a-z 0-9 + = , . @ _ -")
+        if aws.session_duration_seconds is not None and not 900 <= aws.session_duration_seconds <= 43200:
+            raise ConfigError(f"{where}.session_duration_seconds: 900 to 43200")
+        if aws.region is not None and not _REGION.fullmatch(aws.region):
+            raise ConfigError(f"{where}.region: {aws.region!r} is not an AWS region name (e.g. eu-central-1)")
+        for key in ("endpoint_url", "sts_endpoint_url"):
+            url = getattr(aws, key)
+            if url is not None and not url.startswith(("https://", "http://")):
+                raise ConfigError(f"{where}.{key}: must start with https:// (http:// for local tests)")
+        if aws.threads is not None and not 1 <= aws.threads <= 256:
+            raise ConfigError(f"{where}.threads: 1 to 256")
+        if aws.region is None:
+            raise ConfigError(f"{where}.region: required for mode = \"iot_data\" (requests are signed for a region)")
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> GatewayConfig:

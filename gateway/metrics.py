@@ -44,6 +44,17 @@ class Metrics(CommitObserver):
             registry=r, buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
         self.integration_state = Gauge("nce_integration_failed", "1 while an integration is INTEGRATION_FAILED",
                                        ["integration"], registry=r)
+        # AWS IoT Core over MQTT: the state of each integration's one connection
+        self.aws_connected = Gauge("nce_aws_connected", "1 while the MQTT connection of an AWS integration is up",
+                                   ["integration"], registry=r)
+        self.aws_reconnects = Counter("nce_aws_reconnects_total", "MQTT connections made after the first one",
+                                      ["integration"], registry=r)
+        self.aws_connect_failures = Counter("nce_aws_connect_failures_total",
+                                            "MQTT connection attempts that failed (TCP, TLS or CONNACK)",
+                                            ["integration"], registry=r)
+        self.aws_rate_limited = Counter("nce_aws_rate_limited_total",
+                                        "Publishes that waited for the per-connection rate limit",
+                                        ["integration"], registry=r)
         self.received_by = {p: self.received.labels(p) for p in PROTOCOLS}
         self.stored_by = {p: self.stored.labels(p) for p in PROTOCOLS}
         self.duplicates_by = {p: self.duplicates.labels(p) for p in PROTOCOLS}

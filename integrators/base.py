@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 ROLLOUT_STARTED = "ROLLOUT_STARTED"
 ROLLOUT_DONE = "ROLLOUT_DONE"
@@ -37,3 +40,68 @@ class Sender(Protocol):
         """Return when the target confirmed the event; raise DeliveryError otherwise."""
 
     async def close(self) -> None: ...
+
+
+PROBLEM_MESSAGES = {
+    "connection": "CloudIntegrator[ConnectionFailed]",
+    "publish": "CloudIntegrator[PublishDenied]",
+    "credentials": "CloudIntegrator[CredentialsFailed]",
+}
+
+
+class ProblemReporter:
+    """Early ERROR events for failures a sender sees outside a single delivery attempt.
+
+    A connection that cannot be made (certificate refused, CA wrong, broker down) would
+    otherwise surface only after the last retry, half an hour later with the default schedule.
+    Each *distinct* problem (by ``key``) is reported once as an ERROR event (type INTEGRATION);
+    at most one report per ``min_interval`` seconds, the same problem again only after
+    ``repeat_after`` seconds, and everything is forgotten after a success (``clear``), so the
+    next outage is reported again.
+    """
+
+    def __init__(self, name: str, emit: Callable[[Any], None] | None, *, min_interval: float = 60.0,
+                 repeat_after: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.emit = emit
+        self.min_interval = min_interval
+        self.repeat_after = repeat_after
+        self.clock = clock
+        self._reported: dict[str, float] = {}
+        self._last = -1e18
+
+    def report(self, kind: str, key: str, description: str) -> bool:
+        """Emit an ERROR event unless this problem was just reported; returns whether it did."""
+        now = self.clock()
+        seen = self._reported.get(key)
+        if seen is not None and now - seen < self.repeat_after:
+            return False
+        if now - self._last < self.min_interval:
+            return False
+        self._reported[key] = now
+        self._last = now
+        if self.emit is not None:
+            from gateway import events  # here: base stays importable without the gateway package
+
+            self.emit(events.error(None, time.time_ns() // 1_000_000, error_type="INTEGRATION",
+                                   message=PROBLEM_MESSAGES.get(kind, "CloudIntegrator[Error]"),
+                                   description=f"Integration {self.name}: {description}", payload_exists=False))
+        return True
+
+    def clear(self) -> None:
+        self._reported.clear()
+
+
+@dataclass
+class SenderContext:
+    """What a sender may use besides its config: its integration's name, the gateway's metrics
+    and a way to raise early ERROR events."""
+
+    name: str
+    metrics: Any = None
+    emit: Callable[[Any], None] | None = None
+    problems: ProblemReporter | None = None
+
+    def __post_init__(self) -> None:
+        if self.problems is None:
+            self.problems = ProblemReporter(self.name, self.emit)

@@ -19,22 +19,38 @@ from gateway.config import EVENT_TYPES, GatewayConfig, WebhookConfig
 from inspector.committer import CommitObserver
 from inspector.records import Pending
 
-from .base import INTEGRATION_ACTIVE, INTEGRATION_FAILED, ROLLOUT_DONE, Sender
+from .aws_iot_data import AwsIotDataSender, AwsIotDataSettings
+from .aws_mqtt import AwsMqttSender, AwsMqttSettings
+from .base import (INTEGRATION_ACTIVE, INTEGRATION_FAILED, ROLLOUT_DONE, ROLLOUT_FAILED, ROLLOUT_STARTED, Sender,
+                   SenderContext)
 from .webhook import WebhookSender, WebhookSettings
 from .worker import DeliveryWorker, IntegrationHandle
 
 log = logging.getLogger("nce.integrations")
 
-SenderFactory = Callable[[dict[str, Any]], Sender]
+#: builds the sender of one integration from its stored config
+SenderFactory = Callable[[dict[str, Any], SenderContext], Sender]
+
+#: states in which an integration has no worker and gets no events routed (waiting for set-up)
+NOT_RUNNING = (ROLLOUT_STARTED, ROLLOUT_FAILED)
 
 
-def webhook_sender(config: dict[str, Any]) -> Sender:
+def webhook_sender(config: dict[str, Any], context: SenderContext | None = None) -> Sender:
     return WebhookSender(WebhookSettings(
         url=config["url"], headers=dict(config.get("headers") or {}), ca_file=config.get("ca_file"),
         timeout_seconds=float(config.get("timeout_seconds", 20.0)), concurrency=int(config.get("concurrency", 64))))
 
 
-SENDERS: dict[str, SenderFactory] = {"webhook": webhook_sender}
+def aws_mqtt_sender(config: dict[str, Any], context: SenderContext) -> Sender:
+    return AwsMqttSender(AwsMqttSettings.from_config(context.name, config), context)
+
+
+def aws_iot_data_sender(config: dict[str, Any], context: SenderContext) -> Sender:
+    return AwsIotDataSender(AwsIotDataSettings.from_config(config), context)
+
+
+SENDERS: dict[str, SenderFactory] = {"webhook": webhook_sender, "aws_mqtt": aws_mqtt_sender,
+                                     "aws_iot_data": aws_iot_data_sender}
 
 
 def webhook_config(hook: WebhookConfig) -> dict[str, Any]:
@@ -82,15 +98,16 @@ class IntegrationManager(CommitObserver):
 
     def sync_config(self, config: GatewayConfig) -> None:
         """Make the store's config-file integrations match the file (blocking; at start-up)."""
-        wanted = {hook.name: webhook_config(hook) for hook in config.webhooks}
+        wanted = {hook.name: ("webhook", webhook_config(hook)) for hook in config.webhooks}
+        wanted.update({aws.name: (aws.kind, aws.stored()) for aws in config.aws_integrations})
         for row in self.store.list_integrations():
             if row["origin"] == "config" and row["name"] not in wanted:
                 log.warning("integration %s is no longer in the config file; removing it and its queue",
                             row["name"])
                 self.store.delete_integration(row["id"])
-        for name, hook_config in wanted.items():
-            self.store.upsert_integration(uuid=str(uuidlib.uuid4()), name=name, kind="webhook", origin="config",
-                                          config=hook_config, state=ROLLOUT_DONE)
+        for name, (kind, integration_config) in wanted.items():
+            self.store.upsert_integration(uuid=str(uuidlib.uuid4()), name=name, kind=kind, origin="config",
+                                          config=integration_config, state=ROLLOUT_DONE)
 
     async def start(self) -> None:
         await self.reload()
@@ -121,10 +138,13 @@ class IntegrationManager(CommitObserver):
             worker = self.workers.get(integration_id)
             if worker is not None:
                 worker.handle.name = handle.name
-        self._routes = {t: tuple(i for i, h in handles.items() if t in h.event_types) for t in EVENT_TYPES}
+        self._routes = {t: tuple(i for i, h in handles.items() if t in h.event_types and h.state not in NOT_RUNNING)
+                        for t in EVENT_TYPES}
         self.version = version
 
     async def _start_worker(self, handle: IntegrationHandle) -> None:
+        if handle.state in NOT_RUNNING:
+            return  # e.g. an AWS integration created through the API without connection details yet
         factory = self.senders.get(handle.kind)
         if factory is None:
             log.error("integration %s has unknown kind %s; not delivering", handle.name, handle.kind)
@@ -132,7 +152,13 @@ class IntegrationManager(CommitObserver):
         if handle.state != INTEGRATION_FAILED and handle.state != INTEGRATION_ACTIVE:
             await self.write(self.store.set_integration_state, handle.id, INTEGRATION_ACTIVE)
             handle.state = INTEGRATION_ACTIVE
-        worker = DeliveryWorker(handle, factory(handle.config), store=self.store, read=self.read,
+        context = SenderContext(name=handle.name, metrics=self.metrics, emit=self.emit)
+        try:
+            sender = factory(handle.config, context)
+        except (KeyError, ValueError, TypeError) as exc:
+            log.error("integration %s has an unusable config (%s); not delivering", handle.name, exc)
+            return
+        worker = DeliveryWorker(handle, sender, store=self.store, read=self.read,
                                 write=self.write, emit=self.emit, metrics=self.metrics,
                                 concurrency=int(handle.config.get("concurrency", 64)))
         self.metrics.integration_state.labels(handle.name).set(1 if handle.state == INTEGRATION_FAILED else 0)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass, field
-
-import aiohttp
+from urllib.parse import urlsplit
 
 from .base import DeliveryError
+from .http11 import HttpError, HttpPool, check_header
 
 PLACEHOLDERS = (":iccid:", ":imsi:", ":ip:")
 
@@ -40,53 +40,67 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
+def split_url(url: str) -> tuple[str, str]:
+    """(origin, target): ``https://host:port`` and ``/path?query`` of a URL."""
+    parts = urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return f"{parts.scheme}://{parts.netloc}", target
+
+
 class WebhookSender:
+    """POSTs events over kept-alive connections (``http11.HttpPool``, one pool per origin)."""
+
     def __init__(self, settings: WebhookSettings) -> None:
         self.settings = settings
         self.needs_device = any(p in settings.url or any(p in v for v in settings.headers.values())
-                              for p in PLACEHOLDERS)
-        self._session: aiohttp.ClientSession | None = None
+                                for p in PLACEHOLDERS)
+        self._pools: dict[str, HttpPool] = {}
+        self._ssl: ssl.SSLContext | None = None
+        # without placeholders every request carries the same headers: encode them once
+        self._fixed_headers = self._encode_headers(settings.headers)
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            try:
-                ssl_context: ssl.SSLContext | bool = (
-                    tls_context(self.settings.ca_file) if self.settings.url.startswith("https://") else False)
-            except (OSError, ssl.SSLError) as exc:
-                raise DeliveryError(f"cannot load ca_file {self.settings.ca_file}: {exc}") from None
-            connector = aiohttp.TCPConnector(ssl=ssl_context, limit=self.settings.concurrency)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds),
-                headers={"User-Agent": "nce-gateway"},
-            )
-        return self._session
+    @staticmethod
+    def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+        return [(b"User-Agent", b"nce-gateway"), (b"Content-Type", b"application/json"),
+                *(check_header(k, v) for k, v in headers.items())]
+
+    def _pool(self, origin: str) -> HttpPool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            if origin.startswith("https://") and self._ssl is None:
+                try:
+                    self._ssl = tls_context(self.settings.ca_file)
+                except (OSError, ssl.SSLError) as exc:
+                    raise DeliveryError(f"cannot load ca_file {self.settings.ca_file}: {exc}") from None
+            pool = self._pools[origin] = HttpPool(origin, ssl_context=self._ssl, size=self.settings.concurrency)
+        return pool
 
     async def send(self, body: str, device: dict[str, str] | None, event_type: str) -> None:
-        url = self.settings.url
-        headers = {"Content-Type": "application/json"}
+        url, headers = self.settings.url, self._fixed_headers
         if self.needs_device:
             url = substitute(url, device)
-            headers.update({k: substitute(v, device) for k, v in self.settings.headers.items()})
-        else:
-            headers.update(self.settings.headers)
+            headers = self._encode_headers({k: substitute(v, device) for k, v in self.settings.headers.items()})
+        origin, target = split_url(url)
+        data = body.encode("utf-8")
         try:
-            async with self._client().post(url, data=body.encode("utf-8"), headers=headers) as response:
-                await response.read()
-                if not 200 <= response.status < 300:
-                    raise DeliveryError(f"webhook answered HTTP {response.status} {response.reason or ''}".strip())
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                status = await self._pool(origin).post(target, headers, data)
+        except TimeoutError:
             raise DeliveryError(f"webhook did not answer within {self.settings.timeout_seconds:g} s") from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise DeliveryError(f"webhook TLS certificate refused: {exc.certificate_error}") from None
-        except aiohttp.ClientSSLError as exc:
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(f"webhook TLS certificate refused: {exc.verify_message or exc}") from None
+        except ssl.SSLError as exc:
             raise DeliveryError(f"webhook TLS error: {exc}") from None
-        except aiohttp.ClientConnectionError as exc:
-            raise DeliveryError(f"webhook unreachable: {exc}") from None
-        except aiohttp.ClientError as exc:
+        except HttpError as exc:
             raise DeliveryError(f"webhook request failed: {exc}") from None
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise DeliveryError(f"webhook unreachable: {exc}") from None
+        if not 200 <= status < 300:
+            raise DeliveryError(f"webhook answered HTTP {status}")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()

@@ -26,6 +26,15 @@ from .base import DISABLED_MESSAGE, INTEGRATION_ACTIVE, INTEGRATION_FAILED, Deli
 
 log = logging.getLogger("nce.delivery")
 
+REJECTED_MESSAGE = "CloudIntegrator[EventRejected]"
+
+
+def _sim_of(device: dict[str, str] | None) -> Sim | None:
+    """The SIM an ERROR event about a delivery belongs to (none for TEST_MESSAGE)."""
+    if not device:
+        return None
+    return Sim(iccid=device["iccid"], imsi=device["imsi"], ip_address=device["ip"])
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -90,6 +99,9 @@ class DeliveryWorker:
         self._attempts: list[tuple[int, int, int]] = []
         self._flush_lock = asyncio.Lock()
         self._label = handle.name
+        # bound once: labels() costs more than the increment, and this runs per event
+        self._m_delivered = metrics.delivered.labels(self._label)
+        self._m_latency = metrics.delivery_latency.labels(self._label)
         self.delivered = 0
 
     # life cycle ---------------------------------------------------------------------
@@ -208,8 +220,8 @@ class DeliveryWorker:
             queue.popleft()
             rnd.in_memory -= 1
             self.delivered += 1
-            self.metrics.delivered.labels(self._label).inc()
-            self.metrics.delivery_latency.labels(self._label).observe(max(0, self.clock() - item.created_ms) / 1000)
+            self._m_delivered.inc()
+            self._m_latency.observe(max(0, self.clock() - item.created_ms) / 1000)
             if queue:
                 rnd.ready.put_nowait(key)
             else:
@@ -229,9 +241,10 @@ class DeliveryWorker:
             rnd.in_memory -= 1
             self._done.append(item.seq)
             self.metrics.failed.labels(self._label).inc()
-            self.emit(events.error(None, self.clock(), error_type="INTEGRATION",
-                                   message="CloudIntegrator[EventRejected]",
-                                   description=f"{self.handle.name}: event {json.loads(item.body).get('id')} "
+            envelope = json.loads(item.body)
+            self.emit(events.error(_sim_of(envelope.get("device")), self.clock(), error_type="INTEGRATION",
+                                   message=REJECTED_MESSAGE,
+                                   description=f"{self.handle.name}: event {envelope.get('id')} "
                                                f"cannot be delivered: {exc}", payload_exists=False))
             if rnd.queues[key]:
                 rnd.ready.put_nowait(key)
@@ -258,10 +271,7 @@ class DeliveryWorker:
                   extra={"event": "integration_failed", "integration": self._label})
         await self.write(self.store.set_integration_state, self.handle.id, INTEGRATION_FAILED)
         self.handle.state = INTEGRATION_FAILED  # after the store has it: readers see one truth
-        device = json.loads(item.body).get("device")
-        sim = None
-        if device:
-            sim = Sim(iccid=device["iccid"], imsi=device["imsi"], ip_address=device["ip"])
+        sim = _sim_of(json.loads(item.body).get("device"))
         self.emit(events.error(sim, self.clock(), error_type="INTEGRATION", message=DISABLED_MESSAGE,
                                description=f"Integration {self.handle.name} was disabled after "
                                            f"{item.attempts} failed delivery attempts; last error: {exc}",

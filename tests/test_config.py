@@ -64,3 +64,10 @@ def test_errors_name_the_key(tmp_path, text, message):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "none.toml", environ={})
+
+
+def test_webhook_header_injection_is_refused(tmp_path):
+    path = tmp_path / "h.toml"
+    path.write_text('[[webhooks]]\nname = "a"\nurl = "https://x"\nheaders = { "X-A" = "1\\r\\nEvil: 2" }\n')
+    with pytest.raises(ConfigError, match=r"webhooks\[0\].headers: header 'X-A' has characters not allowed"):
+        load_config(path, environ={})
