@@ -319,7 +319,8 @@ def _validate(cfg: GatewayConfig) -> None:
         raise ConfigError("lwm2m.binding: must be a binding mode such as U or UQ")
     for key in ("registration_grace_seconds", "request_timeout_seconds", "queue_timeout_seconds",
                 "queue_awake_seconds", "action_poll_interval_seconds"):
-        if getattr(lw, key) <= 0 and key != "registration_grace_seconds" or getattr(lw, key) < 0:
+        value = getattr(lw, key)
+        if value < 0 or (value == 0 and key != "registration_grace_seconds"):
             raise ConfigError(f"lwm2m.{key}: must be positive")
     for key in ("server_uri", "dtls_server_uri"):
         uri = getattr(lw, key)

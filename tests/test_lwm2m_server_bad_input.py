@@ -97,3 +97,19 @@ async def test_block_wise_register_goes_through_the_aiocoap_resources(tmp_path, 
         assert (await client.deregister()).code == Code.DELETED
     finally:
         await client.close()
+
+
+def test_lwm2m_config_keys_are_checked(tmp_path):
+    import pytest
+
+    from gateway.config import ConfigError, load_config
+
+    config = load_config(environ={"NCE_LWM2M_PASSIVE_REPORTING": "true", "NCE_LWM2M_LIFETIME": "600"})
+    assert config.lwm2m.passive_reporting is True and config.lwm2m.lifetime == 600
+    for bad in ({"NCE_LWM2M_BINDING": "X"}, {"NCE_LWM2M_SERVER_URI": "http://x"},
+                {"NCE_LWM2M_SHORT_SERVER_ID": "0"}, {"NCE_LWM2M_REQUEST_TIMEOUT_SECONDS": "0"},
+                {"NCE_LWM2M_REGISTRATION_GRACE_SECONDS": "-1"}, {"NCE_LWM2M_COLOUR": "red"}):
+        with pytest.raises(ConfigError) as exc:
+            load_config(environ=bad)
+        assert "lwm2m" in str(exc.value)
+    assert load_config(environ={"NCE_LWM2M_REGISTRATION_GRACE_SECONDS": "0"}).lwm2m.registration_grace_seconds == 0
