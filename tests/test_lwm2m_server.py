@@ -137,8 +137,8 @@ async def test_queue_mode_requests_wait_for_the_next_update(tmp_path, start_gate
 async def test_passive_reporting_reads_objects_except_1_2_3_and_passes_locations(
         tmp_path, receiver, ca_file, start_gateway):
     device = sim(14)
-    gw = await start_gateway(make_config(tmp_path, webhooks=[webhook(receiver, ca_file, event_types=["TELEMETRY_DATA"])],
-                                         lwm2m={"passive_reporting": True}), [device])
+    hook = webhook(receiver, ca_file, event_types=["TELEMETRY_DATA"])
+    gw = await start_gateway(make_config(tmp_path, webhooks=[hook], lwm2m={"passive_reporting": True}), [device])
     values = default_objects(device.iccid, location=(52.52, 13.405))
     values["/1/0/0"] = 1
     client = await LwM2MClient.start(device.iccid, device.ip_address, values)
@@ -160,8 +160,8 @@ async def test_passive_reporting_reads_objects_except_1_2_3_and_passes_locations
 
 async def test_observe_notifications_become_events_until_observe_end(tmp_path, receiver, ca_file, start_gateway):
     device = sim(15)
-    gw = await start_gateway(make_config(tmp_path, webhooks=[webhook(receiver, ca_file, event_types=["TELEMETRY_DATA"])]),
-                             [device])
+    hook = webhook(receiver, ca_file, event_types=["TELEMETRY_DATA"])
+    gw = await start_gateway(make_config(tmp_path, webhooks=[hook]), [device])
     client = await registered_client(gw, device)
     try:
         action = await gw.lwm2m.actions.submit(device.iccid, "observe-start", "/3303/0/5700")

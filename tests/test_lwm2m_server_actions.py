@@ -130,7 +130,8 @@ async def test_http_handlers_on_a_bare_app(tmp_path, start_gateway):
         r = await http.get("/management-api/v1/integrate/devices/actions/requests/nope")
         assert r.status == 404
 
-        r = await http.post(base, json={"action": "read", "resourceAddress": "/3/0/0", "requestMode": "SEND_WHEN_ACTIVE"})
+        r = await http.post(base, json={"action": "read", "resourceAddress": "/3/0/0",
+                                        "requestMode": "SEND_WHEN_ACTIVE"})
         waiting = (await r.json())["id"]
         r = await http.get("/management-api/v1/integrate/devices/actions/requests/active")
         assert [i["id"] for i in (await r.json())["items"]] == [waiting]

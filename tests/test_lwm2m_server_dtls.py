@@ -72,8 +72,8 @@ class DtlsDevice:
 
 async def test_bootstrap_register_send_and_read_over_dtls(tmp_path, receiver, ca_file, start_gateway):
     device = sim(33)
-    gw = await start_gateway(make_config(tmp_path, webhooks=[webhook(receiver, ca_file, event_types=["TELEMETRY_DATA"])]),
-                             [device])
+    hook = webhook(receiver, ca_file, event_types=["TELEMETRY_DATA"])
+    gw = await start_gateway(make_config(tmp_path, webhooks=[hook]), [device])
     await gw.psks.set(device.iccid, "COAP", b"onboarding-key-33")
     server = ("127.0.0.1", gw.coaps_port)
     model = LwM2MClient(device.iccid, device.ip_address)

@@ -156,8 +156,8 @@ def cancel_actions(conn: sqlite3.Connection, *, action_id: str | None = None, ic
             rows = conn.execute("SELECT id FROM lwm2m_actions WHERE id = ? AND status IN ('SCHEDULED', 'IN_PROGRESS')",
                                 (action_id,)).fetchall()
         else:
-            rows = conn.execute("SELECT id FROM lwm2m_actions WHERE iccid = ? AND status IN ('SCHEDULED', 'IN_PROGRESS')",
-                                (iccid,)).fetchall()
+            rows = conn.execute("SELECT id FROM lwm2m_actions WHERE iccid = ?"
+                                " AND status IN ('SCHEDULED', 'IN_PROGRESS')", (iccid,)).fetchall()
         ids = [r[0] for r in rows]
         conn.executemany("UPDATE lwm2m_actions SET status = 'CANCELLED', updated_ms = ? WHERE id = ?",
                          [(now_ms(), i) for i in ids])
@@ -166,5 +166,5 @@ def cancel_actions(conn: sqlite3.Connection, *, action_id: str | None = None, ic
 
 def purge_actions(conn: sqlite3.Connection, before_ms: int) -> int:
     with transaction(conn):
-        return conn.execute("DELETE FROM lwm2m_actions WHERE created_ms < ? AND status NOT IN ('SCHEDULED', 'IN_PROGRESS')",
-                            (before_ms,)).rowcount
+        return conn.execute("DELETE FROM lwm2m_actions WHERE created_ms < ?"
+                            " AND status NOT IN ('SCHEDULED', 'IN_PROGRESS')", (before_ms,)).rowcount
