@@ -220,3 +220,33 @@ async def test_a_fleet_of_raw_socket_clients_registers(tmp_path, start_gateway):
     await gw.committer.flush()
     assert gw.store.connection().execute("SELECT COUNT(*) FROM lwm2m_registrations").fetchone()[0] == 200
     assert len(gw.store.events(event_type="LIFECYCLE", limit=1000)) == 200
+
+
+async def test_emulator_command_line_bootstraps_registers_sends_and_answers(tmp_path, start_gateway):
+    import os
+    import sys
+    from pathlib import Path
+
+    device = sim(17)
+    gw = await start_gateway(make_config(tmp_path), [device])
+    root = Path(__file__).resolve().parent.parent
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firmware_examples.emulator", "lwm2m", "--port", str(gw.coap_port),
+        "--source-ip", device.ip_address, "--iccid", device.iccid, "--bootstrap", "--send", "/3303/0/5700=21.5",
+        "--stay", "2", cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await wait_for(lambda: gw.lwm2m.registrations.of(device.iccid) is not None, timeout=15)
+        action = await gw.lwm2m.actions.submit(device.iccid, "read", "/3/0/1")
+        record = await wait_action(gw, action["id"])
+        assert record["result"]["value"] == {"/3/0/1": "lwm2m-emulator"}
+        out, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    lines = out.decode().splitlines()
+    assert process.returncode == 0, (lines, err.decode())
+    assert lines[0].startswith("bootstrapped: server coap://127.0.0.1:")
+    assert lines[1].startswith("registered at /rd/") and lines[2] == "send: 2.04"
+    assert lines[-1] == "deregistered: 2.02"
+    assert gw.lwm2m.registrations.of(device.iccid) is None

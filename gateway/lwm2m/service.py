@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiocoap import resource
+from prometheus_client import Gauge
 
 from ..config import GatewayConfig
 from .actions import DeviceActions
@@ -62,6 +63,20 @@ class LwM2MService:
                                      gateway.registry, gateway.pipeline, cfg)
         self._tasks: list[asyncio.Task] = []
         self.expiry_interval = 1.0
+        self._gauges(gateway.metrics)
+
+    def _gauges(self, metrics: Any) -> None:
+        registry = getattr(metrics, "registry", None)
+        if registry is None:
+            return
+        Gauge("nce_lwm2m_registrations", "LwM2M registrations held", registry=registry).set_function(
+            lambda: len(self.registrations))
+        Gauge("nce_lwm2m_observations", "LwM2M observations running", registry=registry).set_function(
+            lambda: len(self.observations.active))
+        ops = Gauge("nce_lwm2m_operations", "LwM2M requests served since start, by operation", ["operation"],
+                    registry=registry)
+        for name in self.server.counts:
+            ops.labels(name).set_function(lambda name=name: self.server.counts[name])
 
     # wiring -----------------------------------------------------------------------------
 
