@@ -119,7 +119,6 @@ class LwM2MClient:
 
     async def bootstrap(self, bootstrap_uri: str, timeout: float = 15.0) -> str:
         """Client-initiated bootstrap; returns the LwM2M server URI it was given."""
-        self.security_instances = {0: bootstrap_uri}
         self.values.update({"/0/0/0": bootstrap_uri, "/0/0/1": True, "/0/0/2": 3, "/0/0/3": b"", "/0/0/4": b"",
                             "/0/0/5": b""})
         self.bootstrapped.clear()
