@@ -41,6 +41,7 @@ async def bare_aiocoap(port: int) -> None:
 
     site = resource.Site()
     site.add_resource([], Changed())
+    site.add_resource(["rd"], Changed())  # the LwM2M bench registers here (any 2.xx counts)
     await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port))
     print("ready", flush=True)
     await asyncio.Event().wait()

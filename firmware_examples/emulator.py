@@ -2,6 +2,8 @@
 
     python -m firmware_examples.emulator udp  --source-ip 127.0.0.10 --payload 'hello'
     python -m firmware_examples.emulator coap --source-ip 127.0.0.10 --topic sensors/temp --payload-hex 0102
+    python -m firmware_examples.emulator lwm2m --source-ip 127.0.0.10 --iccid 8988280666000000010 \
+        --bootstrap --send /3303/0/5700=21.5 --stay 30
 
 Each emulated SIM sends from its own loopback address (the SIM's ip_address in the registry),
 because the gateway knows a device by its source IP alone.
@@ -31,7 +33,7 @@ def send_udp(host: str, port: int, source_ip: str, payload: bytes) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m firmware_examples.emulator",
                                      description="Send one message as an emulated device.")
-    parser.add_argument("protocol", choices=("udp", "coap"))
+    parser.add_argument("protocol", choices=("udp", "coap", "lwm2m"))
     parser.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gateway port (default 4445 for udp, 5683 for coap)")
     parser.add_argument("--source-ip", default="127.0.0.10", help="the SIM's IP address to send from")
@@ -42,11 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--path", default="/", help="CoAP: request path (default /)")
     parser.add_argument("--non", action="store_true", help="CoAP: send non-confirmable")
     parser.add_argument("--timeout", type=float, default=10.0, help="CoAP: seconds to wait for the answer")
+    parser.add_argument("--iccid", help="LwM2M: the endpoint name (the SIM's ICCID)")
+    parser.add_argument("--bootstrap", action="store_true",
+                        help="LwM2M: bootstrap first (POST /bs) and register where the bootstrap server says")
+    parser.add_argument("--send", nargs="*", default=[], metavar="PATH=VALUE",
+                        help="LwM2M: values to Send after registering, e.g. /3303/0/5700=21.5")
+    parser.add_argument("--lifetime", type=int, default=300, help="LwM2M: registration lifetime (s)")
+    parser.add_argument("--stay", type=float, default=0.0,
+                        help="LwM2M: seconds to stay registered and answer reads/observes before de-registering")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.protocol == "lwm2m":
+        return run_lwm2m(args)
     payload = payload_of(args)
     if args.protocol == "udp":
         send_udp(args.host, args.port or 4445, args.source_ip, payload)
@@ -57,6 +69,24 @@ def main(argv: list[str] | None = None) -> int:
     detail = f" {result.payload.decode('utf-8', 'replace')}" if result.payload else ""
     print(f"{result.code}{detail}")
     return 0 if result.ok else 2
+
+
+def run_lwm2m(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .lwm2m_client import parse_values, run_once
+
+    if not args.iccid:
+        print("lwm2m needs --iccid (the endpoint name is the SIM's ICCID)", file=sys.stderr)
+        return 2
+    uri = f"coap://{args.host}:{args.port or 5683}"
+    try:
+        return asyncio.run(run_once(args.iccid, args.source_ip, uri if args.bootstrap else None,
+                                    None if args.bootstrap else uri, parse_values(args.send), args.lifetime,
+                                    args.stay))
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

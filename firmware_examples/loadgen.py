@@ -55,7 +55,7 @@ class _Device:
 
 
 def open_devices(source_ips: list[str], payload: bytes, topic: str | None, confirmable: bool = True,
-                 path: str = "/") -> list[_Device]:
+                 path: str = "/", content_format: int | None = None) -> list[_Device]:
     devices = []
     for ip in source_ips:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -64,6 +64,8 @@ def open_devices(source_ips: list[str], payload: bytes, topic: str | None, confi
         sock.setblocking(False)
         message = build_request(Code.POST, path, payload, query=[f"t={topic}"] if topic else None,
                                 confirmable=confirmable, mid=0, token=b"\x00\x00")
+        if content_format is not None:
+            message.opt.content_format = content_format
         message.mtype = CON if confirmable else NON
         devices.append(_Device(sock, bytearray(message.encode())))
     return devices
@@ -72,7 +74,7 @@ def open_devices(source_ips: list[str], payload: bytes, topic: str | None, confi
 def run_coap_load(server: tuple[str, int], source_ips: list[str], *, duration: float, window: int = 64,
                   payload: bytes = b"\x01\x02\x03\x04\x05\x06\x07\x08", topic: str | None = None,
                   rate: float | None = None, timeout: float = 5.0, confirmable: bool = True,
-                  progress=None) -> LoadStats:
+                  progress=None, path: str = "/", content_format: int | None = None) -> LoadStats:
     """Send POSTs (CON, or NON) from every source for ``duration`` seconds.
 
     Closed loop: ``window`` requests are in flight in total, spread over the devices; each
@@ -80,7 +82,7 @@ def run_coap_load(server: tuple[str, int], source_ips: list[str], *, duration: f
     per second when given (open-loop pacing within the window). Each request carries its
     message ID as its 2-byte token too, so answers are matched by token: a NON request's
     answer has a message ID of the server's choosing."""
-    devices = open_devices(source_ips, payload, topic, confirmable)
+    devices = open_devices(source_ips, payload, topic, confirmable, path=path, content_format=content_format)
     stats = LoadStats()
     selector = selectors.DefaultSelector()
     for device in devices:

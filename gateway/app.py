@@ -28,6 +28,7 @@ from .onboarding import BootstrapResource
 from .psk import PskService
 from .config import GatewayConfig
 from .identity import SimRegistry
+from .lwm2m.service import LwM2MService
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
@@ -65,6 +66,10 @@ class Gateway:
         self.pipeline = Pipeline(self.committer, self.integrations)
         self.coap_service = CoapService(self.pipeline, self.metrics, max_payload=config.coap.max_payload,
                                         exchange_lifetime=config.coap.exchange_lifetime_seconds)
+        self.lwm2m: LwM2MService | None = LwM2MService(self) if config.lwm2m.enabled and (
+            config.coap.enabled or config.coaps.enabled) else None
+        if self.lwm2m is not None:
+            self.lwm2m.install_fast_handlers(self.coap_service)
         self.coap_context: Context | None = None
         self.coap: CoapUdpInterface | None = None
         self.coaps: CoapDtlsInterface | None = None
@@ -112,6 +117,8 @@ class Gateway:
                                                cfg.coaps)
             self.coaps_port = self.coaps.endpoint.port
             self.registry.on_change(self._close_sessions_of_disabled_sims)
+        if self.lwm2m is not None and self.coap_context is not None:
+            await self.lwm2m.start(self.coap_context, self.coap)
         if cfg.api.enabled:
             self._api_runner = web.AppRunner(build_api(self), access_log=None)
             await self._api_runner.setup()
@@ -151,6 +158,8 @@ class Gateway:
     def build_coap_site(self) -> Any:
         site = build_site(self.pipeline, self.metrics, self.config.coap.max_payload)
         site.add_resource(["bootstrap"], BootstrapResource(self.psks, self.metrics, self.config.coaps.public_url))
+        if self.lwm2m is not None:
+            self.lwm2m.add_resources(site)
         return site
 
     async def stop(self) -> None:
@@ -161,6 +170,8 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.lwm2m is not None:
+            await self.lwm2m.stop()
         await self.committer.flush()  # acknowledge what is in flight while the sockets are open
         if self.udp is not None:
             self.udp.endpoint.close()

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "gateway.commands.serve",
     "gateway.commands.sims",
     "gateway.commands.integrations",
+    "gateway.commands.lwm2m",
     "gateway.commands.psk",
     "gateway.commands.users",
     "gateway.commands.demo",

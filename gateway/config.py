@@ -107,6 +107,28 @@ class RegistryConfig:
 
 
 @dataclass
+class LwM2MConfig:
+    enabled: bool = True
+    # Written into the device's Security object at bootstrap. Empty: coap://<coap.bind>:<coap port>
+    # (127.0.0.1 when bound to every address), which only suits local tests: set the host name or
+    # address devices reach the gateway at.
+    server_uri: str = ""
+    # The same for devices that bootstrapped over DTLS. Empty: coaps.public_url, else server_uri's
+    # host with scheme coaps and the CoAPs port.
+    dtls_server_uri: str = ""
+    short_server_id: int = 1
+    lifetime: int = 3600  # seconds, written into the Server object (/1/x/1)
+    binding: str = "U"  # written into the Server object (/1/x/7)
+    registration_grace_seconds: float = 60.0
+    passive_reporting: bool = False
+    request_timeout_seconds: float = 30.0  # one request to a device, retransmissions included
+    queue_timeout_seconds: float = 600.0  # how long a request waits for a sleeping (queue mode) device
+    queue_awake_seconds: float = 93.0  # a queue-mode device listens this long after Register/Update
+    action_poll_interval_seconds: float = 0.5  # how often queued device actions are picked up
+    objects_dir: str = ""  # extra OMA DDF XML object definitions (*.xml)
+
+
+@dataclass
 class LogConfig:
     level: str = "INFO"
     format: str = "json"  # json | text
@@ -191,6 +213,7 @@ class GatewayConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    lwm2m: LwM2MConfig = field(default_factory=LwM2MConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
     aws_integrations: list[AwsIntegrationConfig] = field(default_factory=list)
 
@@ -204,6 +227,7 @@ _SECTIONS: dict[str, type] = {
     "api": ApiConfig,
     "registry": RegistryConfig,
     "log": LogConfig,
+    "lwm2m": LwM2MConfig,
 }
 _LISTS: dict[str, type] = {"webhooks": WebhookConfig, "aws_integrations": AwsIntegrationConfig}
 
@@ -303,6 +327,22 @@ def _validate(cfg: GatewayConfig) -> None:
                 check_header(name, value)
             except (ValueError, UnicodeError) as exc:
                 raise ConfigError(f"{where}.headers: {exc}") from None
+    lw = cfg.lwm2m
+    if not 0 < lw.short_server_id < 65535:
+        raise ConfigError("lwm2m.short_server_id: must be 1..65534")
+    if lw.lifetime < 1:
+        raise ConfigError("lwm2m.lifetime: must be at least 1 second")
+    if lw.binding not in ("U", "UQ", "N", "T", "UN", "UT", "UQS", "US", "S", "SQ"):
+        raise ConfigError("lwm2m.binding: must be a binding mode such as U or UQ")
+    for key in ("registration_grace_seconds", "request_timeout_seconds", "queue_timeout_seconds",
+                "queue_awake_seconds", "action_poll_interval_seconds"):
+        value = getattr(lw, key)
+        if value < 0 or (value == 0 and key != "registration_grace_seconds"):
+            raise ConfigError(f"lwm2m.{key}: must be positive")
+    for key in ("server_uri", "dtls_server_uri"):
+        uri = getattr(lw, key)
+        if uri and not uri.startswith(("coap://", "coaps://")):
+            raise ConfigError(f"lwm2m.{key}: must start with coap:// or coaps://")
     if cfg.coaps.public_url and not cfg.coaps.public_url.startswith("coaps://"):
         raise ConfigError("coaps.public_url: must start with coaps:// (or be empty)")
     for i, aws in enumerate(cfg.aws_integrations):

@@ -8,6 +8,9 @@ Public API, for the LwM2M server, the CLI and the emulator::
 
     values = decode(ContentFormat.TLV, payload, "/3/0", registry)   # {"/3/0/0": "...", ...}
     payload = encode(ContentFormat.SENML_JSON, {"/3303/0/5700": 21.5}, "/3303/0", registry)
+
+The LwM2M server itself (bootstrap, registrations, Send, Observe, device actions) lives in the
+modules beside these and is wired by ``service.LwM2MService``; see docs/lwm2m.md.
 """
 
 from .errors import FormatError, ModelError, PathError

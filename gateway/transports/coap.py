@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiocoap import Message, error, interfaces
@@ -49,8 +50,19 @@ class Link(Protocol):
     def sim(self) -> Sim | None: ...
 
 
+FastHandler = Callable[[Any, wire.Request, Sim], None]
+
+
 class CoapService:
-    """Request handling shared by plain CoAP and CoAP over DTLS (one code path for both)."""
+    """Request handling shared by plain CoAP and CoAP over DTLS (one code path for both).
+
+    Besides the uplink POST, features can register *fast handlers* (:meth:`add_fast_handler`)
+    for a method and a first path segment (LwM2M: ``POST /rd``, ``DELETE /rd``, ``POST /dp``).
+    A fast handler gets the scanned request of a known, enabled SIM with no unusual option
+    and answers it with :meth:`reply` (now or later), using :meth:`begin_exchange` for the
+    retransmission rule. Requests with options the scanner does not process (Block1, ...)
+    still go to aiocoap, where the feature's resources serve them.
+    """
 
     def __init__(self, pipeline: Any, metrics: Metrics, *, max_payload: int = 65000,
                  exchange_lifetime: float = 247.0) -> None:
@@ -61,6 +73,11 @@ class CoapService:
         self._next_mid = 0
         self._received = metrics.received_by["COAP"]
         self._duplicates = metrics.duplicates_by["COAP"]
+        self.fast_handlers: dict[tuple[int, bytes], FastHandler] = {}
+
+    def add_fast_handler(self, method: int, first_segment: bytes, handler: FastHandler) -> None:
+        """Serve ``method /first_segment[/...]`` in ``handler(link, request, sim)``."""
+        self.fast_handlers[(method, first_segment)] = handler
 
     def next_mid(self) -> int:
         self._next_mid = (self._next_mid + 1) & 0xFFFF
@@ -84,9 +101,15 @@ class CoapService:
             return
         self._received.inc()
         if code != wire.POST or not req.fast or req.path not in UPLINK_PATHS:
-            if link.sim() is None:
+            sim = link.sim()
+            if sim is None:
                 self._refuse(link, req, wire.UNAUTHORIZED, b"unknown or disabled SIM", "unknown_sim")
                 return
+            if req.fast and req.path and self.fast_handlers:
+                handler = self.fast_handlers.get((code, req.path[0]))
+                if handler is not None:
+                    handler(link, req, sim)
+                    return
             dispatch(link, data)
             return
         key = (link.key, req.mid)
@@ -114,6 +137,32 @@ class CoapService:
             answer = wire.response(wire.NON, wire.CHANGED, self.next_mid(), req.token)
         self.exchanges.begin(key)
         self.pipeline.uplink(sim, "COAP", req.payload, topic, (self._acknowledge, link, key, answer))
+
+    def begin_exchange(self, link: Any, req: wire.Request) -> Hashable | None:
+        """For a fast handler: the exchange key of a new request, or None for a retransmission
+        (which has been answered again here, or is still being processed)."""
+        key = (link.key, req.mid)
+        cached = self.exchanges.get(key)
+        if cached is not None:
+            self._duplicates.inc()
+            if cached:
+                link.send(cached)
+            return None
+        self.exchanges.begin(key)
+        return key
+
+    def reply(self, link: Any, req: wire.Request, key: Hashable | None, code: int, payload: bytes = b"",
+              options: list[tuple[int, bytes]] | None = None) -> None:
+        """Answer a fast-handler request (piggybacked ACK for CON, NON for NON) and remember the
+        answer for retransmissions under ``key``."""
+        mtype, mid = (wire.ACK, req.mid) if req.mtype == wire.CON else (wire.NON, self.next_mid())
+        if options:
+            answer = wire.response_with_options(mtype, code, mid, req.token, options, payload)
+        else:
+            answer = wire.response(mtype, code, mid, req.token, payload)
+        if key is not None:
+            self.exchanges.complete(key, answer)
+        link.send(answer)
 
     def _acknowledge(self, link: Any, key: Hashable, answer: bytes) -> None:
         self.exchanges.complete(key, answer)

@@ -20,7 +20,9 @@ CON, NON, ACK, RST = 0, 1, 2, 3
 # Uri-Host 3 and Uri-Port 7 are accepted and ignored (the SDK sends 1NCE's host name),
 # Uri-Path 11, Content-Format 12, Uri-Query 15, Accept 17, Size1 60.
 URI_PATH = 11
+CONTENT_FORMAT = 12
 URI_QUERY = 15
+LOCATION_PATH = 8
 FAST_OPTIONS = frozenset((3, 7, 11, 12, 15, 17, 60))
 
 _header = struct.Struct("!BBH")
@@ -38,6 +40,7 @@ class Request:
     query: list[bytes]
     payload: bytes
     fast: bool  # False when an option outside FAST_OPTIONS is present
+    content_format: int | None = None
 
 
 class Malformed(ValueError):
@@ -64,6 +67,7 @@ def scan(data: bytes) -> Request:
     query: list[bytes] = []
     fast = True
     payload = b""
+    content_format = None
     while pos < end:
         byte = data[pos]
         if byte == 0xFF:
@@ -105,10 +109,12 @@ def scan(data: bytes) -> Request:
             path.append(data[pos:pos + length])
         elif number == URI_QUERY:
             query.append(data[pos:pos + length])
+        elif number == CONTENT_FORMAT:
+            content_format = int.from_bytes(data[pos:pos + length], "big")
         elif number not in FAST_OPTIONS:
             fast = False
         pos += length
-    return Request(first >> 4 & 3, code, mid, token, path, query, payload, fast)
+    return Request(first >> 4 & 3, code, mid, token, path, query, payload, fast, content_format)
 
 
 def response(mtype: int, code: int, mid: int, token: bytes, payload: bytes = b"") -> bytes:
@@ -117,10 +123,43 @@ def response(mtype: int, code: int, mid: int, token: bytes, payload: bytes = b""
     return head + b"\xff" + payload if payload else head
 
 
+def response_with_options(mtype: int, code: int, mid: int, token: bytes,
+                          options: list[tuple[int, bytes]], payload: bytes = b"") -> bytes:
+    """Encode a response carrying options (e.g. Location-Path of a 2.01); ``options`` must be
+    sorted by number (repeated numbers keep their order)."""
+    out = bytearray(_header.pack(0x40 | mtype << 4 | len(token), code, mid))
+    out += token
+    last = 0
+    for number, value in options:
+        delta = number - last
+        last = number
+        length = len(value)
+        d, dx = _nibble(delta)
+        n, nx = _nibble(length)
+        out.append(d << 4 | n)
+        out += dx
+        out += nx
+        out += value
+    if payload:
+        out.append(0xFF)
+        out += payload
+    return bytes(out)
+
+
+def _nibble(value: int) -> tuple[int, bytes]:
+    if value < 13:
+        return value, b""
+    if value < 269:
+        return 13, bytes((value - 13,))
+    return 14, (value - 269).to_bytes(2, "big")
+
+
 def code(klass: int, detail: int) -> int:
     return klass << 5 | detail
 
 
+CREATED = code(2, 1)
+DELETED = code(2, 2)
 CHANGED = code(2, 4)
 CONTENT = code(2, 5)
 BAD_REQUEST = code(4, 0)
@@ -129,8 +168,10 @@ FORBIDDEN = code(4, 3)
 NOT_FOUND = code(4, 4)
 METHOD_NOT_ALLOWED = code(4, 5)
 REQUEST_ENTITY_TOO_LARGE = code(4, 13)
+UNSUPPORTED_CONTENT_FORMAT = code(4, 15)
+SERVICE_UNAVAILABLE = code(5, 3)
 INTERNAL_SERVER_ERROR = code(5, 0)
-POST = 2
+GET, POST, PUT, DELETE = 1, 2, 3, 4
 
 
 def peek_header(data: bytes) -> tuple[int, int] | None:

@@ -1,0 +1,128 @@
+"""``nce-gateway lwm2m``: device actions and registrations, through the store.
+
+The CLI is its own process: it writes the action into the store and waits (polling the
+store) for the running gateway to carry it out and write the result.
+
+    nce-gateway lwm2m read 8988280666000000010 /3/0
+    nce-gateway lwm2m write 8988280666000000010 /3303/0/5750 kitchen
+    nce-gateway lwm2m execute 8988280666000000010 /3/0/4
+    nce-gateway lwm2m observe 8988280666000000010 /3303/0/5700      (observe-end: unobserve)
+    nce-gateway lwm2m registrations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from ..cli import CommandError, add_config_argument
+from ..lwm2m import storage
+from ..lwm2m.actions import FINAL, ActionError, new_record, to_api, validate
+from ..lwm2m.service import load_objects
+from . import config_of, store_of
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("lwm2m", help="LwM2M device actions and registrations",
+                                 description="LwM2M device actions (carried out by the running gateway) and "
+                                             "registrations.")
+    sub = parser.add_subparsers(dest="lwm2m_command", metavar="ACTION", required=True)
+    for name, action, extra in (("read", "read", None), ("write", "write", "value"),
+                                ("execute", "execute", "arguments"), ("observe", "observe-start", None),
+                                ("unobserve", "observe-end", None)):
+        p = sub.add_parser(name, help=f"{action} a resource of a registered device")
+        p.add_argument("iccid")
+        p.add_argument("path", help="resource address, e.g. /3/0 or /3303/0/5700")
+        if extra == "value":
+            p.add_argument("value", help="the value, as text (converted to the resource's type)")
+        elif extra == "arguments":
+            p.add_argument("arguments", nargs="?", help="execute arguments (text)")
+        p.add_argument("--when-active", action="store_true",
+                       help="SEND_WHEN_ACTIVE: send at the device's next Register/Update")
+        p.add_argument("--attempts", type=int, default=1, help="send attempts, 1-5 (default 1)")
+        p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the result (default 60)")
+        p.add_argument("--no-wait", action="store_true", help="print the request id and return")
+        add_config_argument(p)
+        p.set_defaults(func=run_action, action=action)
+
+    p = sub.add_parser("request", help="show a device action request")
+    p.add_argument("id")
+    add_config_argument(p)
+    p.set_defaults(func=show_request)
+
+    p = sub.add_parser("registrations", help="list stored LwM2M registrations")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    add_config_argument(p)
+    p.set_defaults(func=list_registrations)
+
+
+def run_action(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    store = store_of(args)
+    sim = store.get_sim(args.iccid)
+    if sim is None:
+        raise CommandError(f"no SIM with ICCID {args.iccid}")
+    data = getattr(args, "value", None)
+    if data is None:
+        data = getattr(args, "arguments", None)
+    mode = "SEND_WHEN_ACTIVE" if args.when_active else "SEND_NOW"
+    try:
+        fields = validate(args.action, args.path, data, mode, args.attempts, load_objects(config.lwm2m.objects_dir))
+    except ActionError as exc:
+        raise CommandError(str(exc)) from None
+    conn = store.connection()
+    if mode == "SEND_NOW":
+        row = conn.execute("SELECT expires_ms FROM lwm2m_registrations WHERE iccid = ?", (args.iccid,)).fetchone()
+        grace = config.lwm2m.registration_grace_seconds * 1000
+        if row is None or row[0] + grace < time.time() * 1000:
+            raise CommandError(f"device {args.iccid} is not registered with the LwM2M server "
+                               "(use --when-active to send at its next registration)")
+    record = new_record(args.iccid, sim.ip_address, fields)
+    storage.insert_action(conn, record)
+    if args.no_wait:
+        print(record["id"])
+        return 0
+    deadline = time.monotonic() + args.timeout
+    current = record
+    while time.monotonic() < deadline:
+        current = storage.get_action(conn, record["id"]) or current
+        if current["status"] in FINAL:
+            break
+        time.sleep(0.2)
+    print(json.dumps(to_api(current), indent=2))
+    if current["status"] == "SUCCEEDED":
+        return 0
+    if current["status"] in FINAL:
+        return 2
+    print(f"still {current['status']} after {args.timeout:g} s (is the gateway running?); "
+          f"see: nce-gateway lwm2m request {record['id']}")
+    return 3
+
+
+def show_request(args: argparse.Namespace) -> int:
+    record = storage.get_action(store_of(args).connection(), args.id)
+    if record is None:
+        raise CommandError(f"no action request {args.id}")
+    print(json.dumps(to_api(record), indent=2))
+    return 0
+
+
+def list_registrations(args: argparse.Namespace) -> int:
+    rows = storage.load_registrations(store_of(args).connection())
+    items = [dict(zip(storage.REGISTRATION_COLUMNS, r)) for r in rows]
+    if args.format == "json":
+        print(json.dumps(items, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("ICCID", "registration", "address", "lifetime", "binding", "LwM2M", "expires")
+    for item in sorted(items, key=lambda i: i["iccid"]):
+        expires = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["expires_ms"] / 1000))
+        table.add_row(item["iccid"], item["id"], f"{item['transport']}://{item['ip']}:{item['port']}",
+                      str(item["lifetime"]), item["binding"] + (" (queue)" if item["queue"] else ""),
+                      item["version"], expires)
+    Console().print(table)
+    print(f"{len(items)} registration(s)")
+    return 0
