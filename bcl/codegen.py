@@ -161,6 +161,12 @@ class _Gen:
         for r in reads:
             if not r.sel.is_fixed:
                 exprs[r.var] = self.emit_dynamic(r, body)
+        for r in reads:
+            if r.sel.type is ValueType.STRING:
+                # Decode now: invalid UTF-8 is an error even if a later write
+                # overwrites this value.
+                body.append(f"{r.var} = {exprs[r.var]}")
+                exprs[r.var] = r.var
         return exprs
 
     def bytes_expr(self, vtype: ValueType, slice_expr: str) -> str:
@@ -316,6 +322,12 @@ class _Gen:
             if case is not None:
                 body.append(f"out = {self.branch(case, known_empty)}(p, n, out, loc)")
             return
+        if key_expr is not None and not key_expr.isidentifier():
+            # Evaluate the selector even if no case can match: a string that is
+            # not UTF-8 is an error whichever branch runs.
+            key = self.uid("k")
+            body.append(f"{key} = {key_expr}")
+            key_expr = key
         default = self.branch(sw.default, known_empty) if sw.default is not None else "_nop"
         if sw.selector.type is ValueType.BOOLEAN:
             # A boolean equals no case (cases are numbers or strings).
@@ -339,9 +351,7 @@ class _Gen:
             # One case: a comparison is cheaper than a dict lookup.
             (value, fname), = table.items()
             cname = self.bind("c", value)
-            key = key_expr if key_expr.isidentifier() else self.uid("k")
-            if key != key_expr:
-                body.append(f"{key} = {key_expr}")
+            key = key_expr
             # key_matches semantics: numbers compare by value, and a float read
             # as NaN (None) equals nothing.
             test = f"{key} == {cname}"

@@ -54,6 +54,7 @@ __all__ = ["encode", "same_json"]
 
 MAX_PATHS = 2000
 _MAX_LENGTHS_TRIED = 64
+_EXTRA_LENGTHS = 8
 _MAX_DEFAULT_KEYS = 4096
 
 
@@ -180,21 +181,47 @@ class _Item:
             return tuple(ok)
         return _widths(self.sel)
 
-    def candidates(self, width: int) -> Iterator[bytes]:
+    def reads_back(self, raw: bytes) -> bool:
+        """Whether `raw` reads as this item's value (for bytes other reads already set)."""
+        fld = field_for(self.sel.type, len(raw), self.sel.byteorder)
+        if fld is None:
+            return False
+        try:
+            return same_json(to_json_value(self.sel.type, fld.parse(raw), len(raw)), self.value)
+        except UnicodeDecodeError:
+            return False
+
+    def candidates(self, current: list[int | None]) -> Iterator[bytes]:
+        """Contents for the range, given the bytes other items already set there."""
+        width = len(current)
+        free = [i for i, x in enumerate(current) if x is None]
         if self.kind == "value":
+            if not free:
+                # Other reads set every byte: fine if they happen to read right
+                # (a boolean true from 0x05, a NaN with another payload).
+                raw = bytes(current)  # type: ignore[arg-type]
+                if self.reads_back(raw):
+                    yield raw
+                return
             yield _value_bytes(self.sel, self.value, width, self.label)
             return
         if self.kind == "free":
-            yield bytes(width)
+            yield bytes(0 if x is None else x for x in current)
             return
-        # "other": the first selector bytes that decode to a key equal to no case.
+        # "other": selector bytes that decode to a key equal to no case; only
+        # the bytes no other read set are searched, least significant first.
         assert self.switch is not None
-        limit = min(256 ** width, _MAX_DEFAULT_KEYS) if width else 1
         fld = field_for(self.sel.type, width, self.sel.byteorder)
         if fld is None:
             return
+        if self.sel.byteorder == "little":
+            free.reverse()  # most significant free byte first
+        limit = min(256 ** len(free), _MAX_DEFAULT_KEYS)
         for i in range(limit):
-            raw = i.to_bytes(width, self.sel.byteorder) if width else b""
+            buf = list(current)
+            for pos, d in zip(free, i.to_bytes(len(free), "big")):
+                buf[pos] = d
+            raw = bytes(buf)  # type: ignore[arg-type]
             try:
                 key = to_json_value(self.sel.type, fld.parse(raw), width)
             except UnicodeDecodeError:
@@ -345,10 +372,17 @@ def _items_for(path: list[_Event], values: dict) -> list[_Item]:
                 raise _Fail(f"asset {m.asset} is the constant {m.value.value!r} here, not {v!r}")
         else:
             items.append(_Item(m.value, m.asset, "value", v))
-    # Items with one possible content go first; searching ones after them.
-    order = {"value": 0, "other": 1, "free": 2}
-    items.sort(key=lambda it: order[it.kind])
+    # Items with one possible content go first, then values with several
+    # encodings (booleans, NaN), then the searching ones.
+    items.sort(key=_placing_order)
     return items
+
+
+def _placing_order(it: _Item) -> int:
+    if it.kind == "value":
+        several = it.sel.type is ValueType.BOOLEAN or (it.sel.type is ValueType.FLOAT and it.value is None)
+        return 1 if several else 0
+    return 2 if it.kind == "other" else 3
 
 
 def _lengths(items: list[_Item]) -> list[int]:
@@ -375,7 +409,9 @@ def _lengths(items: list[_Item]) -> list[int]:
         if n < low:
             raise _Fail(f"byte+endbyte ranges need a {n}-byte payload, but other reads reach byte {low}")
         return [n]
-    cands = {low}
+    # The smallest length first; a few longer ones help when reads counted
+    # from the end would otherwise overlap reads counted from the start.
+    cands = set(range(low, low + _EXTRA_LENGTHS + 1))
     for it, ws in spans:
         for w in ws or ():
             n = it.sel.byte + w - it.sel.endbyte  # type: ignore[operator]
@@ -396,7 +432,7 @@ def _place(items: list[_Item], n: int) -> bytes:
             raise _Fail(f"{it.label}: type {it.sel.type.value} cannot be {width} bytes long")
         if it.kind == "free":
             continue
-        for raw in it.candidates(width):
+        for raw in it.candidates(buf[a:b]):
             if all(buf[a + i] is None or buf[a + i] == raw[i] for i in range(width)):
                 buf[a:b] = list(raw)
                 break

@@ -201,7 +201,7 @@ class _Checker:
         custom_type: str | None = None
         if "custom_type" in st:
             ct = st["custom_type"]
-            if ct not in LOCATION_TYPES:
+            if not isinstance(ct, str) or ct not in LOCATION_TYPES:
                 self.add(f"{ptr}/custom_type", f"custom_type must be location_lat or location_long, not {_show(ct)}")
             else:
                 custom_type = ct

@@ -394,3 +394,18 @@ def test_generated_source_reads_once_per_struct_group():
     ]})
     assert c.source.count("unpack_from") == 2  # one big-endian group (with a pad byte), one little-endian
     assert c.decode(bytes.fromhex("01fffe0000424bbcf90100")) == {"a": 1, "b": -2, "c": 50.934544, "d": 1}
+
+
+# -- regressions found by the property tests ------------------------------------------------------
+
+def test_string_switch_selector_is_decoded_even_if_no_case_can_match():
+    t = sw({"byte": 0, "bytelength": 2, "type": "string"}, {"default": True, "do": []})
+    assert err(t, "0080") == "Asset path:/sense/0/switch, Error: bytes [0:2] are not valid UTF-8 (invalid start byte)"
+
+
+def test_overwritten_string_is_still_decoded():
+    t = {"sense": [
+        {"asset": "a", "value": {"type": "string", "byte": 2}},
+        {"asset": "a", "value": {"type": "boolean", "byte": 0}},
+    ]}
+    assert err(t, "000080") == "Asset path:a, Error: bytes [2:3] are not valid UTF-8 (invalid start byte)"

@@ -193,6 +193,37 @@ def test_string_selector_default():
     assert roundtrip(t, {"x": "other"}).hex() == "01"
 
 
+def test_default_selector_searches_only_bytes_nobody_else_set():
+    # Regression (property test): the selector's bytes were searched from 0, so a
+    # boolean written into its first byte made every candidate conflict.
+    t = {"sense": [
+        {"switch": {"type": "float", "byte": 0, "bytelength": 4}, "on": [{"case": 0, "do": [{"asset": "z", "value": "zero"}]}, {"default": True, "do": []}]},
+        {"asset": "a", "value": {"type": "boolean", "byte": 0}},
+    ]}
+    assert roundtrip(t, {"a": True}).hex() == "01000000"
+
+
+def test_read_from_the_end_may_need_a_longer_payload():
+    # Regression (property test): only the shortest length was tried, where the
+    # read counted from the end overlapped the one counted from the start.
+    t = {"sense": [
+        {"asset": "b", "value": {"type": "int", "byte": 0, "bytelength": 2}},
+        {"asset": "a", "value": {"type": "int", "endbyte": -2, "bytelength": 2}},
+    ]}
+    assert roundtrip(t, {"b": 0, "a": 1}).hex() == "000001"
+
+
+def test_boolean_true_from_bytes_another_read_set():
+    t = {"sense": [
+        {"asset": "n", "value": {"type": "uint", "byte": 0}},
+        {"asset": "flag", "value": {"type": "boolean", "byte": 0}},
+    ]}
+    assert roundtrip(t, {"n": 5, "flag": True}).hex() == "05"
+    assert not_invertible(t, {"n": 0, "flag": True}) == (
+        "no payload translates to these values: flag: its bytes disagree with another read of the same bytes"
+    )
+
+
 def test_search_budget():
     switches = [
         {"switch": {"byte": i, "type": "uint"}, "on": [

@@ -130,6 +130,13 @@ def test_custom_type_must_be_a_location():
     ]
 
 
+def test_custom_type_of_any_json_type_is_reported_not_crashed():
+    # Regression (property test): an unhashable custom_type crashed the dict lookup.
+    assert problems({"sense": [{"asset": "a", "value": "x", "custom_type": []}]}) == [
+        ("/sense/0/custom_type", "custom_type must be location_lat or location_long, not []")
+    ]
+
+
 def test_custom_type_needs_a_number():
     assert problems({"sense": [{"asset": "a", "value": "x", "custom_type": "location_lat"}]}) == [
         ("/sense/0/custom_type", "custom_type location_lat needs a number: the value must read type int, uint or float")
