@@ -48,6 +48,7 @@ from .reference import branch_for, put
 __all__ = ["Slow", "generate", "GeneratedDecoder"]
 
 _ORDER_CHAR = {"big": ">", "little": "<"}
+INLINE_CASES = 4  # switches with more distinct cases dispatch through a dict
 _NUMERIC = (ValueType.INT, ValueType.UINT, ValueType.FLOAT, ValueType.BOOLEAN)
 
 
@@ -63,16 +64,21 @@ def _lit_int(i: int) -> str:
     return int.__repr__(i)
 
 
-def _nop(p: bytes, n: int, out: dict, loc: Any) -> dict:
+def _nop(p: bytes, n: int, out: dict, loc: Any = None) -> dict:
     return out
 
 
 class GeneratedDecoder:
-    """The generated function and its source (kept for debugging)."""
+    """The generated function and its source (kept for debugging).
 
-    def __init__(self, func: Callable[[bytes], tuple[dict, dict | None]], source: str):
+    `func(payload)` returns the JSON object, or ``(object, locations)`` when
+    `with_locations` (the template has custom_type statements).
+    """
+
+    def __init__(self, func: Callable[[bytes], Any], source: str, with_locations: bool):
         self.func = func
         self.source = source
+        self.with_locations = with_locations
 
 
 def _all_paths(stmts: tuple[Statement, ...], acc: list[tuple[str, ...]]) -> None:
@@ -127,10 +133,11 @@ class _Gen:
             "_nop": _nop,
         }
         self.funcs: list[str] = []
-        self.dispatch: list[tuple[str, Switch, dict[str, str], str]] = []
+        self.dispatch: list[tuple[str, dict[Any, str]]] = []
         self.ids = itertools.count()
         self.conflict_free = _conflict_free(template)
         self.has_loc = _has_locations(template.sense)
+        self.args = "p, n, out, loc" if self.has_loc else "p, n, out"
 
     def uid(self, prefix: str) -> str:
         return f"{prefix}{next(self.ids)}"
@@ -204,8 +211,19 @@ class _Gen:
                     fmt.append(f"{gap}x")
                 fmt.append(format_code(r.sel.type, r.sel.bytelength))  # type: ignore[arg-type]
                 pos = r.sel.byte + r.sel.bytelength  # type: ignore[operator]
-            sname = self.bind("S", struct.Struct("".join(fmt)))
             start = _lit_int(members[0].sel.byte)  # type: ignore[arg-type]
+            if len(members) <= 3 and all(r.sel.bytelength == 1 for r in members):
+                # Single bytes: indexing beats unpack_from.
+                for r in members:
+                    at = _lit_int(r.sel.byte)  # type: ignore[arg-type]
+                    if r.sel.type is ValueType.UINT:
+                        body.append(f"{r.var} = p[{at}]")
+                    elif r.sel.type is ValueType.INT:
+                        body.append(f"{r.var} = (p[{at}] ^ 128) - 128")
+                    else:
+                        body.append(f"{r.var} = p[{at}] != 0")
+                continue
+            sname = self.bind("S", struct.Struct("".join(fmt)))
             if len(members) == 1:
                 body.append(f"{members[0].var} = {sname}.unpack_from(p, {start})[0]")
             else:
@@ -316,11 +334,19 @@ class _Gen:
             items.append(f"{_lit_str(k)}: {self._literal(v) if isinstance(v, dict) else v}")
         return "{" + ", ".join(items) + "}"
 
+    def literal(self, value: Any) -> str:
+        """Source text of a case value (validated: str, int or finite float)."""
+        if isinstance(value, str):
+            return _lit_str(value)
+        if isinstance(value, int):
+            return _lit_int(value)
+        return float.__repr__(float(value))
+
     def switch(self, sw: Switch, key_expr: str | None, known_empty: bool, body: list[str]) -> None:
         if isinstance(sw.selector, Constant):
             case = branch_for(sw, sw.selector.value)
             if case is not None:
-                body.append(f"out = {self.branch(case, known_empty)}(p, n, out, loc)")
+                self.block(case.do, known_empty, body)
             return
         if key_expr is not None and not key_expr.isidentifier():
             # Evaluate the selector even if no case can match: a string that is
@@ -328,58 +354,59 @@ class _Gen:
             key = self.uid("k")
             body.append(f"{key} = {key_expr}")
             key_expr = key
-        default = self.branch(sw.default, known_empty) if sw.default is not None else "_nop"
-        if sw.selector.type is ValueType.BOOLEAN:
-            # A boolean equals no case (cases are numbers or strings).
-            if default != "_nop":
-                body.append(f"out = {default}(p, n, out, loc)")
-            return
         want_str = sw.selector.type in (ValueType.STRING, ValueType.HEX)
-        table: dict[Any, str] = {}
-        for case in sw.cases:
-            if isinstance(case.value, str) != want_str:
-                continue  # numbers never equal strings
-            if case.value not in table:  # the first equal case wins
-                table[case.value] = self.branch(case, known_empty)
+        table: dict[Any, Case] = {}
+        if sw.selector.type is not ValueType.BOOLEAN:  # a boolean equals no case
+            for case in sw.cases:
+                if isinstance(case.value, str) != want_str:
+                    continue  # numbers never equal strings
+                if case.value not in table:  # the first equal case wins
+                    table[case.value] = case
         if not table:
-            if default != "_nop":
-                body.append(f"out = {default}(p, n, out, loc)")
+            if sw.default is not None:
+                self.block(sw.default.do, known_empty, body)
             return
+        if len(table) <= INLINE_CASES:
+            # A short if/elif chain, branches inline: no call, no dict lookup.
+            # (A NaN float reads as None, and None == number is False.)
+            for i, (value, case) in enumerate(table.items()):
+                body.append(f"{'if' if i == 0 else 'elif'} {key_expr} == {self.literal(value)}:")
+                self.indented(case.do, known_empty, body)
+            if sw.default is not None:
+                body.append("else:")
+                self.indented(sw.default.do, known_empty, body)
+            return
+        default = self.branch(sw.default, known_empty) if sw.default is not None else "_nop"
         dname = self.uid("D")
-        self.dispatch.append((dname, sw, table, default))
-        if len(table) == 1:
-            # One case: a comparison is cheaper than a dict lookup.
-            (value, fname), = table.items()
-            cname = self.bind("c", value)
-            key = key_expr
-            # key_matches semantics: numbers compare by value, and a float read
-            # as NaN (None) equals nothing.
-            test = f"{key} == {cname}"
-            if sw.selector.type is ValueType.FLOAT:
-                test = f"{key} is not None and {test}"
-            body.append(f"out = ({fname} if {test} else {default})(p, n, out, loc)")
-        else:
-            body.append(f"out = {dname}.get({key_expr}, {default})(p, n, out, loc)")
+        self.dispatch.append((dname, {v: self.branch(c, known_empty) for v, c in table.items()}))
+        body.append(f"out = {dname}.get({key_expr}, {default})({self.args})")
+
+    def indented(self, stmts: tuple[Statement, ...], known_empty: bool, body: list[str]) -> None:
+        sub: list[str] = []
+        self.block(stmts, known_empty, sub)
+        body.extend(f"    {line}" for line in (sub or ["pass"]))
 
     def branch(self, case: Case, known_empty: bool) -> str:
         name = self.uid("_b")
         body: list[str] = []
         self.block(case.do, known_empty, body)
         body.append("return out")
-        self.funcs.append(f"def {name}(p, n, out, loc):\n" + "".join(f"    {line}\n" for line in body))
+        self.funcs.append(f"def {name}({self.args}):\n" + "".join(f"    {line}\n" for line in body))
         return name
 
     def generate(self) -> GeneratedDecoder:
-        body = ["n = len(p)", "out = {}", "loc = {}" if self.has_loc else "loc = None"]
+        body = ["n = len(p)", "out = {}"]
+        if self.has_loc:
+            body.append("loc = {}")
         self.block(self.template.sense, True, body)
-        body.append("return out, loc")
+        body.append("return out, loc" if self.has_loc else "return out")
         main = "def decode(p):\n" + "".join(f"    {line}\n" for line in body)
         source = "\n".join([*self.funcs, main])
         code = compile(source, "<bcl generated decoder>", "exec")
         exec(code, self.ns)  # noqa: S102 - source built only from validated ints and repr() of str
-        for dname, _sw, table, _default in self.dispatch:
+        for dname, table in self.dispatch:
             self.ns[dname] = {value: self.ns[fname] for value, fname in table.items()}
-        return GeneratedDecoder(self.ns["decode"], source)
+        return GeneratedDecoder(self.ns["decode"], source, self.has_loc)
 
 
 def generate(template: Template) -> GeneratedDecoder:

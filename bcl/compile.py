@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
 from threading import Lock
-from typing import Any
+from typing import Any, Callable
 
 from .codegen import GeneratedDecoder, Slow, generate
 from .model import Template
@@ -28,36 +27,69 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-@dataclass(frozen=True, eq=False)
 class CompiledTemplate:
-    """A validated template with its generated decoder."""
+    """A validated template with its generated decoder.
 
-    template: Template
-    canonical: str | None
-    _decoder: GeneratedDecoder
+    Immutable by convention; `decode` is a plain function stored on the
+    instance (no method-call layer on the hot path).
+    """
+
+    __slots__ = ("template", "canonical", "_decoder", "decode", "decode_with_locations")
+
+    def __init__(self, template: Template, canonical: str | None, decoder: GeneratedDecoder):
+        self.template = template
+        self.canonical = canonical
+        self._decoder = decoder
+        self.decode, self.decode_with_locations = _entry_points(template, decoder)
 
     @property
     def source(self) -> str:
         """The generated Python source (for debugging and docs)."""
         return self._decoder.source
 
-    def decode_with_locations(self, payload: bytes) -> tuple[dict, dict | None]:
-        """(JSON object, location values or None); raises only BclError subclasses."""
-        if type(payload) is not bytes:
-            payload = bytes(payload)
-        try:
-            out, loc = self._decoder.func(payload)
-        except (Slow, UnicodeDecodeError):
-            out, loc = decode_reference(self.template, payload)
-        return out, (loc or None)
-
-    def decode(self, payload: bytes) -> dict:
-        """The translated JSON object of `payload`."""
-        return self.decode_with_locations(payload)[0]
-
     def decode_reference(self, payload: bytes) -> dict:
         """The same translation by the slow reference decoder (tests, debugging)."""
         return decode_reference(self.template, bytes(payload))[0]
+
+
+def _entry_points(template: Template, decoder: GeneratedDecoder) -> tuple[Callable, Callable]:
+    """`decode(payload) -> dict` and `decode_with_locations(payload) -> (dict, dict | None)`.
+
+    Both raise only BclError subclasses: the generated code raises Slow (or a
+    UnicodeDecodeError) for anything it does not translate, and the
+    reference decoder then raises the exact TranslationError.
+    """
+    func = decoder.func
+    slow_errors = (Slow, UnicodeDecodeError)
+
+    if decoder.with_locations:
+
+        def decode_with_locations(payload: bytes) -> tuple[dict, dict | None]:
+            if type(payload) is not bytes:
+                payload = bytes(payload)
+            try:
+                out, loc = func(payload)
+            except slow_errors:
+                out, loc = decode_reference(template, payload)
+            return out, (loc or None)
+
+        def decode(payload: bytes) -> dict:
+            return decode_with_locations(payload)[0]
+
+    else:
+
+        def decode(payload: bytes) -> dict:
+            if type(payload) is not bytes:
+                payload = bytes(payload)
+            try:
+                return func(payload)
+            except slow_errors:
+                return decode_reference(template, payload)[0]
+
+        def decode_with_locations(payload: bytes) -> tuple[dict, dict | None]:
+            return decode(payload), None
+
+    return decode, decode_with_locations
 
 
 class _LRU:
@@ -92,7 +124,7 @@ _by_text = _LRU(CACHE_SIZE)
 
 
 def _build(model: Template, canonical: str | None) -> CompiledTemplate:
-    return CompiledTemplate(template=model, canonical=canonical, _decoder=generate(model))
+    return CompiledTemplate(model, canonical, generate(model))
 
 
 def _compile_object(obj: Any) -> CompiledTemplate:

@@ -54,7 +54,6 @@ __all__ = ["encode", "same_json"]
 
 MAX_PATHS = 2000
 _MAX_LENGTHS_TRIED = 64
-_EXTRA_LENGTHS = 8
 _MAX_DEFAULT_KEYS = 4096
 
 
@@ -388,14 +387,18 @@ def _placing_order(it: _Item) -> int:
 def _lengths(items: list[_Item]) -> list[int]:
     """Payload lengths to try, smallest first."""
     low = 0
+    fixed_end = 0  # where reads counted from the start end
+    from_end = 0  # how far reads counted from the end reach back
     forced: set[int] = set()
     spans: list[tuple[_Item, tuple[int, ...] | None]] = []
     for it in items:
         sel = it.sel
         if sel.endbyte is None:
             low = max(low, sel.byte + sel.bytelength)  # type: ignore[operator]
+            fixed_end = max(fixed_end, sel.byte + sel.bytelength)  # type: ignore[operator]
         elif sel.byte is None:
             low = max(low, -sel.endbyte)
+            from_end = max(from_end, -sel.endbyte)
         else:
             low = max(low, sel.byte - sel.endbyte)
             ws = it.widths()
@@ -409,9 +412,10 @@ def _lengths(items: list[_Item]) -> list[int]:
         if n < low:
             raise _Fail(f"byte+endbyte ranges need a {n}-byte payload, but other reads reach byte {low}")
         return [n]
-    # The smallest length first; a few longer ones help when reads counted
-    # from the end would otherwise overlap reads counted from the start.
-    cands = set(range(low, low + _EXTRA_LENGTHS + 1))
+    # The smallest length first; longer ones help when reads counted from the
+    # end would otherwise overlap reads counted from the start.  At
+    # fixed_end + from_end they overlap no more.
+    cands = set(range(low, max(low, fixed_end + from_end) + 1))
     for it, ws in spans:
         for w in ws or ():
             n = it.sel.byte + w - it.sel.endbyte  # type: ignore[operator]

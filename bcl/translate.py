@@ -9,8 +9,7 @@ JavaScript's ``JSON.stringify`` writes them).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .compile import CompiledTemplate, compile_template
 
@@ -20,9 +19,8 @@ __all__ = ["Translation", "translate", "message_test", "json_text", "ENERGY_MWH_
 ENERGY_MWH_PER_BYTE = 0.013
 
 
-@dataclass(frozen=True, slots=True)
-class Translation:
-    """A translated payload.
+class Translation(NamedTuple):
+    """A translated payload (a NamedTuple: cheap to make, immutable).
 
     `value` is the JSON object; `locations` holds the values of statements with
     ``custom_type`` ``location_lat`` / ``location_long`` that ran (keys ``lat``
@@ -33,12 +31,15 @@ class Translation:
     locations: dict[str, float | int] | None
 
 
+_new_tuple = tuple.__new__
+
+
 def translate(compiled: CompiledTemplate | Any, payload: bytes) -> Translation:
     """Translate `payload` with a compiled template (a template is compiled, cached)."""
-    if not isinstance(compiled, CompiledTemplate):
+    if type(compiled) is not CompiledTemplate:
         compiled = compile_template(compiled)
-    value, loc = compiled.decode_with_locations(payload)
-    return Translation(value=value, locations=loc)
+    # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path).
+    return _new_tuple(Translation, compiled.decode_with_locations(payload))
 
 
 def json_text(value: Any) -> str:

@@ -213,6 +213,16 @@ def test_read_from_the_end_may_need_a_longer_payload():
     assert roundtrip(t, {"b": 0, "a": 1}).hex() == "000001"
 
 
+def test_read_from_the_end_placed_after_everything_else():
+    # Regression (property test): lengths were tried only up to 8 bytes past the minimum.
+    t = {"sense": [
+        {"asset": "b", "value": {"type": "float", "endbyte": -9, "bytelength": 8}},
+        {"asset": "a", "value": {"type": "hex", "byte": 7, "bytelength": 3}},
+    ]}
+    values = {"b": 1e-323, "a": "000001"}
+    assert roundtrip(t, values).hex() == "00000000000000000001" + "0000000000000002" + "00"
+
+
 def test_boolean_true_from_bytes_another_read_set():
     t = {"sense": [
         {"asset": "n", "value": {"type": "uint", "byte": 0}},

@@ -8,12 +8,14 @@
   is a witness);
 - the validator turns any JSON into a Template or a TemplateError.
 
-Example counts are bounded so the whole BCL suite stays well under a minute.
+Example counts are bounded so the whole BCL suite stays well under a minute;
+set BCL_PROPERTY_SCALE to multiply them for a deeper run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -30,8 +32,12 @@ from bcl import (
     same_json,
 )
 
+# BCL_PROPERTY_SCALE=20 runs twenty times the examples (a deeper local run).
+_SCALE = int(os.environ.get("BCL_PROPERTY_SCALE", "1"))
+
+
 def SETTINGS_N(n: int) -> settings:
-    return settings(max_examples=n, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    return settings(max_examples=n * _SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 SETTINGS = SETTINGS_N(150)
