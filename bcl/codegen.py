@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import itertools
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .fields import format_code
 from .floats import finite_or_none, shortest_float32

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from threading import Lock
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .codegen import GeneratedDecoder, Slow, generate
 from .model import Template

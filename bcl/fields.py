@@ -9,7 +9,8 @@ what every byte means.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import construct as c
 

@@ -29,13 +29,12 @@ __all__ = ["decode_reference", "resolve_range", "read_selector", "put", "branch_
 
 def resolve_range(sel: Selector, n: int) -> tuple[int, int]:
     """The half-open byte range `sel` reads from an n-byte payload (may be out of bounds)."""
-    if sel.endbyte is None:
-        a = sel.byte  # type: ignore[assignment]
-        return a, a + sel.bytelength  # type: ignore[operator]
-    if sel.byte is not None:
-        return sel.byte, n + sel.endbyte
-    a = n + sel.endbyte
-    return a, a + sel.bytelength  # type: ignore[operator]
+    byte, endbyte, length = sel.byte, sel.endbyte, sel.bytelength
+    if endbyte is None:
+        return byte, byte + length  # type: ignore[return-value, operator]
+    if byte is not None:
+        return byte, n + endbyte
+    return n + endbyte, n + endbyte + length  # type: ignore[operator]
 
 
 def read_selector(sel: Selector | Constant, payload: bytes, asset_path: str) -> Any:

@@ -50,6 +50,7 @@ class _Obj(dict):
     """A JSON object from text, remembering keys that appeared more than once."""
 
     __slots__ = ("duplicates",)
+    duplicates: tuple[str, ...]
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> _Obj:
@@ -67,7 +68,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def load_json(text: str | bytes) -> Any:
+def load_json(text: str | bytes | bytearray) -> Any:
     """Parse template text strictly (no NaN/Infinity); raise TemplateError if it is not JSON."""
     if isinstance(text, (bytes, bytearray)):
         try:
@@ -329,15 +330,13 @@ class _Checker:
                 self.add(f"{ptr}/type", f"unknown type {_show(t)} (expected {_TYPES_TEXT})")
 
         byte = endbyte = bytelength = None
-        byte_ok = endbyte_ok = bytelength_ok = True
+        endbyte_ok = bytelength_ok = True
         if "byte" in sel:
             byte = sel["byte"]
             if not _is_int(byte):
                 self.add(f"{ptr}/byte", "byte must be an integer")
-                byte_ok = False
             elif byte < 0:
                 self.add(f"{ptr}/byte", "byte must not be negative (count from the end with endbyte)")
-                byte_ok = False
         if "endbyte" in sel:
             endbyte = sel["endbyte"]
             if not _is_int(endbyte):
@@ -374,7 +373,7 @@ class _Checker:
                     ptr,
                     f"type {vtype.value} needs a bytelength of {' or '.join(str(n) for n in allowed)} (bytelength defaults to 1)",
                 )
-        if "byte" not in sel and "endbyte" in sel and endbyte_ok and bytelength_ok:
+        if "byte" not in sel and endbyte is not None and endbyte_ok and bytelength_ok:
             length = 1 if bytelength is None else bytelength
             if length > -endbyte:
                 if bytelength is None:

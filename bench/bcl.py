@@ -25,7 +25,8 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import construct as c
 

@@ -149,10 +149,16 @@ def check(data: bytes) -> None:
             raise AssertionError(f"encode gave {encoded.hex()} which decodes to {again!r}, not {values!r}")
 
 
-def _seed(corpus: Path) -> None:
+def vectors_path() -> Path:
+    """../shared/reference/bcl-vectors.json next to the repository, or under $NCE_SHARED."""
     vectors = Path(__file__).resolve().parents[2] / "shared/reference/bcl-vectors.json"
     if not vectors.exists() and os.environ.get("NCE_SHARED"):
         vectors = Path(os.environ["NCE_SHARED"]) / "reference/bcl-vectors.json"
+    return vectors
+
+
+def _seed(corpus: Path) -> None:
+    vectors = vectors_path()
     if not vectors.exists():
         return
     for i, vec in enumerate(json.loads(vectors.read_text(encoding="utf-8"))["vectors"]):
