@@ -19,6 +19,7 @@ __all__ = [
     "LOCATION_TYPES",
     "MAX_SWITCH_DEPTH",
     "MAX_ASSET_DEPTH",
+    "MAX_OFFSET",
     "Selector",
     "Constant",
     "Mapping",
@@ -59,6 +60,8 @@ LOCATION_TYPES: dict[str, str] = {"location_lat": "lat", "location_long": "long"
 # validator, the compiled decoder or the JSON encoder.
 MAX_SWITCH_DEPTH = 32
 MAX_ASSET_DEPTH = 64
+# byte, bytelength and -endbyte; far beyond any payload, small enough to print.
+MAX_OFFSET = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)

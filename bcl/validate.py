@@ -24,6 +24,7 @@ from .model import (
     ALLOWED_LENGTHS,
     LOCATION_TYPES,
     MAX_ASSET_DEPTH,
+    MAX_OFFSET,
     MAX_SWITCH_DEPTH,
     NUMERIC_TYPES,
     Case,
@@ -39,6 +40,8 @@ from .model import (
 __all__ = ["parse_template", "validate", "load_json"]
 
 _TYPES_TEXT = "int, uint, float, boolean, string or hex"
+# Beyond this no integer or float a selector reads can be equal (floats end near 2**1024).
+_MAX_CASE_INT = 2**1024
 _TOP_KEYS = ("name", "comment", "version", "sense")
 _MAPPING_KEYS = ("asset", "value", "comment", "custom_type")
 _SWITCH_KEYS = ("switch", "on", "comment")
@@ -98,12 +101,25 @@ def _is_number(v: object) -> bool:
 
 
 def _show(v: object) -> str:
-    """A short JSON-ish rendering of a value for a message."""
+    """A short JSON-ish rendering of a value for a message (never raises)."""
     try:
-        text = json.dumps(v, ensure_ascii=False)
+        text = json.dumps(v, ensure_ascii=True)
     except (TypeError, ValueError, RecursionError):
-        text = repr(v)
+        try:
+            text = repr(v)
+        except Exception:  # a huge int, a hostile __repr__: say what it is
+            text = f"<{type(v).__name__}>"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_text(s: str) -> bool:
+    """False for strings with lone surrogates: they have no UTF-8 form, so the
+    translated JSON could not be sent."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _lengths_text(lengths: tuple[int, ...]) -> str:
@@ -219,6 +235,9 @@ class _Checker:
         if not isinstance(asset, str) or not asset:
             self.add(ptr, "asset must be a non-empty string such as \"temperature\" or \"gps.lat\"")
             return None
+        if not _is_text(asset):
+            self.add(ptr, "asset must be Unicode text (it has a lone surrogate)")
+            return None
         parts = tuple(asset.split("."))
         if any(not p for p in parts):
             self.add(ptr, f"asset {_show(asset)} has an empty name between dots")
@@ -291,6 +310,8 @@ class _Checker:
             value = entry["case"]
             if not (_is_number(value) or isinstance(value, str)):
                 self.add(f"{ptr}/case", f"case value must be a number or a string, not {_show(value)}")
+            elif isinstance(value, int) and abs(value) > _MAX_CASE_INT:
+                self.add(f"{ptr}/case", "case value is too large to equal anything a selector reads")
         elif entry["default"] is not True:
             self.add(f"{ptr}/default", f"default must be true, not {_show(entry['default'])}")
         word = "case" if has_case else "default"
@@ -306,6 +327,9 @@ class _Checker:
     # -- selector -------------------------------------------------------
     def selector(self, sel: Any, ptr: str, role: str) -> Selector | Constant | None:
         if isinstance(sel, str):
+            if not _is_text(sel):
+                self.add(ptr, "a constant must be Unicode text (it has a lone surrogate)")
+                return None
             return Constant(value=sel, pointer=ptr)
         if not isinstance(sel, MappingABC):
             if role == "value":
@@ -337,6 +361,8 @@ class _Checker:
                 self.add(f"{ptr}/byte", "byte must be an integer")
             elif byte < 0:
                 self.add(f"{ptr}/byte", "byte must not be negative (count from the end with endbyte)")
+            elif byte > MAX_OFFSET:
+                self.add(f"{ptr}/byte", f"byte must be at most {MAX_OFFSET}")
         if "endbyte" in sel:
             endbyte = sel["endbyte"]
             if not _is_int(endbyte):
@@ -345,12 +371,18 @@ class _Checker:
             elif endbyte > 0:
                 self.add(f"{ptr}/endbyte", "endbyte must be 0 or negative (it counts back from the end of the payload)")
                 endbyte_ok = False
+            elif endbyte < -MAX_OFFSET:
+                self.add(f"{ptr}/endbyte", f"endbyte must be at least -{MAX_OFFSET}")
+                endbyte_ok = False
         if "byte" not in sel and "endbyte" not in sel:
             self.add(ptr, "selector without byte or endbyte: say where the value starts")
         if "bytelength" in sel:
             bytelength = sel["bytelength"]
             if not _is_int(bytelength) or bytelength < 1:
                 self.add(f"{ptr}/bytelength", "bytelength must be a positive integer")
+                bytelength_ok = False
+            elif bytelength > MAX_OFFSET:
+                self.add(f"{ptr}/bytelength", f"bytelength must be at most {MAX_OFFSET}")
                 bytelength_ok = False
             elif "byte" in sel and "endbyte" in sel:
                 self.add(

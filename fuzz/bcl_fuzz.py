@@ -98,7 +98,7 @@ def _statements(g: _Bytes, depth: int) -> list:
 
 
 def _decode_both(compiled: Any, payload: bytes) -> tuple[str, Any]:
-    from bcl import BclError
+    from bcl import BclError, json_text
 
     def run(fn: Any) -> tuple[str, Any]:
         try:
@@ -111,6 +111,7 @@ def _decode_both(compiled: Any, payload: bytes) -> tuple[str, Any]:
         raise AssertionError(f"fast and reference decoders disagree: {fast!r} != {ref!r}")
     if fast[0] == "ok":
         json.dumps(fast[1], allow_nan=False)
+        json_text(fast[1]).encode("utf-8")  # what the gateway sends must exist as UTF-8
     return fast
 
 

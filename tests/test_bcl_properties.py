@@ -28,6 +28,7 @@ from bcl import (
     TranslationError,
     compile_template,
     encode,
+    json_text,
     parse_template,
     same_json,
 )
@@ -126,6 +127,7 @@ def test_decoding_raises_only_bcl_errors_and_matches_the_reference(template, pay
     assert fast == ref
     if fast[0] == "ok":
         json.dumps(fast[1], allow_nan=False)  # valid JSON: no NaN, no bytes
+        json_text(fast[1]).encode("utf-8")  # and it can be sent
     else:
         assert fast[0] == "TranslationError"
 

@@ -385,6 +385,42 @@ def test_non_string_key_in_python_input():
     assert problems({"sense": [], 3: 1}) == [("/3", "keys must be strings, not 3")]
 
 
+# -- limits that keep hostile input from crashing the codec ------------------------------------
+
+def test_lone_surrogates_are_not_text():
+    # Valid JSON, but no UTF-8 form: the translated JSON could not be sent.
+    assert problems('{"sense": [{"asset": "a", "value": "\\ud800"}]}') == [
+        ("/sense/0/value", "a constant must be Unicode text (it has a lone surrogate)")
+    ]
+    assert problems('{"sense": [{"asset": "\\udfff", "value": "x"}]}') == [
+        ("/sense/0/asset", "asset must be Unicode text (it has a lone surrogate)")
+    ]
+
+
+def test_offsets_are_bounded():
+    assert problems(value(byte=2**31, type="uint")) == [(f"{V}/byte", "byte must be at most 2147483647")]
+    assert problems(value(endbyte=-(2**31), bytelength=1, type="uint")) == [
+        (f"{V}/endbyte", "endbyte must be at least -2147483647")
+    ]
+    assert problems(value(byte=0, bytelength=2**40, type="hex")) == [
+        (f"{V}/bytelength", "bytelength must be at most 2147483647")
+    ]
+    assert problems(value(byte=2**31 - 1, bytelength=2**31 - 1, type="hex")) == []
+
+
+def test_huge_case_values():
+    assert problems(switch({"case": 10**400, "do": []})) == [
+        ("/sense/0/on/0/case", "case value is too large to equal anything a selector reads")
+    ]
+    assert problems(switch({"case": 2**1024, "do": []})) == []
+
+
+def test_values_that_cannot_be_printed_are_named_by_type():
+    assert problems({"sense": [{"asset": "a", "value": "x", "custom_type": 10**5000}]}) == [
+        ("/sense/0/custom_type", "custom_type must be location_lat or location_long, not <int>")
+    ]
+
+
 # -- JSON text ------------------------------------------------------------------------------
 
 def test_invalid_json_text():
