@@ -198,12 +198,14 @@ def test_encode_of_arbitrary_values_is_right_or_refuses(template, values):
 # -- the validator on arbitrary JSON ------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=4)
+    st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6) | st.just([]) | st.just({}),
+    lambda inner: st.lists(inner, min_size=1, max_size=4)
     | st.dictionaries(
         st.sampled_from(["sense", "asset", "value", "switch", "on", "case", "default", "do", "byte", "endbyte",
                          "bytelength", "type", "byteorder", "custom_type", "comment", "name", "x"]),
         inner,
+        min_size=1,
         max_size=5,
     ),
     max_leaves=30,
