@@ -409,3 +409,16 @@ def test_overwritten_string_is_still_decoded():
         {"asset": "a", "value": {"type": "boolean", "byte": 0}},
     ]}
     assert err(t, "000080") == "Asset path:a, Error: bytes [2:3] are not valid UTF-8 (invalid start byte)"
+
+
+def test_deepest_nesting_allowed_compiles_and_decodes():
+    inner: dict = {"asset": "x.y", "value": {"byte": 32, "type": "uint"}}
+    for depth in range(32):
+        inner = {"switch": {"byte": 31 - depth, "type": "uint"}, "on": [
+            {"case": 0, "do": [inner]},
+            {"default": True, "do": [{"asset": f"d{depth}", "value": "other"}]},
+        ]}
+    t = {"sense": [inner]}
+    assert dec(t, bytes(32) + b"\x07") == {"x": {"y": 7}}
+    assert dec(t, bytes(31) + b"\x01\x07") == {"d0": "other"}
+    assert err(t, bytes(32)) == "Asset path:x.y, Error: can't extract [32:33] from 32 bytes"
