@@ -53,6 +53,7 @@ from .reference import branch_for, key_matches, resolve_range
 __all__ = ["encode", "same_json"]
 
 MAX_PATHS = 2000
+MAX_LENGTH = 65536  # payloads the encoder may build (UDP datagrams are smaller)
 _MAX_LENGTHS_TRIED = 64
 _MAX_DEFAULT_KEYS = 4096
 
@@ -415,7 +416,7 @@ def _lengths(items: list[_Item]) -> list[int]:
     # The smallest length first; longer ones help when reads counted from the
     # end would otherwise overlap reads counted from the start.  At
     # fixed_end + from_end they overlap no more.
-    cands = set(range(low, max(low, fixed_end + from_end) + 1))
+    cands = set(range(low, min(max(low, fixed_end + from_end), low + _MAX_LENGTHS_TRIED) + 1))
     for it, ws in spans:
         for w in ws or ():
             n = it.sel.byte + w - it.sel.endbyte  # type: ignore[operator]
@@ -447,10 +448,13 @@ def _place(items: list[_Item], n: int) -> bytes:
     return bytes(0 if x is None else x for x in buf)
 
 
-def _solve(compiled: CompiledTemplate, path: list[_Event], values: dict) -> bytes:
+def _solve(compiled: CompiledTemplate, path: list[_Event], values: dict, max_length: int) -> bytes:
     items = _items_for(path, values)
     last: _Fail | None = None
     for n in _lengths(items):
+        if n > max_length:
+            last = _Fail(f"it needs a payload of {n} bytes, more than max_length={max_length}")
+            break
         try:
             payload = _place(items, n)
         except _Fail as e:
@@ -473,13 +477,15 @@ def encode(
     *,
     selectors: MappingABC[str, Any] | None = None,
     max_paths: int = MAX_PATHS,
+    max_length: int = MAX_LENGTH,
 ) -> bytes:
     """A payload that `template` translates to exactly `values`.
 
     `selectors` optionally fixes switch selector values, keyed by the JSON
     pointer of the switch statement (``{"/sense/0": 1}``); other switches take
     the first case (in template order) whose statements give `values`.
-    Raises NotInvertible when no payload (within the search budget) does.
+    Raises NotInvertible when no payload (within the search budget, at most
+    `max_length` bytes) does.
     """
     compiled = compile_template(template)
     if not isinstance(values, MappingABC):
@@ -497,7 +503,7 @@ def encode(
         if tried > max_paths:
             raise NotInvertible(f"gave up after {max_paths} branch combinations; pass selectors= to pick branches")
         try:
-            return _solve(compiled, path, values)
+            return _solve(compiled, path, values, max_length)
         except _Fail as e:
             where = ", ".join(ev.describe() for kind, ev in path if kind == "switch")
             reasons.append(f"{where}: {e}" if where else str(e))

@@ -234,6 +234,14 @@ def test_boolean_true_from_bytes_another_read_set():
     )
 
 
+def test_payload_length_is_bounded():
+    t = one(byte=2**31 - 1, type="uint")
+    assert not_invertible(t, {"v": 1}) == (
+        "no payload translates to these values: it needs a payload of 2147483648 bytes, more than max_length=65536"
+    )
+    assert len(encode(one(byte=99, type="uint"), {"v": 1}, max_length=100)) == 100
+
+
 def test_search_budget():
     switches = [
         {"switch": {"byte": i, "type": "uint"}, "on": [
