@@ -235,6 +235,7 @@ def build_table(routes: list[ApiRoute], version: str) -> RouteTable:
             validators[(route.method, route.path)] = validator
     builder.document["x-nce-not-implemented"] = [f"{m} {p}" for _, m, p in sorted(stubs, key=lambda s: (s[2], s[1]))]
     openapi.relax_iccid_patterns(builder.document)
+    openapi.fix_array_defaults(builder.document)
     builder.check_references()
     return RouteTable(routes, stubs, builder.document, validators)
 
