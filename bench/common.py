@@ -44,6 +44,12 @@ def child(args: Sequence[str], ready: str = "ready", timeout: float = 30.0,
             process.kill()
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], note: str = "") -> None:
     table = Table(title=title, title_justify="left")
     for column in columns:

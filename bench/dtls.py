@@ -565,11 +565,6 @@ def loadgen_gateway_messages(server, duration: float, sessions: int, window: int
     out.send({"n": changed, "failed": failed, "wall": time.monotonic() - t0})
 
 
-def _process_cpu(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def over_gateway(duration: float) -> list[tuple[str, dict]]:
     """The real gateway (``nce-gateway serve``, its own process, default store durability)
     with SIMs and PSKs for the load generator's identities; answers are 2.04 after commit."""
@@ -580,7 +575,7 @@ def over_gateway(duration: float) -> list[tuple[str, dict]]:
     from inspector.records import Sim
     from inspector.sqlite import SqliteStore
 
-    from .common import free_port
+    from .common import free_port, process_cpu
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -616,14 +611,14 @@ level = "WARNING"
             fork = mp.get_context("fork")
 
             def phase(label: str, target, *args) -> None:
-                wall0, cpu0 = time.perf_counter(), _process_cpu(process.pid)
+                wall0, cpu0 = time.perf_counter(), process_cpu(process.pid)
                 rx, tx = fork.Pipe(duplex=False)
                 lg = fork.Process(target=target, args=(server, duration, *args, tx), daemon=True)
                 lg.start()
                 res = rx.recv()
                 lg.join()
                 res.setdefault("wall", time.perf_counter() - wall0)
-                res["server_cpu"] = _process_cpu(process.pid) - cpu0
+                res["server_cpu"] = process_cpu(process.pid) - cpu0
                 res["server_sys"] = 0.0
                 res["server_metrics"] = {}
                 res["rss_kib"] = int(open(f"/proc/{process.pid}/statm").read().split()[1]) * 4
