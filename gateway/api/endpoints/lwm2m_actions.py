@@ -19,8 +19,17 @@ from typing import Any
 from aiohttp import web
 
 from ...lwm2m.actions import FINAL, ActionError, to_api, validate
-from ..errors import ApiError, bad_request, conflict, not_found
-from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
+from ..errors import ApiError, conflict, not_found
+from ..routes import (
+    MANAGE,
+    READ,
+    ApiRoute,
+    body_of,
+    gateway_of,
+    json_response,
+    params_of,
+    principal_of,
+)
 
 log = logging.getLogger("nce.api.lwm2m")
 
@@ -39,7 +48,7 @@ def _api_error(exc: ActionError) -> ApiError:
     return ApiError(exc.status, str(exc), field=exc.field if exc.status == 400 else None)
 
 
-def _fields(body: dict) -> tuple[Any, ...]:
+def _fields(body: dict) -> tuple[Any, Any, Any, Any, Any]:
     return (body["action"], body["resourceAddress"], body.get("data"), body.get("requestMode"),
             body.get("sendAttempts"))
 
