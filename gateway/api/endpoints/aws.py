@@ -18,33 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
-from integrators.aws_api import (
-    AwsApiError,
-    apply_patch,
-    create_response,
-    integration_response,
-    parse_create,
-)
+from integrators.aws_api import AwsApiError, apply_patch, create_response, integration_response, parse_create
 
 from ..errors import bad_request, conflict
 from ..openapi import reference
-from ..routes import (
-    MANAGE,
-    ApiRoute,
-    body_of,
-    explain_not_implemented,
-    gateway_of,
-    json_response,
-    principal_of,
-)
-from .integrations import (
-    IntegrationChange,
-    IntegrationKind,
-    create_integration,
-    register_kind,
-    restart_handler,
-    test_handler,
-)
+from ..routes import MANAGE, ApiRoute, body_of, explain_not_implemented, gateway_of, json_response, principal_of
+from .integrations import (IntegrationChange, IntegrationKind, create_integration, register_kind, restart_handler,
+                           test_handler)
 
 log = logging.getLogger("nce.api.aws")
 

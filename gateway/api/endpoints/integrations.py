@@ -40,16 +40,7 @@ from ...config import EVENT_TYPES, WebhookConfig
 from ...events import VERSION
 from ..errors import ApiError, bad_request, conflict, not_found
 from ..openapi import reference
-from ..routes import (
-    MANAGE,
-    READ,
-    ApiRoute,
-    body_of,
-    gateway_of,
-    json_response,
-    params_of,
-    principal_of,
-)
+from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
 from ..timefmt import format_time
 
 log = logging.getLogger("nce.api.integrations")
@@ -146,7 +137,7 @@ def _config_owned(row: dict) -> ApiError:
 
 def _not_running(row: dict) -> ApiError:
     return conflict(f"integration {row['name']} is {row['state']}: it is waiting for its set-up and has no sender "
-                    "(an AWS integration needs its `connection`, added with PATCH /v1/integrate/clouds/{id})")
+                    f"(an AWS integration needs its `connection`: PATCH /v1/integrate/clouds/{row['uuid']})")
 
 
 async def list_clouds(request: web.Request) -> web.Response:

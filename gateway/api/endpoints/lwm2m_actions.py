@@ -20,16 +20,7 @@ from aiohttp import web
 
 from ...lwm2m.actions import FINAL, ActionError, to_api, validate
 from ..errors import ApiError, conflict, not_found
-from ..routes import (
-    MANAGE,
-    READ,
-    ApiRoute,
-    body_of,
-    gateway_of,
-    json_response,
-    params_of,
-    principal_of,
-)
+from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
 
 log = logging.getLogger("nce.api.lwm2m")
 

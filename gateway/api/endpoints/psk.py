@@ -20,17 +20,8 @@ from aiohttp import web
 from ...psk import PROTOCOLS, PskError, format_key, parse_key
 from ..errors import bad_request, not_found
 from ..openapi import reference
-from ..routes import (
-    MANAGE,
-    READ,
-    ApiRoute,
-    body_of,
-    explain_not_implemented,
-    gateway_of,
-    json_response,
-    params_of,
-    principal_of,
-)
+from ..routes import (MANAGE, READ, ApiRoute, body_of, explain_not_implemented, gateway_of, json_response, params_of,
+                      principal_of)
 from ..timefmt import format_time
 
 log = logging.getLogger("nce.api.psk")
