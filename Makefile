@@ -32,6 +32,12 @@ test: $(STAMP)
 c-example:
 	$(MAKE) -C firmware_examples/c
 
+## fuzz: coverage-guided fuzzing of the BCL validator and decoders (atheris), FUZZ_RUNS inputs
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	mkdir -p fuzz-corpus fuzz-artifacts
+	PYTHONPATH=. $(BIN)/python -m fuzz.bcl_fuzz fuzz-corpus -runs=$(FUZZ_RUNS) -timeout=20 -artifact_prefix=fuzz-artifacts/
+
 ## bench: all benchmarks, each printing a table with its baseline
 bench: $(STAMP)
 	$(BIN)/python -m bench

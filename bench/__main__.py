@@ -13,6 +13,7 @@ import time
 # area -> (module, arguments for a bounded run)
 AREAS: dict[str, tuple[str, list[str]]] = {
     "uplink": ("bench.uplink", ["--seconds", "8"]),
+    "bcl": ("bench.bcl", []),
     "lwm2m": ("bench.lwm2m", ["--registrations", "30000", "--seconds", "6"]),
     "dtls": ("bench.dtls", []),
     "delivery": ("bench.delivery", ["--events", "20000"]),

@@ -33,9 +33,10 @@ def send_udp(host: str, port: int, source_ip: str, payload: bytes) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m firmware_examples.emulator",
                                      description="Send one message as an emulated device.")
-    parser.add_argument("protocol", choices=("udp", "coap", "lwm2m"))
+    parser.add_argument("protocol", choices=("udp", "coap", "coaps", "lwm2m"))
     parser.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="gateway port (default 4445 for udp, 5683 for coap)")
+    parser.add_argument("--port", type=int, help="gateway port (default 4445 for udp, 5683 for coap and onboarding)")
+    parser.add_argument("--coaps-port", type=int, default=5684, help="coaps: the DTLS port (default 5684)")
     parser.add_argument("--source-ip", default="127.0.0.10", help="the SIM's IP address to send from")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--payload", default="hello from an emulated device", help="payload as UTF-8 text")
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.protocol == "lwm2m":
         return run_lwm2m(args)
     payload = payload_of(args)
+    if args.protocol == "coaps":
+        return run_coaps(args, payload)
     if args.protocol == "udp":
         send_udp(args.host, args.port or 4445, args.source_ip, payload)
         print(f"sent {len(payload)} bytes over UDP from {args.source_ip} (UDP has no answer)")
@@ -69,6 +72,31 @@ def main(argv: list[str] | None = None) -> int:
     detail = f" {result.payload.decode('utf-8', 'replace')}" if result.payload else ""
     print(f"{result.code}{detail}")
     return 0 if result.ok else 2
+
+
+def run_coaps(args: argparse.Namespace, payload: bytes) -> int:
+    """Onboard like the SDK's os_auth (GET /bootstrap), then POST over DTLS with the PSK."""
+    import asyncio
+
+    from .device import CoapsDevice, OnboardingError, os_auth
+
+    try:
+        onboarding = os_auth((args.host, args.port or 5683), args.source_ip, timeout=args.timeout)
+    except OnboardingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"onboarded: ICCID {onboarding.iccid}, PSK of {len(onboarding.psk)} characters")
+
+    async def post() -> str:
+        async with CoapsDevice((args.host, args.coaps_port), onboarding, args.source_ip) as device:
+            return await device.post(payload, topic=args.topic, confirmable=not args.non, path=args.path)
+    try:
+        code = asyncio.run(post())
+    except (TimeoutError, OSError) as exc:
+        print(f"error: DTLS: {exc}", file=sys.stderr)
+        return 2
+    print(code)
+    return 0 if code.startswith("2.") else 2
 
 
 def run_lwm2m(args: argparse.Namespace) -> int:

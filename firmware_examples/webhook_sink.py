@@ -76,7 +76,7 @@ def describe(event: dict[str, Any]) -> str:
         payload = event["payload"]
         value = payload["value"] if payload["type"] == "JSON" else f"base64:{payload['value']}"
         topic = f" t={payload['topic']}" if "topic" in payload else ""
-        return f"{kind:<14} {event['source']:<5} {device} {json.dumps(value)[:100]}{topic}"
+        return f"{kind:<14} {event['source']:<5} {device} {json.dumps(value)[:200]}{topic}"
     if kind == "ERROR":
         return f"{kind:<14} {device} {event['error']['message']}: {event['error']['description']}"
     if kind == "LIFECYCLE":

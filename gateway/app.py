@@ -26,6 +26,7 @@ from .coap_site import build_site
 from .follow import StoreFollower
 from .onboarding import BootstrapResource
 from .psk import PskService
+from .templates import TemplateService
 from .config import GatewayConfig
 from .identity import SimRegistry
 from .lwm2m.service import LwM2MService
@@ -63,7 +64,8 @@ class Gateway:
         self.integrations = IntegrationManager(self.store, read=self.read, write=self.committer.write,
                                                emit=self._emit, metrics=self.metrics)
         self.committer.observers.append(self.integrations)
-        self.pipeline = Pipeline(self.committer, self.integrations)
+        self.templates = TemplateService(self.store, write=self.committer.write, read=self.read)
+        self.pipeline = Pipeline(self.committer, self.integrations, translator=self.templates)
         self.coap_service = CoapService(self.pipeline, self.metrics, max_payload=config.coap.max_payload,
                                         exchange_lifetime=config.coap.exchange_lifetime_seconds)
         self.lwm2m: LwM2MService | None = LwM2MService(self) if config.lwm2m.enabled and (
@@ -95,6 +97,7 @@ class Gateway:
         loop = self._loop = asyncio.get_running_loop()
         await self.read(self.registry.reload)
         await self.read(self.psks.reload)
+        await self.read(self.templates.reload)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.integrations.start()
@@ -130,6 +133,8 @@ class Gateway:
                              lambda: self.read(self.registry.reload))
         self.follower.follow("PSKs", self.store.psks_version, lambda: self.psks.version,
                              lambda: self.read(self.psks.reload))
+        self.follower.follow("templates", self.store.templates_version, lambda: self.templates.version,
+                             lambda: self.read(self.templates.reload))
         self.follower.follow("integrations", self.store.integrations_version, lambda: self.integrations.version,
                              self.integrations.reload)
         self._tasks = [

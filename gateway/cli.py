@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "gateway.commands.integrations",
     "gateway.commands.lwm2m",
     "gateway.commands.psk",
+    "gateway.commands.template",
     "gateway.commands.users",
     "gateway.commands.demo",
 )

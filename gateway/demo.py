@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -27,6 +26,7 @@ from rich.table import Table
 from firmware_examples.coap_client import CoapClient
 from firmware_examples.device import CoapsDevice, os_auth
 from firmware_examples.emulator import send_udp
+from firmware_examples.lwm2m_client import LwM2MClient
 from firmware_examples.webhook_sink import Sink, describe
 from inspector.records import Sim
 
@@ -89,10 +89,28 @@ async def coaps_device(gw: Gateway, sim: Sim, stats: DemoStats, period: float) -
             await asyncio.sleep(period)
 
 
+async def lwm2m_device(gw: Gateway, sim: Sim, stats: DemoStats, period: float) -> None:
+    client = await LwM2MClient.start(sim.iccid, sim.ip_address)
+    try:
+        await client.bootstrap(f"coap://127.0.0.1:{gw.coap_port}")
+        await client.register()
+        n = 0
+        while True:
+            stats.sent["LWM2M"] += 1
+            response = await client.send({"/3303/0/5700": round(20 + random.uniform(-2, 2), 1),
+                                          "/3303/0/5701": "Cel"})
+            (stats.acknowledged if response.code.is_successful() else stats.failed)["LWM2M"] += 1
+            n += 1
+            await asyncio.sleep(period)
+    finally:
+        await client.close()
+
+
 DEVICES: dict[str, Callable[[Gateway, Sim, DemoStats, float], Awaitable[None]]] = {
     "UDP": udp_device,
     "COAP": coap_device,
     "COAPS": coaps_device,
+    "LWM2M": lwm2m_device,
 }
 
 
@@ -184,12 +202,9 @@ async def run_demo(duration: float | None, period: float, console: Console) -> i
 
 
 async def install_template(gw: Gateway) -> None:
-    """Activate the SDK blueprint's translation template for UDP and CoAP, if templates exist."""
-    templates: Any = getattr(gw, "templates", None)
-    if templates is None:
-        return
-    await templates.create(name="sdk-blueprint", template=BLUEPRINT_TEMPLATE, protocols=["UDP", "COAP"],
-                           status="ACTIVE")
+    """Activate the SDK blueprint's translation template for UDP and CoAP."""
+    await gw.templates.create(name="sdk-blueprint", template=BLUEPRINT_TEMPLATE, protocols=["UDP", "COAP"],
+                              status="ACTIVE")
 
 
 BLUEPRINT_TEMPLATE = {

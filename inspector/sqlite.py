@@ -159,6 +159,37 @@ class SqliteStore:
                 " created_ms = excluded.created_ms",
                 (iccid, protocol, key, int(user_set), created_ms if created_ms is not None else now_ms()))
 
+    # translation templates -----------------------------------------------------------------
+
+    def templates_version(self) -> int:
+        return self.connection().execute("SELECT value FROM meta WHERE key = 'templates_version'").fetchone()[0]
+
+    def all_templates(self) -> list[dict]:
+        rows = self.connection().execute(
+            "SELECT id, name, template, protocols, status, created_ms, updated_ms FROM templates ORDER BY created_ms, id")
+        keys = ("id", "name", "template", "protocols", "status", "created_ms", "updated_ms")
+        out = []
+        for row in rows:
+            item = dict(zip(keys, row))
+            item["protocols"] = json.loads(item["protocols"])
+            out.append(item)
+        return out
+
+    def save_template(self, row: dict) -> None:
+        """Insert or replace one template (the caller checked the one-active-per-protocol rule)."""
+        with transaction(self.connection()) as conn:
+            conn.execute(
+                "INSERT INTO templates (id, name, template, protocols, status, created_ms, updated_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+                " template = excluded.template, protocols = excluded.protocols, status = excluded.status,"
+                " updated_ms = excluded.updated_ms",
+                (row["id"], row["name"], row["template"], json.dumps(row["protocols"]), row["status"],
+                 row["created_ms"], row["updated_ms"]))
+
+    def delete_template(self, template_id: str) -> bool:
+        with transaction(self.connection()) as conn:
+            return conn.execute("DELETE FROM templates WHERE id = ?", (template_id,)).rowcount > 0
+
     # messages and events (the hot path) ----------------------------------------------------
 
     def commit(self, batch: Sequence[Pending]) -> None:

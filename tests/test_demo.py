@@ -17,7 +17,7 @@ def test_demo_runs_and_delivers_every_protocol():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("summary: "))
     summary = json.loads(line.removeprefix("summary: "))
-    for protocol, kinds in (("UDP", ["UDP"]), ("COAP", ["COAP", "COAPS"])):
+    for protocol, kinds in (("UDP", ["UDP"]), ("COAP", ["COAP", "COAPS"]), ("LWM2M", ["LWM2M"])):
         assert summary["delivered"][protocol] >= 3, summary
         for kind in kinds:
             assert summary["acknowledged"][kind] >= 3 and not summary["failed"].get(kind), summary

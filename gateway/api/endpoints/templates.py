@@ -1,0 +1,84 @@
+"""Energy Saver (1nce-os.json, ``/v1/optimize``): translation templates and the template test."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from aiohttp import web
+
+from bcl import BclError, message_test
+
+from ...templates import TemplateRefused, template_text
+from ..errors import ApiError, bad_request, not_found
+from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of
+
+
+def template_body(row: dict) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "template": row["template"],
+            "protocolFilter": row["protocols"], "status": row["status"]}
+
+
+def refused(exc: TemplateRefused) -> ApiError:
+    return ApiError(exc.status, str(exc), field=exc.field)
+
+
+async def list_templates(request: web.Request) -> web.Response:
+    return json_response([template_body(row) for row in gateway_of(request).templates.list()])
+
+
+async def create_template(request: web.Request) -> web.Response:
+    body = body_of(request)
+    try:
+        row = await gateway_of(request).templates.create(
+            name=body["name"], template=body["template"], protocols=body["protocolFilter"],
+            status=body.get("status", "INACTIVE"))
+    except TemplateRefused as exc:
+        raise refused(exc) from None
+    return json_response(template_body(row), status=201)
+
+
+async def patch_template(request: web.Request) -> web.Response:
+    body = body_of(request)
+    changes = {key: body[name] for name, key in (("name", "name"), ("template", "template"),
+                                                 ("protocolFilter", "protocols"), ("status", "status"))
+               if name in body}
+    try:
+        row = await gateway_of(request).templates.update(params_of(request)["templateId"], **changes)
+    except TemplateRefused as exc:
+        raise refused(exc) from None
+    return json_response(template_body(row))
+
+
+async def delete_template(request: web.Request) -> web.Response:
+    try:
+        await gateway_of(request).templates.delete(params_of(request)["templateId"])
+    except TemplateRefused as exc:
+        raise not_found(str(exc)) from None
+    return web.Response(status=204)
+
+
+async def test_template(request: web.Request) -> web.Response:
+    body = body_of(request)
+    try:
+        payload = base64.b64decode(body["payload"], validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("payload is not valid base64", field="payload") from None
+    try:
+        _, parsed = template_text(body["template"])
+        return json_response(message_test(parsed, payload))
+    except TemplateRefused as exc:
+        raise refused(exc) from None
+    except BclError as exc:  # the payload does not fit the template: the 1NCE translator's message
+        raise bad_request(str(exc), field="payload") from None
+
+
+def routes() -> list[ApiRoute]:
+    return [
+        ApiRoute("GET", "/v1/optimize/templates", list_templates, READ, spec="1nce-os"),
+        ApiRoute("POST", "/v1/optimize/templates", create_template, MANAGE, spec="1nce-os"),
+        ApiRoute("PATCH", "/v1/optimize/templates/{templateId}", patch_template, MANAGE, spec="1nce-os"),
+        ApiRoute("DELETE", "/v1/optimize/templates/{templateId}", delete_template, MANAGE, spec="1nce-os"),
+        ApiRoute("POST", "/v1/optimize/messages/test", test_template, READ, spec="1nce-os"),
+    ]
