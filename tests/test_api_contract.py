@@ -97,7 +97,7 @@ def feature_module(*routes: ApiRoute) -> types.ModuleType:
 
 async def test_a_feature_module_replaces_a_501_stub(start_gateway, tmp_path, monkeypatch):
     feature = feature_module(
-        ApiRoute("GET", "/v1/optimize/templates", list_templates, READ, spec="1nce-os"),
+        ApiRoute("GET", "/v1/partners/plugins", list_templates, READ, spec="1nce-os"),
         ApiRoute("GET", "/v1/locate/geofences", list_geofences, READ, spec="1nce-os"),
         ApiRoute("GET", "/v1/admin-only", secret_route, USERS, operation={
             "summary": "A route of the feature's own", "responses": {"200": {"description": "OK"}}}))
@@ -106,11 +106,11 @@ async def test_a_feature_module_replaces_a_501_stub(start_gateway, tmp_path, mon
     api = await start_api(start_gateway, make_config(tmp_path), roles=("Owner", "User"))
     owner, user = api.client("Owner"), api.client("User")
     owner.check = user.check = False  # the test session's document does not know the fake feature
-    answer = await owner.get("/v1/optimize/templates")
+    answer = await owner.get("/v1/partners/plugins")
     assert answer.status == 200 and answer.body == []
     anonymous = api.client()
     anonymous.check = False
-    assert (await anonymous.get("/v1/optimize/templates")).status == 401
+    assert (await anonymous.get("/v1/partners/plugins")).status == 401
     # parameters validated against the 1NCE operation
     fences = await owner.get("/v1/locate/geofences", params={"page": 3})
     assert fences.status == 200 and (fences.body["page"], fences.body["size"]) == (3, 10)
@@ -119,11 +119,11 @@ async def test_a_feature_module_replaces_a_501_stub(start_gateway, tmp_path, mon
     assert (await owner.get("/v1/locate/geofences", params={"page": 51})).status == 400
     assert (await user.get("/v1/admin-only")).status == 403
     # still a stub: the POST nobody registered
-    assert (await owner.post("/v1/optimize/templates", json={})).status == 501
+    assert (await owner.post("/v1/locate/geofences", json={})).status == 501
     served = (await owner.get("/openapi.json")).body
-    assert "get" in served["paths"]["/v1/optimize/templates"] and "/v1/admin-only" in served["paths"]
-    assert "GET /v1/optimize/templates" not in served["x-nce-not-implemented"]
-    assert "POST /v1/optimize/templates" in served["x-nce-not-implemented"]
+    assert "get" in served["paths"]["/v1/partners/plugins"] and "/v1/admin-only" in served["paths"]
+    assert "GET /v1/partners/plugins" not in served["x-nce-not-implemented"]
+    assert "POST /v1/locate/geofences" in served["x-nce-not-implemented"]
 
 
 def test_two_modules_cannot_claim_one_route():

@@ -214,6 +214,25 @@ def patched(spec: str, method: str, path: str, patch: Any) -> dict:
     return operation
 
 
+def fix_array_defaults(node: Any) -> int:
+    """1nce-os.json gives the template's ``protocolFilter`` (an array) the default and example
+    "COAP", a string, which makes the document invalid OpenAPI: they become ["COAP"]. Changed
+    in place; returns how many schemas were changed."""
+    changed = 0
+    if isinstance(node, dict):
+        if node.get("type") == "array" and isinstance(node.get("default"), str):
+            node["default"] = [node["default"]]
+            if isinstance(node.get("example"), str):
+                node["example"] = [node["example"]]
+            changed += 1
+        for value in node.values():
+            changed += fix_array_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            changed += fix_array_defaults(value)
+    return changed
+
+
 ICCID_19 = "^[0-9]{19}$"
 ICCID_19_20 = "^[0-9]{19,20}$"
 

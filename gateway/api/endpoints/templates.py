@@ -15,6 +15,14 @@ from ..errors import ApiError, bad_request, not_found
 from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of
 
 
+def object_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object (the 1NCE file does not mark these bodies required)."""
+    body = body_of(request)
+    if not isinstance(body, dict):
+        raise bad_request("body: a JSON object is required", "body")
+    return body
+
+
 def template_body(row: dict) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "template": row["template"],
             "protocolFilter": row["protocols"], "status": row["status"]}
@@ -29,7 +37,7 @@ async def list_templates(request: web.Request) -> web.Response:
 
 
 async def create_template(request: web.Request) -> web.Response:
-    body = body_of(request)
+    body = object_body(request)
     try:
         row = await gateway_of(request).templates.create(
             name=body["name"], template=body["template"], protocols=body["protocolFilter"],
@@ -40,7 +48,7 @@ async def create_template(request: web.Request) -> web.Response:
 
 
 async def patch_template(request: web.Request) -> web.Response:
-    body = body_of(request)
+    body = object_body(request)
     changes = {key: body[name] for name, key in (("name", "name"), ("template", "template"),
                                                  ("protocolFilter", "protocols"), ("status", "status"))
                if name in body}
@@ -60,7 +68,7 @@ async def delete_template(request: web.Request) -> web.Response:
 
 
 async def test_template(request: web.Request) -> web.Response:
-    body = body_of(request)
+    body = object_body(request)
     try:
         payload = base64.b64decode(body["payload"], validate=True)
     except (binascii.Error, ValueError):
