@@ -20,6 +20,9 @@ log = logging.getLogger("nce.psk")
 PROTOCOLS = ("COAP", "LWM2M")
 _ALPHABET = string.ascii_letters + string.digits
 GENERATED_LENGTH = 32
+#: the longest key a DTLS handshake can use: Mbed TLS' MBEDTLS_PSK_MAX_LEN (the engine's MAX_PSK_LEN)
+MAX_KEY_LENGTH = 32
+FORMATS = ("STRING", "HEX")
 
 
 class PskError(ValueError):
@@ -49,9 +52,19 @@ def parse_key(secret: str, fmt: str = "STRING") -> bytes:
             raise PskError("secretKey is not valid hex") from None
     else:
         raise PskError(f"format must be STRING or HEX, not {fmt!r}")
-    if not 1 <= len(key) <= 64:
-        raise PskError("a PSK must be 1 to 64 bytes long")
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise PskError(f"a PSK must be 1 to {MAX_KEY_LENGTH} bytes long (Mbed TLS' limit), not {len(key)}")
     return key
+
+
+def format_key(key: bytes) -> tuple[str, str]:
+    """``(format, text)`` showing a stored key: STRING with its text when it is printable UTF-8,
+    else HEX (the store keeps the bytes, not the format they were given in)."""
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return "HEX", key.hex()
+    return ("STRING", text) if text and text.isprintable() else ("HEX", key.hex())
 
 
 class PskService:

@@ -272,8 +272,8 @@ def connection_body(config: dict[str, Any]) -> dict[str, Any]:
     mode = config.get("mode", "mqtt")
     keys = AWS_MQTT_KEYS if mode == "mqtt" else AWS_IOT_DATA_KEYS
     out: dict[str, Any] = {"mode": mode}
-    for key in keys:
-        if key in config and key not in SECRET_KEYS:
+    for key in keys:  # tuning keys of the config file only (reconnect_*, threads, sts_endpoint_url) are left out
+        if key in config and key not in SECRET_KEYS and key in _TO_API:
             out[_TO_API[key]] = config[key]
     if mode == "iot_data":
         out["externalIdSet"] = bool(config.get("external_id"))

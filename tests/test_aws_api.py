@@ -137,3 +137,17 @@ async def test_an_integration_waiting_for_its_connection_gets_no_worker_and_no_e
     assert gw.integrations.workers == {} and gw.integrations.routes("ERROR") == ()
     (row,) = gw.store.list_integrations()
     assert row["state"] == ROLLOUT_STARTED
+
+
+def test_config_file_tuning_keys_are_left_out_of_the_answer(files):
+    """A [[aws_integrations]] entry may carry keys the API does not know (reconnect timings,
+    threads, an STS endpoint): its answer leaves them out instead of failing."""
+    request = parse_create(mqtt_body(files))
+    config = {**request.config, "reconnect_min_seconds": 0.1, "reconnect_max_seconds": 0.5}
+    got = integration_response(row_of(request, config=config))
+    assert "reconnect_min_seconds" not in json.dumps(got) and got["connection"]["clientId"] == "gw-1"
+    https = parse_create({"name": "https", "eventTypes": [{"type": "LOCATION"}],
+                          "connection": {"mode": "iot_data", "region": "eu-west-1"}})
+    config = {**https.config, "threads": 2, "sts_endpoint_url": "http://127.0.0.1:5000"}
+    assert integration_response(row_of(https, config=config))["connection"] == {
+        "mode": "iot_data", "region": "eu-west-1", "externalIdSet": False}

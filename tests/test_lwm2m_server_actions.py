@@ -1,5 +1,5 @@
-"""Device actions: the service (read, write, execute, modes, attempts, cancel), its aiohttp
-handlers on a bare app, and the CLI as a separate process against a running gateway."""
+"""Device actions: the service (read, write, execute, modes, attempts, cancel) and the CLI as a
+separate process against a running gateway (the API routes: tests/test_api_lwm2m_actions.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-
-from gateway.api.app import GATEWAY
-from gateway.lwm2m import api
 from gateway.lwm2m.actions import ActionError
 from tests._lwm2m_server_helpers import registered_client, wait_action, wait_for
 from tests.conftest import make_config, sim, webhook
@@ -91,64 +86,6 @@ async def test_send_when_active_waits_for_the_next_update_and_attempts_are_count
         assert await gw.lwm2m.actions.cancel(record["id"]) == [record["id"]]
         assert (await gw.lwm2m.actions.get(record["id"]))["status"] == "CANCELLED"
     finally:
-        await client.close()
-
-
-async def test_http_handlers_on_a_bare_app(tmp_path, start_gateway):
-    device = sim(23)
-    gw = await start_gateway(make_config(tmp_path), [device])
-    client = await registered_client(gw, device)
-    app = web.Application()
-    app[GATEWAY] = gw
-    for method, path, handler in api.ROUTES:
-        app.router.add_route(method, "/management-api" + path, handler)
-    http = TestClient(TestServer(app))
-    await http.start_server()
-    base = f"/management-api/v1/integrate/devices/{device.iccid}/actions/LWM2M"
-    try:
-        r = await http.post(base, json={"action": "read", "resourceAddress": "/3303/0/5700"})
-        assert r.status == 202
-        body = await r.json()
-        assert set(body) == {"id", "message"}
-        await wait_action(gw, body["id"])
-        r = await http.get(f"/management-api/v1/integrate/devices/actions/requests/{body['id']}")
-        item = await r.json()
-        assert r.status == 200
-        assert item["status"] == "SUCCEEDED" and item["deviceId"] == device.iccid and item["protocol"] == "LWM2M"
-        assert item["ip"] == device.ip_address and item["mode"] == "SEND_NOW"
-        assert item["resultData"] == {"code": "2.05", "contentFormat": 11542, "value": {"/3303/0/5700": 21.5}}
-        assert item["requestData"] == {"action": "read", "resourceAddress": "/3303/0/5700"}
-        assert item["sendAttempts"] == 1 and item["sendAttemptsLeft"] == 0
-        assert item["created"].endswith("+00:00")
-
-        r = await http.post(base, json={"action": "write", "resourceAddress": "/3303/0/5750"})
-        assert r.status == 400 and (await r.json())["statusText"] == "Bad Request"
-        r = await http.post(base, data=b"not json")
-        assert r.status == 400
-        r = await http.post(base, json={"action": "read", "resourceAddress": "/3/0", "colour": "red"})
-        assert r.status == 400
-        r = await http.get("/management-api/v1/integrate/devices/actions/requests/nope")
-        assert r.status == 404
-
-        r = await http.post(base, json={"action": "read", "resourceAddress": "/3/0/0",
-                                        "requestMode": "SEND_WHEN_ACTIVE"})
-        waiting = (await r.json())["id"]
-        r = await http.get("/management-api/v1/integrate/devices/actions/requests/active")
-        assert [i["id"] for i in (await r.json())["items"]] == [waiting]
-        r = await http.delete(f"/management-api/v1/integrate/devices/actions/requests/{waiting}")
-        assert await r.json() == {"id": waiting, "status": "CANCELLED"}
-        r = await http.get("/management-api/v1/integrate/devices/actions/requests/archived?pageSize=1")
-        page = await r.json()
-        assert page["page"] == 1 and page["pageAmount"] == 2 and len(page["items"]) == 1
-
-        r = await http.post("/management-api/v1/integrate/devices/actions/LWM2M",
-                            json={"deviceIds": [device.iccid, "8988280660000009999"], "action": "read",
-                                  "resourceAddress": "/3/0/0"})
-        bulk = await r.json()
-        assert r.status == 202 and bulk["rejectedDevices"] == ["8988280660000009999"]
-        assert [a["deviceId"] for a in bulk["acceptedRequests"]] == [device.iccid]
-    finally:
-        await http.close()
         await client.close()
 
 

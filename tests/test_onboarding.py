@@ -74,6 +74,11 @@ def test_psk_cli_errors(tmp_path, capsys):
     SqliteStore(tmp_path / "g.db").upsert_sims([sim(10)])
     assert cli(["psk", "set", sim(10).iccid, "--key-hex", "zz", "--config", str(toml)]) == 1
     assert "not valid hex" in capsys.readouterr().err
+    # Mbed TLS takes at most 32 bytes: a longer key could never complete a handshake
+    assert cli(["psk", "set", sim(10).iccid, "--key", "k" * 33, "--config", str(toml)]) == 1
+    assert "1 to 32 bytes" in capsys.readouterr().err
+    assert cli(["psk", "set", sim(10).iccid, "--key-hex", "ab" * 33, "--config", str(toml)]) == 1
+    assert "1 to 32 bytes" in capsys.readouterr().err
     assert cli(["psk", "get", sim(10).iccid, "--config", str(toml)]) == 1
     assert cli(["psk", "set", sim(10).iccid, "--key-hex", "0102", "--protocol", "LWM2M", "--config", str(toml)]) == 0
     capsys.readouterr()

@@ -191,13 +191,25 @@ def stub_access(method: str, path: str) -> str:
     return READ if method == "GET" else MANAGE
 
 
+#: why a 1NCE operation is not implemented, by (METHOD, path): told in its 501 answer and the document
+NOT_IMPLEMENTED_NOTES: dict[tuple[str, str], str] = {}
+
+
+def explain_not_implemented(method: str, path: str, why: str) -> None:
+    """Say in the 501 answer of a 1NCE operation (and in the document's
+    ``x-nce-not-implemented-notes``) why the gateway does not implement it; a feature module
+    calls this at import time for operations of its area that it leaves out."""
+    NOT_IMPLEMENTED_NOTES[(method.upper(), path)] = why
+
+
 def not_implemented(spec: str, method: str, path: str) -> Handler:
     file = openapi.SPECS[spec]
+    note = NOT_IMPLEMENTED_NOTES.get((method, path))
+    message = f"{method} /management-api{path} ({file}) is not implemented by nce-gateway"
+    message += f": {note}" if note else ("; see GET /management-api/openapi.json for the implemented routes")
 
     async def handler(request: web.Request) -> web.Response:
-        body = error_body(501, f"{method} /management-api{path} ({file}) is not implemented by nce-gateway; "
-                               "see GET /management-api/openapi.json for the implemented routes")
-        return web.json_response(body, status=501)
+        return web.json_response(error_body(501, message), status=501)
 
     return handler
 
@@ -234,6 +246,9 @@ def build_table(routes: list[ApiRoute], version: str) -> RouteTable:
         if route.validate:
             validators[(route.method, route.path)] = validator
     builder.document["x-nce-not-implemented"] = [f"{m} {p}" for _, m, p in sorted(stubs, key=lambda s: (s[2], s[1]))]
+    notes = {f"{m} {p}": NOT_IMPLEMENTED_NOTES[(m, p)] for _, m, p in stubs if (m, p) in NOT_IMPLEMENTED_NOTES}
+    if notes:
+        builder.document["x-nce-not-implemented-notes"] = dict(sorted(notes.items()))
     openapi.relax_iccid_patterns(builder.document)
     openapi.fix_array_defaults(builder.document)
     builder.check_references()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..cli import CommandError, add_config_argument
-from ..psk import PROTOCOLS, PskError, parse_key
+from ..psk import PROTOCOLS, PskError, format_key, parse_key
 from . import store_of
 
 
@@ -16,8 +16,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("iccid")
     p.add_argument("--protocol", choices=PROTOCOLS, default="COAP")
     key = p.add_mutually_exclusive_group(required=True)
-    key.add_argument("--key", help="the key as text (its UTF-8 bytes are the DTLS key)")
-    key.add_argument("--key-hex", help="the key as hex bytes")
+    key.add_argument("--key", help="the key as text (its UTF-8 bytes are the DTLS key; at most 32 bytes)")
+    key.add_argument("--key-hex", help="the key as hex bytes (at most 32 bytes)")
     add_config_argument(p)
     p.set_defaults(func=set_key)
     p = sub.add_parser("get", help="print a SIM's key")
@@ -45,6 +45,6 @@ def get_key(args: argparse.Namespace) -> int:
     key = keys.get((args.iccid, args.protocol))
     if key is None:
         raise CommandError(f"{args.iccid} has no {args.protocol} PSK")
-    printable = key.isascii() and key.decode("ascii").isprintable()
-    print(key.decode("ascii") if printable else f"hex:{key.hex()}")
+    fmt, text = format_key(key)
+    print(text if fmt == "STRING" else f"hex:{text}")
     return 0

@@ -51,11 +51,13 @@ MAX_DATA = 4096
 
 
 class ActionError(ValueError):
-    """A request that cannot become an action; ``status`` is the HTTP status to answer."""
+    """A request that cannot become an action; ``status`` is the HTTP status to answer and
+    ``field`` the request field at fault (None: the request as a whole)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.field = field
 
 
 def now_ms() -> int:
@@ -70,41 +72,41 @@ def validate(action: Any, resource_address: Any, data: Any = None, request_mode:
              send_attempts: Any = None, objects: ObjectRegistry | None = None) -> dict[str, Any]:
     """Check an action request (API body or CLI arguments); returns the normalised fields."""
     if action not in ACTIONS:
-        raise ActionError(f"action must be one of {', '.join(ACTIONS)}")
+        raise ActionError(f"action must be one of {', '.join(ACTIONS)}", field="action")
     if not isinstance(resource_address, str):
-        raise ActionError("resourceAddress is required (e.g. /3/0/0)")
+        raise ActionError("resourceAddress is required (e.g. /3/0/0)", field="resourceAddress")
     try:
         path = LwM2MPath.parse(resource_address)
     except FormatError as exc:
-        raise ActionError(f"resourceAddress: {exc}") from None
+        raise ActionError(f"resourceAddress: {exc}", field="resourceAddress") from None
     if path.is_root:
-        raise ActionError("resourceAddress must name an object, instance or resource")
+        raise ActionError("resourceAddress must name an object, instance or resource", field="resourceAddress")
     if action == "write" and len(path) < 3:
-        raise ActionError("write needs a resource or resource instance address (/O/I/R)")
+        raise ActionError("write needs a resource or resource instance address (/O/I/R)", field="resourceAddress")
     if action == "execute" and len(path) != 3:
-        raise ActionError("execute needs a resource address (/O/I/R)")
+        raise ActionError("execute needs a resource address (/O/I/R)", field="resourceAddress")
     if data is not None and not isinstance(data, str):
-        raise ActionError("data must be a string")
+        raise ActionError("data must be a string", field="data")
     if data is not None and len(data) > MAX_DATA:
-        raise ActionError(f"data is longer than {MAX_DATA} characters")
+        raise ActionError(f"data is longer than {MAX_DATA} characters", field="data")
     if action == "write":
         if data is None:
-            raise ActionError("write needs data")
+            raise ActionError("write needs data", field="data")
         definition = objects.resource_at(path.resource_path) if objects is not None else None
         if definition is not None:
             if not definition.operations.writable:
-                raise ActionError(f"{path} ({definition.name}) is not writable")
+                raise ActionError(f"{path} ({definition.name}) is not writable", field="resourceAddress")
             try:
                 convert(data, definition.type, str(path))
             except FormatError as exc:
-                raise ActionError(f"data: {exc}") from None
+                raise ActionError(f"data: {exc}", field="data") from None
     mode = request_mode or "SEND_NOW"
     if mode not in MODES:
-        raise ActionError(f"requestMode must be one of {', '.join(MODES)}")
+        raise ActionError(f"requestMode must be one of {', '.join(MODES)}", field="requestMode")
     attempts = 1 if send_attempts is None else send_attempts
     if isinstance(attempts, bool) or not isinstance(attempts, (int, float)) or attempts != int(attempts) \
             or not 1 <= attempts <= 5:
-        raise ActionError("sendAttempts must be a whole number from 1 to 5")
+        raise ActionError("sendAttempts must be a whole number from 1 to 5", field="sendAttempts")
     return {"action": action, "resource": str(path), "data": data, "mode": mode, "send_attempts": int(attempts)}
 
 

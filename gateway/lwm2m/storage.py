@@ -120,7 +120,11 @@ def open_actions(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, 
 
 
 def list_actions(conn: sqlite3.Connection, *, iccid: str | None = None, statuses: Sequence[str] = (),
-                 limit: int = 100, offset: int = 0, newest_first: bool = True) -> tuple[list[dict[str, Any]], int]:
+                 limit: int = 100, offset: int = 0, newest_first: bool = True,
+                 order_by: str = "created") -> tuple[list[dict[str, Any]], int]:
+    """A page of actions and the total; ``order_by`` ``created`` or ``updated`` (ties: creation order)."""
+    if order_by not in ("created", "updated"):
+        raise ValueError(f"order_by must be created or updated, not {order_by!r}")
     where, args = [], []
     if iccid:
         where.append("iccid = ?")
@@ -130,8 +134,10 @@ def list_actions(conn: sqlite3.Connection, *, iccid: str | None = None, statuses
         args.extend(statuses)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     total = conn.execute(f"SELECT COUNT(*) FROM lwm2m_actions{clause}", args).fetchone()[0]
+    direction = "DESC" if newest_first else "ASC"
+    order = f"updated_ms {direction}, seq {direction}" if order_by == "updated" else f"seq {direction}"
     rows = conn.execute(f"SELECT {', '.join(ACTION_COLUMNS)} FROM lwm2m_actions{clause}"
-                        f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?", (*args, limit, offset))
+                        f" ORDER BY {order} LIMIT ? OFFSET ?", (*args, limit, offset))
     return [action_from_row(r) for r in rows], total
 
 

@@ -20,23 +20,26 @@ module and reuses :func:`restart_handler` and :func:`test_handler` for its
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 import re
 import time
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from integrators.base import INTEGRATION_FAILED, ROLLOUT_DONE
+from integrators.manager import NOT_RUNNING
 
 from ...config import EVENT_TYPES, WebhookConfig
 from ...events import VERSION
 from ..errors import ApiError, bad_request, conflict, not_found
+from ..openapi import reference
 from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
 from ..timefmt import format_time
 
@@ -52,13 +55,31 @@ class IntegrationKind:
 
     ``describe(row)`` gives the kind's own fields of ``GET /v1/integrate/clouds/{id}`` (a webhook:
     url, headers). ``patch(request, row, body)`` checks a ``PATCH /v1/integrate/clouds/{id}`` body
-    and returns the new config (None: the kind cannot be changed that way).
+    and returns the new config, or an :class:`IntegrationChange` when the store kind or the state
+    changes too (None: the kind cannot be changed that way).
+
+    Gateway extensions of the 1NCE bodies: ``patch_properties`` are JSON schemas of fields the
+    kind's PATCH takes beyond 1NCE's (``patchschema_3``), ``answer_properties`` those its answers
+    carry beyond 1NCE's; both are added to the shared PATCH/GET operations of the document. A
+    PATCH field of another kind answers 400 naming it.
     """
 
     kinds: tuple[str, ...]
     api_type: str
     describe: Callable[[dict], dict]
-    patch: Callable[[web.Request, dict, dict], Awaitable[dict]] | None = None
+    patch: Callable[[web.Request, dict, dict], Awaitable[dict | IntegrationChange]] | None = None
+    patch_properties: Mapping[str, dict] = field(default_factory=dict)
+    answer_properties: Mapping[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IntegrationChange:
+    """What a kind's PATCH changes: the config, and the store kind and state where they change
+    (``upsert_integration`` keeps the state, so a new one is written separately)."""
+
+    config: dict
+    kind: str | None = None
+    state: str | None = None
 
 
 KINDS: dict[str, IntegrationKind] = {}
@@ -109,8 +130,14 @@ async def find_integration(request: web.Request, api_type: str | None = None) ->
 
 
 def _config_owned(row: dict) -> ApiError:
-    return conflict(f"integration {row['name']} comes from the config file ([[webhooks]]); change or remove it "
+    section = "[[webhooks]]" if row["kind"] == "webhook" else "[[aws_integrations]]"
+    return conflict(f"integration {row['name']} comes from the config file ({section}); change or remove it "
                     "there (the API may test and restart it)")
+
+
+def _not_running(row: dict) -> ApiError:
+    return conflict(f"integration {row['name']} is {row['state']}: it is waiting for its set-up and has no sender "
+                    f"(an AWS integration needs its `connection`: PATCH /v1/integrate/clouds/{row['uuid']})")
 
 
 async def list_clouds(request: web.Request) -> web.Response:
@@ -140,17 +167,29 @@ async def patch_cloud(request: web.Request) -> web.Response:
     kind = kind_of(row)
     if kind.patch is None:
         raise conflict(f"integrations of type {kind.api_type} cannot be changed with this route")
+    for name in body_of(request) or {}:
+        if name not in kind.patch_properties and name in _extension_fields(KINDS.values(), "patch_properties"):
+            raise bad_request(f"{name}: integrations of type {kind.api_type} have no such field", name)
     return json_response(integration_json(await _update(request, row, kind.patch)))
 
 
 async def _update(request: web.Request, row: dict,
-                  patch: Callable[[web.Request, dict, dict], Awaitable[dict]]) -> dict:
+                  patch: Callable[[web.Request, dict, dict], Awaitable[dict | IntegrationChange]]) -> dict:
     gateway = gateway_of(request)
     if row["origin"] == "config":
         raise _config_owned(row)
-    config = await patch(request, row, body_of(request) or {})
-    await gateway.committer.write(lambda: gateway.store.upsert_integration(
-        uuid=row["uuid"], name=row["name"], kind=row["kind"], origin="api", config=config, state=row["state"]))
+    change = await patch(request, row, body_of(request) or {})
+    if not isinstance(change, IntegrationChange):
+        change = IntegrationChange(change)
+
+    def write() -> None:
+        integration_id = gateway.store.upsert_integration(
+            uuid=row["uuid"], name=row["name"], kind=change.kind or row["kind"], origin="api", config=change.config,
+            state=row["state"])
+        if change.state is not None and change.state != row["state"]:
+            gateway.store.set_integration_state(integration_id, change.state)
+
+    await gateway.committer.write(write)
     await gateway.integrations.reload()
     log.info("integration changed", extra={"event": "integration_changed", "integration": row["name"],
                                            "by": principal_of(request).username})
@@ -185,6 +224,8 @@ def test_handler(api_type: str) -> Callable[[web.Request], Awaitable[web.Respons
     async def handler(request: web.Request) -> web.Response:
         gateway = gateway_of(request)
         row = await find_integration(request, api_type)
+        if row["state"] in NOT_RUNNING:  # a test message would wait in the store with nobody to deliver it
+            raise _not_running(row)
         worker = gateway.integrations.workers.get(row["id"])
         if worker is None:
             raise conflict(f"integration {row['name']} is not running (kind {row['kind']} has no sender)")
@@ -222,6 +263,8 @@ def restart_handler(api_type: str) -> Callable[[web.Request], Awaitable[web.Resp
         gateway = gateway_of(request)
         row = await find_integration(request, api_type)
         was = row["state"]
+        if was in NOT_RUNNING:
+            raise _not_running(row)
         if was == INTEGRATION_FAILED:
             await gateway.integrations.restart(row["id"])
         worker = gateway.integrations.workers.get(row["id"])
@@ -291,12 +334,15 @@ async def webhook_patch(request: web.Request, row: dict, body: dict) -> dict:
 register_kind(IntegrationKind(("webhook",), "WEBHOOK", webhook_describe, webhook_patch))
 
 
-def create_integration(store: Any, *, uuid: str, name: str, kind: str, config: dict) -> bool:
+def create_integration(store: Any, *, uuid: str, name: str, kind: str, config: dict,
+                       state: str = ROLLOUT_DONE) -> bool:
     """Insert an API integration unless the name is taken (run in the writer thread, so the
-    check and the insert cannot interleave with another create)."""
+    check and the insert cannot interleave with another create). ``state``: ROLLOUT_DONE (the
+    running gateway makes it INTEGRATION_ACTIVE), or ROLLOUT_STARTED for one that waits for its
+    set-up (no worker, no events)."""
     if store.connection().execute("SELECT 1 FROM integrations WHERE name = ?", (name,)).fetchone():
         return False
-    store.upsert_integration(uuid=uuid, name=name, kind=kind, origin="api", config=config, state=ROLLOUT_DONE)
+    store.upsert_integration(uuid=uuid, name=name, kind=kind, origin="api", config=config, state=state)
     return True
 
 
@@ -362,6 +408,46 @@ def _patch_conflict(operation: dict) -> None:
     operation["description"] += (" Integrations from the config file answer 409 (change them there).")
 
 
+def _extension_fields(kinds: Any, which: str) -> dict[str, dict]:
+    fields: dict[str, dict] = {}
+    for kind in kinds:
+        fields.update(getattr(kind, which))
+    return fields
+
+
+def _with_properties(schema_name: str, extra: Mapping[str, dict]) -> dict:
+    """A copy of a 1NCE schema with the gateway's extension properties added."""
+    schema = copy.deepcopy(reference()["1nce-os"]["components"]["schemas"][schema_name])
+    schema["properties"].update(copy.deepcopy(dict(extra)))
+    return schema
+
+
+def _json_schema(operation: dict, status: str | None = None) -> dict:
+    holder = operation["requestBody"] if status is None else operation["responses"][status]
+    return holder["content"]["application/json"]
+
+
+def _patch_generic(operation: dict) -> None:
+    """PATCH /v1/integrate/clouds/{id}: the 1NCE bodies plus every registered kind's extensions."""
+    _patch_conflict(operation)
+    kinds = list({id(k): k for k in KINDS.values()}.values())
+    requests, answers = _extension_fields(kinds, "patch_properties"), _extension_fields(kinds, "answer_properties")
+    if requests:
+        _json_schema(operation)["schema"] = _with_properties("patchschema_3", requests)
+    if answers:
+        _json_schema(operation, "200")["schema"] = _with_properties("patchResponseschema_1", answers)
+    owners = ", ".join(f"{', '.join(k.patch_properties)} ({k.api_type})" for k in kinds if k.patch_properties)
+    if owners:
+        operation["description"] += (f" Gateway extensions, each only for its type: {owners}; see "
+                                     "docs/api.md.")
+
+
+def _patch_get(operation: dict) -> None:
+    answers = _extension_fields({id(k): k for k in KINDS.values()}.values(), "answer_properties")
+    if answers:
+        _json_schema(operation, "200")["schema"] = _with_properties("getResponseschema_11", answers)
+
+
 def _patch_create(operation: dict) -> None:
     operation["description"] += (" The URL must be https://; it is verified against the system CAs, or "
                                  "against [api] webhook_ca_file when set.")
@@ -373,9 +459,9 @@ def routes() -> list[ApiRoute]:
     return [
         ApiRoute("GET", base, list_clouds, READ, spec=os_),
         ApiRoute("GET", f"{base}/eventTypes", event_types, READ, spec=os_),
-        ApiRoute("GET", f"{base}/{{integrationId}}", get_cloud, READ, spec=os_),
+        ApiRoute("GET", f"{base}/{{integrationId}}", get_cloud, READ, spec=os_, patch=_patch_get),
         ApiRoute("DELETE", f"{base}/{{integrationId}}", delete_cloud, MANAGE, spec=os_, patch=_patch_conflict),
-        ApiRoute("PATCH", f"{base}/{{integrationId}}", patch_cloud, MANAGE, spec=os_, patch=_patch_conflict),
+        ApiRoute("PATCH", f"{base}/{{integrationId}}", patch_cloud, MANAGE, spec=os_, patch=_patch_generic),
         ApiRoute("POST", f"{base}/webhooks", create_webhook, MANAGE, spec=os_, patch=_patch_create),
         ApiRoute("PATCH", f"{base}/webhooks/{{integrationId}}", patch_webhook, MANAGE, spec=os_,
                  patch=_patch_conflict),
@@ -384,5 +470,5 @@ def routes() -> list[ApiRoute]:
     ]
 
 
-__all__ = ["IntegrationKind", "register_kind", "kind_of", "integration_json", "find_integration",
+__all__ = ["IntegrationKind", "IntegrationChange", "register_kind", "kind_of", "integration_json", "find_integration",
            "restart_handler", "test_handler", "create_integration"]

@@ -1,0 +1,105 @@
+"""Pre-shared keys of devices (1nce-os.json, ``/v1/integrate/devices/{deviceId}/psk``).
+
+``POST .../psk`` (and its older twin ``POST .../presharedkey``, same body and answer) sets the
+key of one SIM and protocol through :class:`gateway.psk.PskService`: stored durably before the
+answer, used by the next DTLS handshake at once (a running session keeps its key). A key is at
+most 32 bytes (Mbed TLS' limit, see docs/dtls.md). ``GET .../psk/{protocol}`` answers the key,
+as 1NCE's file says. Keys are never logged.
+
+The import jobs (``.../psk/jobs``, ``.../presharedkey/jobs``) stay 501: they need a job store
+with a 30-day status history, which the gateway does not have; the CLI sets keys one by one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+from aiohttp import web
+
+from ...psk import PROTOCOLS, PskError, format_key, parse_key
+from ..errors import bad_request, not_found
+from ..openapi import reference
+from ..routes import (MANAGE, READ, ApiRoute, body_of, explain_not_implemented, gateway_of, json_response, params_of,
+                      principal_of)
+from ..timefmt import format_time
+
+log = logging.getLogger("nce.api.psk")
+
+
+async def _existing_sim(request: web.Request) -> str:
+    gateway = gateway_of(request)
+    iccid = params_of(request)["deviceId"]
+    if await gateway.read(gateway.store.get_sim, iccid) is None:
+        raise not_found(f"no device {iccid}")
+    return iccid
+
+
+def _answer(iccid: str, protocol: str, fmt: str, secret: str, ms: int) -> dict:
+    # the store keeps one time per key (when it was last set): created and updated alike
+    return {"deviceId": iccid, "identity": iccid, "secretKey": secret, "format": fmt, "protocol": protocol,
+            "createdAt": format_time(ms), "updatedAt": format_time(ms)}
+
+
+async def set_psk(request: web.Request) -> web.Response:
+    iccid = await _existing_sim(request)
+    body = body_of(request)
+    fmt = body.get("format", "STRING")
+    try:
+        key = parse_key(body["secretKey"], fmt)
+    except PskError as exc:
+        raise bad_request(f"secretKey: {exc}", "secretKey") from None
+    psk = await gateway_of(request).psks.set(iccid, body["protocol"], key, user_set=True)
+    log.info("PSK set through the API", extra={"event": "api_psk_set", "iccid": iccid, "protocol": body["protocol"],
+                                                "by": principal_of(request).username})
+    return json_response(_answer(iccid, body["protocol"], fmt, body["secretKey"], psk.created_ms))
+
+
+async def get_psk(request: web.Request) -> web.Response:
+    protocol = params_of(request)["protocol"]  # COAP or LWM2M (the operation's enum)
+    iccid = await _existing_sim(request)
+    psk = gateway_of(request).psks.get(iccid, protocol)
+    if psk is None:
+        raise not_found(f"device {iccid} has no {protocol} PSK")
+    fmt, text = format_key(psk.key)
+    return json_response(_answer(iccid, protocol, fmt, text, psk.created_ms))
+
+
+def _patch_set(operation: dict) -> None:
+    operation["description"] += (" The key is at most 32 bytes (Mbed TLS' limit for DTLS PSKs): at most 32 "
+                                 "bytes of UTF-8 text (STRING, the default) or 64 hex digits (HEX); longer keys "
+                                 "answer 400. The device must be a SIM of this gateway (404). The answer shows "
+                                 "the key as it was given.")
+
+
+def _patch_get(operation: dict) -> None:
+    # keys set with the CLI may be shorter than the 8 characters the 1NCE schema requires
+    schema = copy.deepcopy(reference()["1nce-os"]["components"]["schemas"]["postPreSharedKeyResponseschema"])
+    schema["properties"]["secretKey"]["minLength"] = 1
+    operation["responses"]["200"]["content"]["application/json"]["schema"] = schema
+    for param in operation.get("parameters", []):
+        if param.get("name") == "protocol":
+            param["schema"]["enum"] = list(PROTOCOLS)
+            param["description"] = "COAP or LWM2M (UDP has no PSK)."
+    operation["description"] += (" The gateway stores the key's bytes, not the format they were given in: "
+                                 "`format` is STRING with the text when the key is printable UTF-8, else HEX. "
+                                 "`createdAt` and `updatedAt` are both the time the key was last set. 404 for "
+                                 "an unknown device or one without a key for this protocol.")
+
+
+for _method in ("GET", "POST"):
+    for _path in ("/v1/integrate/devices/psk/jobs", "/v1/integrate/devices/presharedkey/jobs"):
+        explain_not_implemented(_method, _path, "bulk PSK import jobs need a job store with 30 days of status, which "
+                                "the gateway does not keep; set keys one by one with POST "
+                                "/v1/integrate/devices/{deviceId}/psk (or nce-gateway psk set)")
+
+
+def routes() -> list[ApiRoute]:
+    os_ = "1nce-os"
+    return [
+        ApiRoute("POST", "/v1/integrate/devices/{deviceId}/psk", set_psk, MANAGE, spec=os_, patch=_patch_set),
+        ApiRoute("POST", "/v1/integrate/devices/{deviceId}/presharedkey", set_psk, MANAGE, spec=os_,
+                 patch=_patch_set),
+        ApiRoute("GET", "/v1/integrate/devices/{deviceId}/psk/{protocol}", get_psk, READ, spec=os_,
+                 patch=_patch_get),
+    ]
