@@ -418,7 +418,11 @@ def _lengths(items: list[_Item]) -> list[int]:
     # fixed_end + from_end they overlap no more.
     cands = set(range(low, min(max(low, fixed_end + from_end), low + _MAX_LENGTHS_TRIED) + 1))
     for it, ws in spans:
-        for w in ws or ():
+        # A range that grows with the payload (string, hex) may need a few bytes before a
+        # selector can differ from every case (an empty string equals a case ''), so
+        # "other" selectors also try small non-empty widths.
+        widths = ws or ((1, 2, 3, 4) if it.kind == "other" else ())
+        for w in widths:
             n = it.sel.byte + w - it.sel.endbyte  # type: ignore[operator]
             if n >= low:
                 cands.add(n)

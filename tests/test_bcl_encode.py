@@ -294,3 +294,15 @@ def test_template_for_translates_what_os_energy_save_sends():
         "battery_level": 99, "temperature": -215, "lat": 50.934544, "version": "2.2.1",
     }
     assert encode(template, {"battery_level": 99, "temperature": -215, "lat": 50.934544, "version": "2.2.1"}) == payload
+
+
+def test_no_case_branch_with_a_growing_string_selector():
+    """Found by hypothesis: the only empty selector value equals the case '', so the encoder
+    must try a longer payload to take the 'no case' branch."""
+    from bcl import compile_template, encode
+    template = {"sense": [{"switch": {"byte": 0, "endbyte": 0, "type": "string"},
+                           "on": [{"case": "", "do": [{"asset": "a", "value": "x"}]}]}]}
+    compiled = compile_template(template)
+    assert compiled.decode(b"b") == {} and compiled.decode(b"") == {"a": "x"}
+    payload = encode(compiled, {})
+    assert len(payload) >= 1 and compiled.decode(payload) == {}
