@@ -7,12 +7,34 @@ costs more than the increment itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from inspector.committer import CommitObserver
 from inspector.records import Pending
 
 PROTOCOLS = ("UDP", "COAP", "LWM2M")
+
+
+class HotCounter:
+    """A counter for the per-datagram path: a plain integer, added to its Prometheus child when
+    the metrics are read. ``Counter.inc`` takes a lock and costs about 1 µs; at 10,000
+    datagrams/s that was 3 % of the gateway's CPU for two numbers."""
+
+    __slots__ = ("child", "pending")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.pending = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.pending += amount
+
+    def flush(self) -> None:
+        if self.pending:
+            pending, self.pending = self.pending, 0
+            self.child.inc(pending)
 
 
 class Metrics(CommitObserver):
@@ -55,9 +77,10 @@ class Metrics(CommitObserver):
         self.aws_rate_limited = Counter("nce_aws_rate_limited_total",
                                         "Publishes that waited for the per-connection rate limit",
                                         ["integration"], registry=r)
-        self.received_by = {p: self.received.labels(p) for p in PROTOCOLS}
+        self.received_by = {p: HotCounter(self.received.labels(p)) for p in PROTOCOLS}
         self.stored_by = {p: self.stored.labels(p) for p in PROTOCOLS}
-        self.duplicates_by = {p: self.duplicates.labels(p) for p in PROTOCOLS}
+        self.duplicates_by = {p: HotCounter(self.duplicates.labels(p)) for p in PROTOCOLS}
+        self._hot = [*self.received_by.values(), *self.duplicates_by.values()]
 
     def reject(self, protocol: str, reason: str) -> None:
         self.rejected.labels(protocol, reason).inc()
@@ -79,4 +102,6 @@ class Metrics(CommitObserver):
             self.events.labels(t).inc(n)
 
     def render(self) -> bytes:
+        for counter in self._hot:
+            counter.flush()
         return generate_latest(self.registry)
