@@ -3,6 +3,9 @@
     python -m firmware_examples.fleet --generate 1000 --sims fleet.csv --import-config examples/gateway.toml
     python -m firmware_examples.fleet --sims fleet.csv --protocol coap --rate 2000/s --duration 60s
 
+Protocols: udp, coap (CON), coap-non, coaps (each SIM onboards with GET /bootstrap, then one
+DTLS session per SIM), lwm2m (each SIM registers, then Sends SenML JSON to /dp).
+
 Every SIM sends from its own source address (the ``ip_address`` column, 127.x.y.z on one
 machine), exactly as real devices are told apart by the gateway.
 """
@@ -23,8 +26,13 @@ from rich.table import Table
 
 from .device import CoapsDevice, os_auth
 from .loadgen import LoadStats, run_coap_load, run_udp_load, source_ips
+from .lwm2m_fleet import register_request, run_registrations
 
-PROTOCOLS = ("udp", "coap", "coap-non", "coaps")
+PROTOCOLS = ("udp", "coap", "coap-non", "coaps", "lwm2m")
+
+# what an LwM2M device of the fleet Sends: a temperature in SenML JSON (content format 110)
+LWM2M_SEND = b'[{"bn":"/3303/0/","n":"5700","v":21.5}]'
+SENML_JSON = 110
 
 
 def parse_rate(text: str) -> float:
@@ -51,9 +59,21 @@ def generate_sims(path: Path, count: int, first_ip: str = "127.2.0.0") -> None:
             writer.writerow([f"8988280680{i:09d}", f"90140530{i:07d}", ip, "", "", f"fleet-{i}", "Enabled"])
 
 
-def read_ips(path: Path) -> list[str]:
+def read_sims(path: Path) -> list[tuple[str, str]]:
+    """(ICCID, IP address) of the enabled SIMs of a SIM file."""
     with path.open(newline="") as source:
-        return [row["ip_address"] for row in csv.DictReader(source) if row.get("status", "Enabled") == "Enabled"]
+        return [(row["iccid"], row["ip_address"]) for row in csv.DictReader(source)
+                if row.get("status", "Enabled") == "Enabled"]
+
+
+def register_lwm2m(server: tuple[str, int], sims: list[tuple[str, str]], window: int) -> LoadStats:
+    """Register every SIM as an LwM2M client (endpoint name = ICCID) before it Sends."""
+    requests = [register_request(iccid, i) for i, (iccid, _) in enumerate(sims)]
+    registered = run_registrations(server, [ip for _, ip in sims], requests, window=window)
+    stats = LoadStats()
+    for reason, count in registered.failed.items():
+        stats.fail(f"register {reason}", count)
+    return stats
 
 
 async def run_coaps_load(plain: tuple[str, int], secure: tuple[str, int], ips: list[str], *, duration: float,
@@ -136,7 +156,8 @@ def summary_table(protocol: str, stats: LoadStats, final: bool) -> Table:
 
 
 def run(args: argparse.Namespace) -> LoadStats:
-    ips = read_ips(args.sims)
+    sims = read_sims(args.sims)
+    ips = [ip for _, ip in sims]
     if not ips:
         raise SystemExit(f"{args.sims}: no enabled SIMs")
     port = args.port or (4445 if args.protocol == "udp" else 5683)
@@ -155,6 +176,13 @@ def run(args: argparse.Namespace) -> LoadStats:
             state["result"] = asyncio.run(run_coaps_load(
                 (args.host, port), (args.host, coaps_port), ips, duration=args.duration, rate=args.rate,
                 window=args.window, payload=args.payload, topic=args.topic, progress=progress))
+        elif args.protocol == "lwm2m":
+            registration = register_lwm2m(server, sims, args.window)
+            result = run_coap_load(server, ips, duration=args.duration, window=args.window, rate=args.rate,
+                                   payload=LWM2M_SEND, path="/dp", content_format=SENML_JSON, progress=progress)
+            for reason, count in registration.failed.items():
+                result.fail(reason, count)
+            state["result"] = result
         elif args.protocol == "udp":
             state["result"] = run_udp_load(server, ips, duration=args.duration, rate=args.rate,
                                            payload=args.payload, progress=progress)
@@ -189,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="import the SIM file into the gateway whose config this is (same as nce-gateway sims import)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="coap")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, help="default 4445 (udp) or 5683 (coap, and coaps onboarding)")
+    parser.add_argument("--port", type=int, help="default 4445 (udp) or 5683 (coap, lwm2m, and coaps onboarding)")
     parser.add_argument("--coaps-port", type=int, help="coaps: the DTLS port (default 5684)")
     parser.add_argument("--rate", type=parse_rate, default=None, help="messages per second in total, e.g. 2000/s")
     parser.add_argument("--duration", type=parse_duration, default=parse_duration("10s"), help="e.g. 60s, 2m")

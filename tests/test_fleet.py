@@ -75,3 +75,23 @@ async def test_fleet_coaps_onboards_and_sends_over_dtls(tmp_path, start_gateway,
     await gw.committer.flush()
     assert len(gw.psks._keys) == 5 and gw.coaps.dtls.metrics()["dtls_handshakes_ok"] == 5
     assert f'nce_messages_stored_total{{protocol="COAP"}} {acked}.0' in gw.metrics.render().decode()
+
+
+async def test_fleet_lwm2m_registers_and_sends(tmp_path, receiver, ca_file, start_gateway, capsys):
+    sims = tmp_path / "fleet.csv"
+    fleet.generate_sims(sims, 8, "127.2.2.0")
+    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file, event_types=["TELEMETRY_DATA"])])
+    toml = tmp_path / "g.toml"
+    toml.write_text(f'[store]\npath = "{config.store.path}"\n')
+    assert gateway_cli(["sims", "import", str(sims), "--config", str(toml)]) == 0
+    gw = await start_gateway(config)
+    code = await asyncio.to_thread(fleet.main, ["--sims", str(sims), "--protocol", "lwm2m", "--port", str(gw.coap_port),
+                                                "--rate", "100/s", "--duration", "1s", "--quiet"])
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("│"))
+    _, sent, acked, *_ = numbers_of(row)
+    assert code == 0 and sent == acked and int(acked) >= 60, out
+    assert all(gw.lwm2m.registrations.of(iccid) is not None for iccid, _ in fleet.read_sims(sims))
+    events = await receiver.wait_for(int(acked), timeout=20)
+    assert {e["source"] for e in events} == {"LWM2M"}
+    assert events[0]["payload"] == {"type": "JSON", "value": {"/3303/0/5700": 21.5}}
