@@ -78,6 +78,7 @@ class IntegrationManager(CommitObserver):
         self.workers: dict[int, DeliveryWorker] = {}
         self._routes: dict[str, tuple[int, ...]] = {t: () for t in EVENT_TYPES}
         self.version = -1
+        self._reloading = asyncio.Lock()
 
     # the pipeline's question -------------------------------------------------------------
 
@@ -117,7 +118,12 @@ class IntegrationManager(CommitObserver):
         self.workers.clear()
 
     async def reload(self) -> None:
-        """Bring workers and routes in line with the store."""
+        """Bring workers and routes in line with the store (one reload at a time: the follower,
+        the API and start-up may ask at once, and two would start two workers)."""
+        async with self._reloading:
+            await self._reload()
+
+    async def _reload(self) -> None:
         version = await self.read(self.store.integrations_version)
         rows = await self.read(self.store.list_integrations)
         handles = {row["id"]: handle_from_row(row) for row in rows}

@@ -209,13 +209,15 @@ async def test_certificate_from_another_ca_is_refused_and_reported(tmp_path, bro
     worker = next(iter(gw.integrations.workers.values()))
     await wait_until(lambda: worker.handle.state == INTEGRATION_FAILED)
     await gw.committer.flush()
-    early, final = errors(gw)
-    assert early["error"]["message"] == "CloudIntegrator[ConnectionFailed]"
-    assert "refused the client certificate" in early["error"]["description"]
+    *early_ones, final = errors(gw)
+    # Mosquitto sometimes resets the connection before its TLS alert arrives: that first attempt
+    # is reported as a reset, the next ones name the certificate
+    assert {e["error"]["message"] for e in early_ones} == {"CloudIntegrator[ConnectionFailed]"}
+    early = next(e for e in early_ones if "refused the client certificate" in e["error"]["description"])
     assert "not issued by a CA the broker trusts" in early["error"]["description"]
     assert final["error"]["message"] == "CloudIntegrator[IntegrationDisabled]"
     assert "not issued by a CA the broker trusts" in final["error"]["description"]
-    for error in (early, final):  # no key material in events
+    for error in (*early_ones, final):  # no key material in events
         assert "PRIVATE KEY" not in json.dumps(error) and "BEGIN" not in json.dumps(error)
     assert 'nce_aws_connect_failures_total{integration="iot"}' in gw.metrics.render().decode()
 
@@ -359,8 +361,14 @@ async def test_failed_integration_resumes_after_restart(tmp_path, pki, start_gat
                      [device])
     gw.pipeline.emit(events.lifecycle(device, 1700000000000, "DEVICE_FIRST_TIME_REGISTERED", "waited"))
     worker = next(iter(gw.integrations.workers.values()))
-    # generous: once, in a full CI run on a loaded machine, no attempt was made within 10 s
-    await wait_until(lambda: worker.handle.state == INTEGRATION_FAILED, timeout=30.0)
+    try:
+        await wait_until(lambda: worker.handle.state == INTEGRATION_FAILED)
+    except AssertionError:
+        await gw.committer.flush()
+        raise AssertionError(f"state {worker.handle.state}, workers {list(gw.integrations.workers)}, "
+                             f"routes {gw.integrations.routes('LIFECYCLE')}, depth {gw.store.outbox_depth(worker.handle.id)}, "
+                             f"round {worker._round}, delivered {worker.delivered}, "
+                             f"sender error {getattr(worker.sender, 'last_error', None)}") from None
     await gw.committer.flush()
     assert [e["error"]["message"] for e in errors(gw)] == ["CloudIntegrator[ConnectionFailed]",
                                                            "CloudIntegrator[IntegrationDisabled]"]
