@@ -14,7 +14,7 @@ from gateway.config import AwsIntegrationConfig
 from integrators.base import INTEGRATION_ACTIVE, ROLLOUT_STARTED
 from tests.api_support import ApiClient, start_api
 from tests.conftest import make_config, sim
-from tests.test_aws_mqtt import Subscriber
+from tests.test_aws_mqtt import broker, pki, subscriber  # noqa: F401 - the same broker fixtures
 from tests.test_uplink_e2e import coap_post
 
 pytestmark = pytest.mark.skipif(not available(), reason="Debian's mosquitto is not installed")
@@ -22,27 +22,6 @@ pytestmark = pytest.mark.skipif(not available(), reason="Debian's mosquitto is n
 DEVICE = sim(14)
 AWS = "/v1/integrate/clouds/aws"
 CLOUDS = "/v1/integrate/clouds"
-ACL = "user gateway\ntopic readwrite #\nuser subscriber\ntopic read #\n"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return Pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory):
-    mosquitto = Mosquitto(tmp_path_factory.mktemp("broker"), pki, acl=ACL)
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.stop()
-
-
-@pytest.fixture
-def subscriber(broker: Mosquitto, pki: Pki):
-    sub = Subscriber(broker, pki)
-    yield sub
-    sub.close()
 
 
 @pytest.fixture

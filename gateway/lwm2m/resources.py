@@ -13,6 +13,7 @@ Two ways in, one behaviour (:class:`~gateway.lwm2m.server.LwM2MServer`):
 from __future__ import annotations
 
 import asyncio
+import functools
 from functools import partial
 from typing import Any
 
@@ -87,6 +88,18 @@ def _text(segment: bytes) -> str:
 
 # aiocoap resources -------------------------------------------------------------------------
 
+def with_sim(render: Any) -> Any:
+    """Answer 4.01 to a request from an unknown or disabled SIM before the handler runs, and
+    give the handler the SIM."""
+    @functools.wraps(render)
+    async def checked(self: Any, request: aiocoap.Message) -> aiocoap.Message:
+        sim = request_sim(request)
+        if sim is None:
+            return _refusal(UNAUTHORIZED, "unknown or disabled SIM")
+        return await render(self, request, sim)
+    return checked
+
+
 async def _answer(call: Any, *args: Any) -> aiocoap.Message:
     future: asyncio.Future = asyncio.get_running_loop().create_future()
 
@@ -118,10 +131,8 @@ class RegisterResource(resource.Resource):
         super().__init__()
         self.server = server
 
-    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        sim = request_sim(request)
-        if sim is None:
-            return _refusal(UNAUTHORIZED, "unknown or disabled SIM")
+    @with_sim
+    async def render_post(self, request: aiocoap.Message, sim: Any) -> aiocoap.Message:
         return await _answer(self.server.register, sim, request.remote, list(request.opt.uri_query),
                              _cf(request), request.payload)
 
@@ -133,19 +144,15 @@ class RegistrationResource(resource.Resource, resource.PathCapable):
         super().__init__()
         self.server = server
 
-    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        sim = request_sim(request)
-        if sim is None:
-            return _refusal(UNAUTHORIZED, "unknown or disabled SIM")
+    @with_sim
+    async def render_post(self, request: aiocoap.Message, sim: Any) -> aiocoap.Message:
         if len(request.opt.uri_path) != 1:
             return _refusal(NOT_FOUND, "no such registration")
         return await _answer(self.server.update, sim, request.remote, request.opt.uri_path[0],
                              list(request.opt.uri_query), _cf(request), request.payload)
 
-    async def render_delete(self, request: aiocoap.Message) -> aiocoap.Message:
-        sim = request_sim(request)
-        if sim is None:
-            return _refusal(UNAUTHORIZED, "unknown or disabled SIM")
+    @with_sim
+    async def render_delete(self, request: aiocoap.Message, sim: Any) -> aiocoap.Message:
         if len(request.opt.uri_path) != 1:
             return _refusal(NOT_FOUND, "no such registration")
         return await _answer(self.server.deregister, sim, request.remote, request.opt.uri_path[0])
@@ -158,10 +165,8 @@ class SendResource(resource.Resource):
         super().__init__()
         self.server = server
 
-    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        sim = request_sim(request)
-        if sim is None:
-            return _refusal(UNAUTHORIZED, "unknown or disabled SIM")
+    @with_sim
+    async def render_post(self, request: aiocoap.Message, sim: Any) -> aiocoap.Message:
         return await _answer(self.server.send, sim, request.remote, _cf(request), request.payload)
 
 
@@ -172,10 +177,8 @@ class BootstrapResource(resource.Resource):
         super().__init__()
         self.bootstrap = bootstrap
 
-    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        sim = request_sim(request)
-        if sim is None:
-            return _refusal(UNAUTHORIZED, "unknown or disabled SIM")
+    @with_sim
+    async def render_post(self, request: aiocoap.Message, sim: Any) -> aiocoap.Message:
         refused = self.bootstrap.check(sim, request.remote, list(request.opt.uri_query))
         if refused is not None:
             return _refusal(*refused)
