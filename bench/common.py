@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -42,6 +43,28 @@ def child(args: Sequence[str], ready: str = "ready", timeout: float = 30.0,
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def coap_gateway_config(directory: Path, coap_port: int, extra: str = "", *, name: str = "bench",
+                        synchronous: str = "full") -> Path:
+    """A TOML file for a gateway child process serving only plain CoAP on ``coap_port`` (no UDP,
+    no CoAPs, API on an ephemeral port), its store in ``directory``; ``extra`` adds sections."""
+    path = directory / f"{name}.toml"
+    path.write_text(f"""
+[store]
+path = "{directory / f'{name}.db'}"
+synchronous = "{synchronous}"
+[udp]
+enabled = false
+[coap]
+bind = "127.0.0.1"
+port = {coap_port}
+[coaps]
+enabled = false
+[api]
+port = 0
+{extra}""")
+    return path
 
 
 def process_cpu(pid: int) -> float:

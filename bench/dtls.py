@@ -424,13 +424,17 @@ def loadgen_handshakes(server, duration: float, slots: int, out) -> None:
     out.send({"n": done, "stalls": stalls})
 
 
-def loadgen_messages(server, duration: float, sessions: int, window: int, out) -> None:
+def loadgen_messages(server, duration: float, sessions: int, window: int, out, gateway: bool = False) -> None:
+    """``window`` encrypted requests in flight per session, each answer triggering the next.
+
+    ``gateway``: every POST gets its own message ID (the gateway answers a repeated one from its
+    exchange cache without storing it) and only a 2.04, sent after the commit, counts."""
     sel = selectors.DefaultSelector()
     conns = []
     for i in range(sessions):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((lg_addr(1000 + i), 0))
-        s.settimeout(2.0)
+        s.settimeout(5.0)
         buf = client_ctx(i).wrap_buffers(None)
         s.sendto(step(buf), server)
         while buf._handshake_state is not OVER:
@@ -439,36 +443,49 @@ def loadgen_messages(server, duration: float, sessions: int, window: int, out) -
             if data:
                 s.sendto(data, server)
         s.setblocking(False)
-        conns.append((s, buf))
+        conns.append([s, buf, i * 4096])
         sel.register(s, selectors.EVENT_READ, i)
     rb = bytearray(4096)
+    request = bytearray(PAYLOAD)
+    got = failed = 0
 
-    def fire(s, buf) -> None:
-        buf.write(PAYLOAD)
+    def fire(conn) -> None:
+        s, buf, mid = conn
+        if gateway:
+            conn[2] = mid = (mid + 1) & 0xFFFF
+            request[2:4] = mid.to_bytes(2, "big")
+        buf.write(bytes(request))
         s.sendto(drain(buf), server)
 
-    for s, buf in conns:
+    for conn in conns:
         for _ in range(window):
-            fire(s, buf)
-    got = 0
+            fire(conn)
     t0 = time.monotonic()
     end = t0 + duration
     while time.monotonic() < end:
         for skey, _ in sel.select(0.2):
-            s, buf = conns[skey.data]
+            conn = conns[skey.data]
+            s, buf, _mid = conn
             try:
                 while True:
                     buf.receive_from_network(s.recv(4096))
                     while True:
                         try:
-                            buf.readinto(rb, 4096)
+                            n = buf.readinto(rb, 4096)
                         except WantReadError:
                             break
-                        got += 1
-                        fire(s, buf)
+                        if not gateway or (n >= 2 and rb[1] == 0x44):
+                            got += 1
+                        else:
+                            failed += 1
+                        fire(conn)
             except BlockingIOError:
                 pass
-    out.send({"n": got, "wall": time.monotonic() - t0})
+    out.send({"n": got, "failed": failed, "wall": time.monotonic() - t0})
+
+
+def loadgen_gateway_messages(server, duration: float, sessions: int, window: int, out) -> None:
+    loadgen_messages(server, duration, sessions, window, out, gateway=True)
 
 
 def over_udp(duration: float, reader: str) -> list[tuple[str, dict]]:
@@ -505,64 +522,6 @@ def over_udp(duration: float, reader: str) -> list[tuple[str, dict]]:
 
 
 # --------------------------------------------------------------------------- 4: the gateway
-
-
-def loadgen_gateway_messages(server, duration: float, sessions: int, window: int, out) -> None:
-    """Like loadgen_messages, but each POST has its own message ID (the gateway answers a
-    repeated one from its exchange cache without storing it) and every answer is a 2.04
-    sent only after the message was committed."""
-    sel = selectors.DefaultSelector()
-    conns = []
-    for i in range(sessions):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((lg_addr(1000 + i), 0))
-        s.settimeout(5.0)
-        buf = client_ctx(i).wrap_buffers(None)
-        s.sendto(step(buf), server)
-        while buf._handshake_state is not OVER:
-            buf.receive_from_network(s.recv(4096))
-            data = step(buf)
-            if data:
-                s.sendto(data, server)
-        s.setblocking(False)
-        conns.append([s, buf, i * 4096])
-        sel.register(s, selectors.EVENT_READ, i)
-    rb = bytearray(4096)
-    request = bytearray(PAYLOAD)
-    changed = failed = 0
-
-    def fire(conn) -> None:
-        s, buf, mid = conn
-        conn[2] = mid = (mid + 1) & 0xFFFF
-        request[2:4] = mid.to_bytes(2, "big")
-        buf.write(bytes(request))
-        s.sendto(drain(buf), server)
-
-    for conn in conns:
-        for _ in range(window):
-            fire(conn)
-    t0 = time.monotonic()
-    end = t0 + duration
-    while time.monotonic() < end:
-        for skey, _ in sel.select(0.2):
-            conn = conns[skey.data]
-            s, buf, _mid = conn
-            try:
-                while True:
-                    buf.receive_from_network(s.recv(4096))
-                    while True:
-                        try:
-                            n = buf.readinto(rb, 4096)
-                        except WantReadError:
-                            break
-                        if n >= 2 and rb[1] == 0x44:
-                            changed += 1
-                        else:
-                            failed += 1
-                        fire(conn)
-            except BlockingIOError:
-                pass
-    out.send({"n": changed, "failed": failed, "wall": time.monotonic() - t0})
 
 
 def over_gateway(duration: float) -> list[tuple[str, dict]]:

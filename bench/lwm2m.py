@@ -39,7 +39,7 @@ from gateway.lwm2m.registration import Registration, RegistrationStore, compact_
 from inspector.records import Sim
 from inspector.sqlite import SqliteStore
 
-from .common import child, free_port, print_table
+from .common import child, coap_gateway_config, free_port, print_table
 
 SEND = b'[{"bn":"/3303/0/","n":"5700","v":21.5}]'
 
@@ -89,25 +89,8 @@ def heap_per_registration(count: int) -> float:
 
 
 def gateway_config(directory: Path, coap_port: int) -> Path:
-    path = directory / "bench.toml"
-    path.write_text(f"""
-[store]
-path = "{directory / 'bench.db'}"
-[udp]
-enabled = false
-[coap]
-bind = "127.0.0.1"
-port = {coap_port}
-[coaps]
-enabled = false
-[api]
-port = 0
-[registry]
-poll_interval_seconds = 5
-[log]
-level = "WARNING"
-""")
-    return path
+    return coap_gateway_config(directory, coap_port,
+                               '[registry]\npoll_interval_seconds = 5\n[log]\nlevel = "WARNING"\n')
 
 
 def _per(seconds: float, count: int) -> str:

@@ -18,28 +18,11 @@ from firmware_examples.loadgen import LoadStats, run_coap_load, source_ips
 from inspector.records import Sim
 from inspector.sqlite import SqliteStore
 
-from .common import child, free_port, print_table, process_cpu
+from .common import child, coap_gateway_config, free_port, print_table, process_cpu
 
 
 def gateway_config(directory: Path, coap_port: int, synchronous: str) -> Path:
-    path = directory / "bench.toml"
-    path.write_text(f"""
-[store]
-path = "{directory / 'bench.db'}"
-synchronous = "{synchronous}"
-[udp]
-enabled = false
-[coap]
-bind = "127.0.0.1"
-port = {coap_port}
-[coaps]
-enabled = false
-[api]
-port = 0
-[log]
-level = "WARNING"
-""")
-    return path
+    return coap_gateway_config(directory, coap_port, '[log]\nlevel = "WARNING"\n', synchronous=synchronous)
 
 
 def bench_sims(ips: list[str]) -> list[Sim]:

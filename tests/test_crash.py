@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from bench.common import coap_gateway_config
 from firmware_examples.coap_client import CoapClient
 from inspector.sqlite import SqliteStore
 from tests.conftest import sim
@@ -19,26 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_config(path: Path, coap_port: int, hook_url: str, ca_file: str) -> Path:
-    config = path / "gateway.toml"
-    config.write_text(f"""
-[store]
-path = "{path / 'gateway.db'}"
-[udp]
-enabled = false
-[coap]
-bind = "127.0.0.1"
-port = {coap_port}
-[coaps]
-enabled = false
-[api]
-port = 0
-[[webhooks]]
+    return coap_gateway_config(path, coap_port, f"""[[webhooks]]
 name = "hook"
 url = "{hook_url}"
 ca_file = "{ca_file}"
 retry_schedule = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
-""")
-    return config
+""", name="gateway")
 
 
 def start(config: Path) -> subprocess.Popen:
