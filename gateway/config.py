@@ -100,6 +100,18 @@ class ApiConfig:
 
 
 @dataclass
+class ConsoleConfig:
+    """The web console at /console on the API port (docs/console.md)."""
+
+    enabled: bool = True
+    # mark the session cookie Secure even on plain HTTP (set it when a TLS proxy terminates HTTPS in
+    # front of the gateway; requests that arrive over TLS get a Secure cookie anyway)
+    secure_cookie: bool = False
+    # a console session ends after this many idle minutes (and always when its API token expires)
+    session_idle_minutes: int = 30
+
+
+@dataclass
 class RegistryConfig:
     # How often the running gateway checks the store for SIM changes made by another process
     # (the CLI, another gateway instance).
@@ -211,6 +223,7 @@ class GatewayConfig:
     coaps: CoapsConfig = field(default_factory=CoapsConfig)
     psk: PskConfig = field(default_factory=PskConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     log: LogConfig = field(default_factory=LogConfig)
     lwm2m: LwM2MConfig = field(default_factory=LwM2MConfig)
@@ -225,6 +238,7 @@ _SECTIONS: dict[str, type] = {
     "coaps": CoapsConfig,
     "psk": PskConfig,
     "api": ApiConfig,
+    "console": ConsoleConfig,
     "registry": RegistryConfig,
     "log": LogConfig,
     "lwm2m": LwM2MConfig,

@@ -31,6 +31,7 @@ class HistoryQuery:
     end_ms: int | None          # exclusive; None: up to the high-water mark
     high_water: int             # highest message seq the query sees
     after: tuple[int, int] | None = None  # (received_ms, seq) of the last message already returned
+    newest_first: bool = False  # the console's order; the 1NCE API's is oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +67,29 @@ def _where(q: HistoryQuery) -> tuple[str, str, list[Any]]:
         args.append(q.protocol)
     else:
         index = "messages_by_time"
-    start = q.start_ms if q.after is None else max(q.start_ms, q.after[0])
-    conditions.append("received_ms >= ?")
-    args.append(start)
-    if q.end_ms is not None:
-        conditions.append("received_ms < ?")
-        args.append(q.end_ms)
-    if q.after is not None and q.after[0] >= q.start_ms:
-        conditions.append("(received_ms > ? OR seq > ?)")
-        args.extend(q.after)
+    if q.newest_first:
+        conditions.append("received_ms >= ?")
+        args.append(q.start_ms)
+        if q.after is not None:
+            # keyset paging backwards: strictly before the last row returned, in (received_ms, seq)
+            end = q.after[0] + 1 if q.end_ms is None else min(q.end_ms, q.after[0] + 1)
+            conditions.append("received_ms < ?")
+            args.append(end)
+            conditions.append("(received_ms < ? OR seq < ?)")
+            args.extend(q.after)
+        elif q.end_ms is not None:
+            conditions.append("received_ms < ?")
+            args.append(q.end_ms)
+    else:
+        start = q.start_ms if q.after is None else max(q.start_ms, q.after[0])
+        conditions.append("received_ms >= ?")
+        args.append(start)
+        if q.end_ms is not None:
+            conditions.append("received_ms < ?")
+            args.append(q.end_ms)
+        if q.after is not None and q.after[0] >= q.start_ms:
+            conditions.append("(received_ms > ? OR seq > ?)")
+            args.extend(q.after)
     conditions.append("seq <= ?")
     args.append(q.high_water)
     return index, " AND ".join(conditions), args
@@ -83,7 +98,7 @@ def _where(q: HistoryQuery) -> tuple[str, str, list[Any]]:
 def history_sql(q: HistoryQuery, limit: int) -> tuple[str, list[Any]]:
     index, where, args = _where(q)
     sql = (f"SELECT seq, iccid, protocol, received_ms, topic, payload, translated FROM messages INDEXED BY {index}"
-           f" WHERE {where} ORDER BY received_ms, seq LIMIT ?")
+           f" WHERE {where} ORDER BY {'received_ms DESC, seq DESC' if q.newest_first else 'received_ms, seq'} LIMIT ?")
     return sql, [*args, limit]
 
 

@@ -18,7 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from inspector.accounts import accounts_version
 
 from . import routes as route_table
-from .auth import Authenticator, LoginLimiter
+from ..console.app import build_console, root_redirect as console_redirect
+from ..console.calls import PREFIX as CONSOLE_PREFIX
+from ..console.render import CONSOLE_KEY
+from .auth import CONSOLE_FORWARD_KEY, Authenticator, LoginLimiter
 from .errors import error_middleware
 from .openapi import PREFIX
 from .routes import AUTH_KEY, DOCUMENT_KEY, GATEWAY_KEY
@@ -89,6 +92,11 @@ def build_api(gateway: Any) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     management = build_management_api(gateway)
+    if gateway.config.console.enabled:
+        console = build_console(gateway, management[DOCUMENT_KEY])
+        management[CONSOLE_FORWARD_KEY] = console[CONSOLE_KEY].forward_key
+        app.add_subapp(CONSOLE_PREFIX, console)
+        app.router.add_get("/", console_redirect)
     app.add_subapp(PREFIX, management)
     gateway.api_auth = management[AUTH_KEY]
     return app

@@ -292,6 +292,18 @@ class Authenticator:
                 self._hashing, accounts.verify_password, password_hash, password)
 
 
+#: the key with which the console (gateway.console) vouches for the browser's address of a login
+CONSOLE_FORWARD_KEY: web.AppKey[str] = web.AppKey("nce.console_forward_key", str)
+
+
+def client_address(request: web.Request) -> str:
+    """The address a login is counted against: the peer's, or the browser's behind the console."""
+    from ..console.api_client import FORWARD_HEADER, forwarded_client
+
+    key = request.config_dict.get(CONSOLE_FORWARD_KEY, "")
+    return forwarded_client(request.headers.get(FORWARD_HEADER), key) or request.remote or "unknown"
+
+
 def scope_of(role: str) -> str:
     """The token's scope: ``all`` for Owner (everything), else the role in lower case."""
     return "all" if role == accounts.OWNER else role.lower()

@@ -118,7 +118,7 @@ def _decode(token: str) -> dict:
         for key in ("h", "s"):
             if not isinstance(state.get(key), int):
                 raise ValueError
-        for key in ("e", "o"):
+        for key in ("e", "o", "r"):
             if state.get(key) is not None and not isinstance(state[key], int):
                 raise ValueError
         for key in ("p", "d"):
@@ -175,13 +175,18 @@ async def _history(request: web.Request, path_device: str | None) -> web.Respons
         for key, value in given.items():
             if value is not None and value != state.get(key):
                 raise bad_request(f"{names[key]}: differs from the query of nextToken", names[key])
+        if params.get("order") is not None and (params["order"] == "desc") != (state.get("r") == 1):
+            raise bad_request("order: differs from the query of nextToken", "order")
     else:
         if start is None:
             start = (end if end is not None else now_ms()) - DEFAULT_WINDOW_MS
         high_water = await gateway.read(history.high_water_mark, gateway.store)
         state = {"v": 1, "h": high_water, "s": start, "e": end, "p": protocol, "d": device, "o": offset, "a": None}
+        if params.get("order") == "desc":
+            state["r"] = 1
     after = tuple(state["a"]) if state.get("a") else None
-    query = HistoryQuery(state.get("d"), state.get("p"), state["s"], state.get("e"), state["h"], after)  # type: ignore[arg-type]
+    query = HistoryQuery(state.get("d"), state.get("p"), state["s"], state.get("e"), state["h"], after,  # type: ignore[arg-type]
+                         newest_first=state.get("r") == 1)
     rows = await gateway.read(history.history_page, gateway.store, query, size + 1)
     more = len(rows) > size
     rows = rows[:size]
@@ -274,6 +279,11 @@ def _patch_history(operation: dict) -> None:
     _protocol_enum(operation)
     _page_size_max(operation)
     _time_notes(operation)
+    operation["parameters"].append({
+        "name": "order", "in": "query", "required": False, "schema": {"type": "string", "enum": ["asc", "desc"],
+                                                                      "default": "asc"},
+        "description": "Gateway extension: `desc` pages from the newest message backwards (the console's "
+                       "order). Kept in nextToken."})
 
 
 def _patch_insights(operation: dict) -> None:

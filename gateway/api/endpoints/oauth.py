@@ -21,7 +21,7 @@ from aiohttp import web
 from inspector import accounts as store_accounts
 
 from ... import accounts
-from ..auth import Authenticator, login_error, scope_of
+from ..auth import Authenticator, client_address, login_error, scope_of
 from ..errors import bad_request, forbidden
 from ..routes import ANY, AUTH_KEY, PUBLIC, ApiRoute, gateway_of, json_response, principal_of
 
@@ -88,7 +88,7 @@ async def token(request: web.Request) -> web.Response:
         raise login_error("BodyValidationError",
                           "Request body validation error: grant_type must be 'client_credentials'")
     name = username.strip().lower()
-    ip = request.remote or "unknown"
+    ip = client_address(request)
     wait = auth.limiter.retry_after(name, ip)
     if wait > 0:
         seconds = max(1, math.ceil(wait))

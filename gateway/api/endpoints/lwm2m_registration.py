@@ -1,0 +1,79 @@
+"""``GET /v1/integrate/devices/{deviceId}/registration``: a device's LwM2M registration and its
+object tree (the gateway's own route; 1NCE OS shows the same in its portal only).
+
+The tree lists every object instance the client registered, with the object's name and its
+resources (name, operations, type, units) from the object definitions the gateway knows, so a
+console or script can offer read, write, execute and observe where the definition allows them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import conflict, not_found
+from ..routes import READ, ApiRoute, gateway_of, json_response, params_of
+
+
+def _resource_json(resource: Any) -> dict[str, Any]:
+    return {"id": resource.id, "name": resource.name, "operations": resource.operations.value,
+            "type": resource.type.value if resource.type is not None else None, "units": resource.units,
+            "multiple": resource.multiple}
+
+
+def object_tree(registration: Any, links: Any, objects: Any) -> list[dict[str, Any]]:
+    tree = []
+    for oid in sorted(links.objects):
+        definition = objects.object(oid)
+        tree.append({"objectId": oid, "name": definition.name if definition else None,
+                     "version": links.objects[oid].version,
+                     "instances": list(links.objects[oid].instances),
+                     "resources": [_resource_json(r) for _, r in sorted(definition.resources.items())]
+                     if definition else []})
+    return tree
+
+
+async def get_registration(request: web.Request) -> web.Response:
+    gateway = gateway_of(request)
+    lwm2m = getattr(gateway, "lwm2m", None)
+    if lwm2m is None:
+        raise conflict("LwM2M is disabled on this gateway ([lwm2m] enabled = false, or neither CoAP nor CoAPs is on)")
+    iccid = params_of(request)["deviceId"]
+    registration = lwm2m.registrations.of(iccid)
+    if registration is None:
+        raise not_found(f"device {iccid} has no LwM2M registration")
+    links = lwm2m.registrations.parsed_links(registration.links)
+    body = registration.to_dict()
+    body["objects"] = object_tree(registration, links, lwm2m.objects)
+    return json_response(body)
+
+
+_RESOURCE = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "name": {"type": "string"}, "operations": {"type": "string"},
+    "type": {"type": "string", "nullable": True}, "units": {"type": "string"}, "multiple": {"type": "boolean"}}}
+SCHEMAS = {"LwM2MRegistration": {"type": "object", "properties": {
+    "registrationId": {"type": "string"}, "endpoint": {"type": "string"}, "lifetime": {"type": "integer"},
+    "lwm2mVersion": {"type": "string"}, "binding": {"type": "string"}, "queueMode": {"type": "boolean"},
+    "sms": {"type": "string", "nullable": True}, "objectLinks": {"type": "string"},
+    "transport": {"type": "string", "enum": ["coap", "coaps"]}, "ip": {"type": "string"}, "port": {"type": "integer"},
+    "expires": {"type": "integer", "description": "epoch ms"},
+    "objects": {"type": "array", "items": {"type": "object", "properties": {
+        "objectId": {"type": "integer"}, "name": {"type": "string", "nullable": True},
+        "version": {"type": "string", "nullable": True},
+        "instances": {"type": "array", "items": {"type": "integer"}},
+        "resources": {"type": "array", "items": _RESOURCE}}}}}}}
+OPERATION = {
+    "tags": ["LwM2M"], "summary": "A device's LwM2M registration and object tree",
+    "description": "The registration of the device (endpoint name = ICCID) with every registered object "
+                   "instance and the resources its definition names. 404 when the device is not registered.",
+    "parameters": [{"name": "deviceId", "in": "path", "required": True, "schema": {"type": "string"}}],
+    "responses": {"200": {"description": "OK", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/LwM2MRegistration"}}}},
+        "404": {"description": "not registered"}, "409": {"description": "LwM2M disabled"}},
+}
+
+
+def routes() -> list[ApiRoute]:
+    return [ApiRoute("GET", "/v1/integrate/devices/{deviceId}/registration", get_registration, READ,
+                     operation=OPERATION, schemas=SCHEMAS)]

@@ -1,0 +1,132 @@
+"""Devices: the list, and one device's page: latest values, history with paging (live on the
+first page), events, positions, and its LwM2M registration with read, write, execute and
+observe buttons that create device actions through the API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..calls import PREFIX, back, call, call_ok
+from ..render import render, render_fragment, session_of
+from ._time import short
+
+PAGE_SIZE = 25
+ACTIONS = ("read", "write", "execute", "observe-start", "observe-end")
+
+
+def pretty_payload(text: str) -> tuple[str, bool]:
+    """A history payload for display: translated JSON indented, base64 as it is; and whether it was JSON."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text, False
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True), True
+    return text, False
+
+
+def history_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for item in items:
+        payload, translated = pretty_payload(item["payload"])
+        rows.append({"time": short(item["time"]), "protocol": item["protocol"], "topic": item.get("topic", ""),
+                     "payload": payload, "translated": translated})
+    return rows
+
+
+def position_plot(positions: list[dict[str, Any]], size: int = 300) -> dict[str, Any] | None:
+    """Points scaled into a square SVG (no map tiles: the plot must work without internet)."""
+    points = [(float(p["longitude"]), float(p["latitude"]), p) for p in positions
+              if p.get("longitude") is not None and p.get("latitude") is not None]
+    if not points:
+        return None
+    lons = [x for x, _, _ in points]
+    lats = [y for _, y, _ in points]
+    span = max(max(lons) - min(lons), max(lats) - min(lats), 1e-4)
+    pad = 20
+    scale = (size - 2 * pad) / span
+    dots = [{"x": round(pad + (x - min(lons)) * scale, 1), "y": round(size - pad - (y - min(lats)) * scale, 1),
+             "title": f"{y:.5f}, {x:.5f} {short(str(p.get('time') or p.get('timestamp') or ''))}"}
+            for x, y, p in points]
+    return {"size": size, "dots": dots, "lon": (min(lons), max(lons)), "lat": (min(lats), max(lats))}
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    search = request.query.get("q", "").strip()
+    page_text = request.query.get("page", "1")
+    page = int(page_text) if page_text.isdigit() and int(page_text) > 0 else 1
+    q = f"iccid:{search}" if search.isdigit() else (f"ip:{search}" if search else "")
+    answer = await call_ok(request, "GET", "/v1/inspect/devices", params={"q": q, "page": page, "pageSize": 50})
+    return render(request, "devices.html", page="devices", devices=answer.body["items"], search=search,
+                  current=page, pages=answer.body.get("pageAmount", 1))
+
+
+async def _history(request: web.Request, iccid: str, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    answer = await call_ok(request, "GET", f"/v1/inspect/devices/{iccid}/history",
+                           params={"pageSize": PAGE_SIZE, "nextToken": token, "order": "desc"})
+    return history_rows(answer.body["items"]), answer.body.get("nextToken")
+
+
+async def _optional(request: web.Request, path: str, **params: Any) -> tuple[Any, str | None]:
+    """An API answer that may not exist for this device or gateway: (body, why not)."""
+    answer = await call(request, "GET", path, params=params or None)
+    if answer.ok:
+        return answer.body, None
+    if answer.status == 501:
+        return None, "not available on this gateway yet"
+    return None, answer.message
+
+
+async def device_page(request: web.Request) -> web.Response:
+    iccid = request.match_info["iccid"]
+    device = (await call_ok(request, "GET", f"/v1/inspect/devices/{iccid}")).body
+    token = request.query.get("next") or None
+    history, next_token = await _history(request, iccid, token)
+    events, _ = await _optional(request, f"/v1/inspect/devices/{iccid}/events", pageSize=20)
+    positions, positions_note = await _optional(request, f"/v1/locate/devices/{iccid}/positions")
+    registration, registration_note = await _optional(request, f"/v1/integrate/devices/{iccid}/registration")
+    requests, _ = await _optional(request, "/v1/integrate/devices/actions/requests", deviceId=iccid, pageSize=10,
+                                  sort="-created")
+    items = positions if isinstance(positions, list) else (positions or {}).get("items", []) if positions else []
+    return render(request, "device.html", page="devices", device=device, history=history, next_token=next_token,
+                  first_page=token is None,
+                  events=[{**e, "time": short(e["time"]), "text": json.dumps(e["event"].get(e["type"].lower(), {}),
+                                                                              ensure_ascii=False)}
+                          for e in (events or {}).get("items", [])],
+                  plot=position_plot(items), positions_note=positions_note,
+                  registration=registration, registration_note=registration_note,
+                  requests=(requests or {}).get("items", []), actions=ACTIONS)
+
+
+async def history_fragment(request: web.Request) -> web.Response:
+    """The first history page's rows, fetched every few seconds by console.js (live updates)."""
+    iccid = request.match_info["iccid"]
+    history, _ = await _history(request, iccid, None)
+    return web.Response(text=render_fragment("_history_rows.html", history=history), content_type="text/html")
+
+
+async def action(request: web.Request) -> web.StreamResponse:
+    iccid = request.match_info["iccid"]
+    form = await request.post()
+    body: dict[str, Any] = {"action": str(form.get("action", "")), "resourceAddress": str(form.get("path", "")),
+                            "requestMode": "SEND_NOW"}
+    data = form.get("data")
+    if isinstance(data, str) and data != "" and body["action"] == "write":
+        body["data"] = data
+    answer = await call(request, "POST", f"/v1/integrate/devices/{iccid}/actions/LWM2M", body=body)
+    session = session_of(request)
+    if answer.ok:
+        session.say("ok", answer.body.get("message", "action scheduled"))
+    else:
+        session.say("error", f"{body['action']} {body['resourceAddress']}: {answer.message}")
+    raise back(request, f"{PREFIX}/devices/{iccid}")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/devices", list_devices)
+    router.add_get("/devices/{iccid}", device_page)
+    router.add_get("/devices/{iccid}/fragments/history", history_fragment)
+    router.add_post("/devices/{iccid}/actions", action)

@@ -1,0 +1,125 @@
+"""Integrations: webhooks and AWS IoT Core with state and recent failures; create, edit, test,
+restart and delete through the API (secrets are entered, never shown back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..calls import PREFIX, call, call_ok
+from ..render import render, session_of
+from ._time import short
+
+BASE = "/v1/integrate/clouds"
+
+
+def headers_from_text(text: str) -> tuple[dict[str, str], str | None]:
+    """``Name: value`` per line → a dict; the first bad line's complaint, if any."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            return {}, f"headers, line {number}: write 'Name: value'"
+        headers[name.strip()] = value.strip()
+    return headers, None
+
+
+def _kind_path(integration: dict[str, Any]) -> str:
+    return "webhooks" if integration["type"] == "WEBHOOK" else "aws"
+
+
+async def _event_types(request: web.Request) -> list[str]:
+    answer = await call_ok(request, "GET", f"{BASE}/eventTypes")
+    return [item["name"] for item in answer.body.get("eventTypes", []) if item["name"] != "TEST_MESSAGE"]
+
+
+async def list_integrations(request: web.Request) -> web.Response:
+    answer = await call_ok(request, "GET", BASE)
+    failures = await call(request, "GET", "/v1/inspect/events", params={"type": "ERROR", "pageSize": 20})
+    errors = [{"time": short(e["time"]), "message": e["event"].get("error", {}).get("message", ""),
+               "description": e["event"].get("error", {}).get("description", "")}
+              for e in (failures.body.get("items", []) if failures.ok else [])]
+    return render(request, "integrations.html", page="integrations", integrations=answer.body["items"],
+                  errors=errors, event_types=await _event_types(request))
+
+
+async def show_integration(request: web.Request) -> web.Response:
+    answer = await call_ok(request, "GET", f"{BASE}/{request.match_info['id']}")
+    integration = answer.body
+    headers = integration.get("headers") or {}
+    return render(request, "integration.html", page="integrations", integration=integration,
+                  headers_text="\n".join(f"{k}: {v}" for k, v in headers.items()),
+                  selected=[e["type"] for e in integration.get("eventTypes", [])],
+                  event_types=await _event_types(request))
+
+
+def _webhook_body(form: Any, event_types: list[str]) -> tuple[dict[str, Any], str | None]:
+    headers, problem = headers_from_text(str(form.get("headers", "")))
+    chosen = [t for t in event_types if form.get(f"event_{t}")]
+    body: dict[str, Any] = {"url": str(form.get("url", "")).strip(), "headers": headers,
+                            "eventTypes": [{"type": t, "version": "1.0.0"} for t in chosen],
+                            "jsonPayloadEnabled": bool(form.get("jsonPayloadEnabled"))}
+    return body, problem
+
+
+async def create_webhook(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    body, problem = _webhook_body(form, await _event_types(request))
+    session = session_of(request)
+    if problem:
+        session.say("error", problem)
+        raise web.HTTPSeeOther(f"{PREFIX}/integrations")
+    body["name"] = str(form.get("name", "")).strip()
+    answer = await call(request, "POST", f"{BASE}/webhooks", body=body)
+    if not answer.ok:
+        session.say("error", f"webhook {body['name']!r}: {answer.message}")
+        raise web.HTTPSeeOther(f"{PREFIX}/integrations")
+    session.say("ok", f"webhook {body['name']!r} created")
+    raise web.HTTPSeeOther(f"{PREFIX}/integrations/{answer.body['id']}")
+
+
+async def update_webhook(request: web.Request) -> web.StreamResponse:
+    integration_id = request.match_info["id"]
+    form = await request.post()
+    body, problem = _webhook_body(form, await _event_types(request))
+    session = session_of(request)
+    if problem:
+        session.say("error", problem)
+    else:
+        if form.get("keep_headers"):
+            body.pop("headers")  # masked values shown back must not overwrite the real ones
+        answer = await call(request, "PATCH", f"{BASE}/webhooks/{integration_id}", body=body)
+        session.say("ok" if answer.ok else "error", "saved" if answer.ok else answer.message)
+    raise web.HTTPSeeOther(f"{PREFIX}/integrations/{integration_id}")
+
+
+async def operate(request: web.Request) -> web.StreamResponse:
+    """Test, restart or delete (the API's own routes; the role check is the API's)."""
+    integration_id, operation = request.match_info["id"], request.match_info["operation"]
+    integration = (await call_ok(request, "GET", f"{BASE}/{integration_id}")).body
+    session = session_of(request)
+    if operation == "delete":
+        answer = await call(request, "DELETE", f"{BASE}/{integration_id}")
+        session.say("ok" if answer.ok else "error",
+                    f"{integration['name']!r} deleted" if answer.ok else answer.message)
+        raise web.HTTPSeeOther(f"{PREFIX}/integrations" if answer.ok else f"{PREFIX}/integrations/{integration_id}")
+    answer = await call(request, "POST", f"{BASE}/{_kind_path(integration)}/{integration_id}/{operation}")
+    if answer.ok and operation == "test":
+        ok = answer.body.get("testStatus") == "SUCCESS"
+        session.say("ok" if ok else "error", f"test: {answer.body.get('testStatus')}: {answer.body.get('message')}")
+    elif answer.ok:
+        session.say("ok", f"restart: {answer.body.get('message') or answer.body.get('restartStatus')}")
+    else:
+        session.say("error", f"{operation}: {answer.message}")
+    raise web.HTTPSeeOther(f"{PREFIX}/integrations/{integration_id}")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/integrations", list_integrations)
+    router.add_post("/integrations/webhooks", create_webhook)
+    router.add_get("/integrations/{id}", show_integration)
+    router.add_post("/integrations/{id}/webhook", update_webhook)
+    router.add_post(r"/integrations/{id}/{operation:test|restart|delete}", operate)
