@@ -173,7 +173,7 @@ async def test_template_editor_shows_problems_at_their_pointer_and_tests_hex(api
     from bcl import message_test
     from gateway.templates import template_text
     expected = message_test(template_text(json.loads(blueprint))[1], bytes.fromhex("016354322e322e31"))
-    assert json.dumps(expected["translatedPayload"], indent=2).replace('"', "&#34;") in html
+    assert json.dumps(json.loads(expected["translatedPayload"]), indent=2).replace('"', "&#34;") in html
     status, html, _ = await browser.post("/console/templates/new", {"name": "blueprint", "protocol_UDP": "1",
                                                                     "template": blueprint})
     assert status == 200 and "template &#39;blueprint&#39; saved" in html

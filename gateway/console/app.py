@@ -101,13 +101,13 @@ async def session_middleware(request: web.Request, handler: Any) -> web.StreamRe
     try:
         return await handler(request)
     except ApiCallFailed as failed:
+        if request.method == "GET":
+            return render(request, "error.html", status=failed.answer.status, message=failed.answer.message)
         session.say("error", failed.answer.message)
         referer = urlsplit(request.headers.get("Referer", ""))
         target = referer.path + (f"?{referer.query}" if referer.query else "")
         if not target.startswith(PREFIX):
             target = f"{PREFIX}/"
-        if request.method == "GET":
-            return render(request, "error.html", status=failed.answer.status, message=failed.answer.message)
         raise web.HTTPSeeOther(request.get(FORM_NEXT) or target) from None
     except web.HTTPException:
         raise

@@ -36,6 +36,16 @@ def _json_problems(text: str) -> list[tuple[str, str]]:
     return []
 
 
+def pretty_json(value: Any) -> str:
+    """The translated payload (JSON text in the 1NCE answer) indented for reading."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 async def list_templates(request: web.Request) -> web.Response:
     answer = await call_ok(request, "GET", "/v1/optimize/templates")
     return render(request, "templates.html", page="templates", templates=answer.body, all_protocols=PROTOCOLS)
@@ -96,8 +106,7 @@ async def test_template(request: web.Request) -> web.Response:
             answer = await call(request, "POST", "/v1/optimize/messages/test",
                                 body={"template": text, "payload": base64.b64encode(payload).decode("ascii")})
             if answer.ok:
-                result = {**answer.body, "pretty": json.dumps(answer.body.get("translatedPayload"), indent=2,
-                                                              ensure_ascii=False)}
+                result = {**answer.body, "pretty": pretty_json(answer.body.get("translatedPayload"))}
             else:
                 problems = answer.problems
     return _editor(request, template=current, name=name, text=text, protocols=protocols, problems=problems,
