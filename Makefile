@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= examples/gateway.toml
 FUZZ_RUNS ?= 200000
 
-.PHONY: install run test bench fuzz demo c-example clean-venv
+.PHONY: install run test bench fuzz demo c-example console-screenshots clean-venv
 
 ## install: create .venv and install the project with its test tools
 install: $(STAMP)
@@ -41,6 +41,10 @@ fuzz: $(STAMP)
 ## bench: all benchmarks, each printing a table with its baseline
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## console-screenshots: PNGs of the console's main pages into docs/console (needs Debian's chromium)
+console-screenshots: $(STAMP)
+	$(BIN)/python -m gateway.console.screenshots --out docs/console
 
 clean-venv:
 	rm -rf $(VENV)

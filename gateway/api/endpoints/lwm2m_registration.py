@@ -17,20 +17,25 @@ from ..routes import READ, ApiRoute, gateway_of, json_response, params_of
 
 
 def _resource_json(resource: Any) -> dict[str, Any]:
-    return {"id": resource.id, "name": resource.name, "operations": resource.operations.value,
-            "type": resource.type.value if resource.type is not None else None, "units": resource.units,
-            "multiple": resource.multiple}
+    out = {"id": resource.id, "name": resource.name, "operations": resource.operations.value,
+           "units": resource.units, "multiple": resource.multiple}
+    if resource.type is not None:  # executable resources have no type
+        out["type"] = resource.type.value
+    return out
 
 
 def object_tree(registration: Any, links: Any, objects: Any) -> list[dict[str, Any]]:
     tree = []
     for oid in sorted(links.objects):
         definition = objects.object(oid)
-        tree.append({"objectId": oid, "name": definition.name if definition else None,
-                     "version": links.objects[oid].version,
-                     "instances": list(links.objects[oid].instances),
-                     "resources": [_resource_json(r) for _, r in sorted(definition.resources.items())]
-                     if definition else []})
+        entry: dict[str, Any] = {"objectId": oid, "instances": list(links.objects[oid].instances),
+                                 "resources": [_resource_json(r) for _, r in sorted(definition.resources.items())]
+                                 if definition else []}
+        if definition is not None:
+            entry["name"] = definition.name
+        if links.objects[oid].version is not None:
+            entry["version"] = links.objects[oid].version
+        tree.append(entry)
     return tree
 
 
@@ -44,23 +49,23 @@ async def get_registration(request: web.Request) -> web.Response:
     if registration is None:
         raise not_found(f"device {iccid} has no LwM2M registration")
     links = lwm2m.registrations.parsed_links(registration.links)
-    body = registration.to_dict()
+    body = {k: v for k, v in registration.to_dict().items() if v is not None}
     body["objects"] = object_tree(registration, links, lwm2m.objects)
     return json_response(body)
 
 
 _RESOURCE = {"type": "object", "properties": {
     "id": {"type": "integer"}, "name": {"type": "string"}, "operations": {"type": "string"},
-    "type": {"type": "string", "nullable": True}, "units": {"type": "string"}, "multiple": {"type": "boolean"}}}
+    "type": {"type": "string", "description": "absent for executable resources"}, "units": {"type": "string"}, "multiple": {"type": "boolean"}}}
 SCHEMAS = {"LwM2MRegistration": {"type": "object", "properties": {
     "registrationId": {"type": "string"}, "endpoint": {"type": "string"}, "lifetime": {"type": "integer"},
     "lwm2mVersion": {"type": "string"}, "binding": {"type": "string"}, "queueMode": {"type": "boolean"},
-    "sms": {"type": "string", "nullable": True}, "objectLinks": {"type": "string"},
+    "sms": {"type": "string"}, "objectLinks": {"type": "string"},
     "transport": {"type": "string", "enum": ["coap", "coaps"]}, "ip": {"type": "string"}, "port": {"type": "integer"},
     "expires": {"type": "integer", "description": "epoch ms"},
     "objects": {"type": "array", "items": {"type": "object", "properties": {
-        "objectId": {"type": "integer"}, "name": {"type": "string", "nullable": True},
-        "version": {"type": "string", "nullable": True},
+        "objectId": {"type": "integer"}, "name": {"type": "string", "description": "absent for unknown objects"},
+        "version": {"type": "string"},
         "instances": {"type": "array", "items": {"type": "integer"}},
         "resources": {"type": "array", "items": _RESOURCE}}}}}}}
 OPERATION = {
