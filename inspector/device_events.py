@@ -33,10 +33,7 @@ def device_events(store: Any, iccid: str, limit: int, before_seq: int | None = N
     if event_type is not None:
         sql += " AND type = ?"
         args.append(event_type)
-    sql += " ORDER BY seq DESC LIMIT ?"
-    args.append(limit)
-    rows = store.connection().execute(sql, args).fetchall()
-    return [EventRow(seq, event_id, kind, created, json.loads(body)) for seq, event_id, kind, created, body in rows]
+    return _newest(store, sql, args, limit)
 
 
 def gateway_events(store: Any, limit: int, event_type: str | None = None) -> list[EventRow]:
@@ -46,7 +43,9 @@ def gateway_events(store: Any, limit: int, event_type: str | None = None) -> lis
     if event_type is not None:
         sql += " AND type = ?"
         args.append(event_type)
-    sql += " ORDER BY seq DESC LIMIT ?"
-    args.append(limit)
-    rows = store.connection().execute(sql, args).fetchall()
+    return _newest(store, sql, args, limit)
+
+
+def _newest(store: Any, sql: str, args: list[Any], limit: int) -> list[EventRow]:
+    rows = store.connection().execute(f"{sql} ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
     return [EventRow(seq, event_id, kind, created, json.loads(body)) for seq, event_id, kind, created, body in rows]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
 from typing import Any
 
 import aiohttp
 
 from api_support import EMAILS, PASSWORD
+from inspector import history
 
 _CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
 
@@ -51,3 +54,18 @@ class ConsoleClient:
     async def login(self, role: str = "Owner", password: str = PASSWORD) -> tuple[int, str, aiohttp.ClientResponse]:
         await self.get("/console/login")
         return await self.post("/console/login", {"username": EMAILS[role], "password": password})
+
+
+def send_udp(api: Any, n: int, payload: bytes) -> None:
+    """One UDP datagram from test SIM n's address (127.0.0.n)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((f"127.0.0.{n}", 0))
+        s.sendto(payload, ("127.0.0.1", api.gateway.udp_port))
+
+
+async def wait_stored(api: Any, count: int, timeout: float = 10.0) -> None:
+    """Until ``count`` messages are committed (the history shows what is committed)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await api.gateway.read(history.high_water_mark, api.gateway.store) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{count} messages not stored in time"
+        await asyncio.sleep(0.05)

@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from api_support import EMAILS, start_api
 from conftest import make_config, sim
-from inspector import history
-from console_support import ConsoleClient
+from console_support import ConsoleClient, send_udp, wait_stored
 
 BLUEPRINT = {"name": "reading", "protocolFilter": ["UDP"]}
 
@@ -29,20 +27,6 @@ async def browser(api):
     client = ConsoleClient(f"http://127.0.0.1:{api.gateway.api_port}")
     yield client
     await client.close()
-
-
-def send_udp(api, n: int, payload: bytes) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((f"127.0.0.{n}", 0))
-        s.sendto(payload, ("127.0.0.1", api.gateway.udp_port))
-
-
-async def wait_stored(api, count: int, timeout: float = 10.0) -> None:
-    """Until ``count`` messages are committed (the history shows what is committed)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while await api.gateway.read(history.high_water_mark, api.gateway.store) < count:
-        assert asyncio.get_running_loop().time() < deadline, f"{count} messages not stored in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_pages_need_a_session(browser):

@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
-import socket
 
 import pytest
 
 from api_support import EMAILS, PASSWORD, start_api
 from conftest import make_config, sim
-from inspector import history
+from console_support import send_udp, wait_stored
 from tests._lwm2m_server_helpers import registered_client
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -63,19 +62,6 @@ async def signed_in(chromium, api, role: str = "Owner", **context) -> Watched:
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(f"{base}/console/")
     return watched
-
-
-def send_udp(api, n: int, payload: bytes) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((f"127.0.0.{n}", 0))
-        s.sendto(payload, ("127.0.0.1", api.gateway.udp_port))
-
-
-async def wait_stored(api, count: int, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while await api.gateway.read(history.high_water_mark, api.gateway.store) < count:
-        assert asyncio.get_running_loop().time() < deadline, f"{count} messages not stored in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_every_page_renders_without_errors(api, chromium):
