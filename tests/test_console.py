@@ -190,6 +190,10 @@ async def test_owner_creates_and_changes_users(api, browser):
     assert "new@example.com: role User, status Disabled saved" in html
     user = next(u for u in api.gateway.api_auth._by_id.values() if u.username == "new@example.com")
     assert (user.role, user.enabled) == ("User", False)
+    log = html[html.index('<table class="admin-log">'):html.index("</table>", html.index('<table class="admin-log">'))]
+    owner = EMAILS["Owner"]
+    assert log.index(f"{owner} (Owner) PATCH /v1/users/new@example.com: 200") < log.index(
+        f"{owner} (Owner) POST /v1/users: 201")
 
 
 async def test_webhook_created_tested_and_shown(api, browser, receiver, ca_file):

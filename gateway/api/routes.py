@@ -41,7 +41,9 @@ from aiohttp import web
 
 from inspector.accounts import ROLES
 
+from .. import audit
 from . import openapi
+from .auth import client_address
 from .errors import ApiError, bad_request, error_body
 from .validation import OperationValidator
 
@@ -274,9 +276,24 @@ def wrap(route: ApiRoute, validator: OperationValidator | None, authenticate: Ca
                 value = await read_json(request, body_required)
                 if value is not None or body_required:
                     request[BODY] = validator.body_of(value)
-        return await handler(request)
+        response = await handler(request)
+        if allowed is not None and response.status < 400 and audit.is_change(route.method, route.path):
+            await _log_change(request, route, response.status)
+        return response
 
     return wrapped
+
+
+async def _log_change(request: web.Request, route: ApiRoute, status: int) -> None:
+    """The administration log row of a change, written before the answer leaves."""
+    body = request.get(BODY)
+    if body is None and request.body_exists:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            body = None
+    await audit.record_api_change(request.config_dict[GATEWAY_KEY], request, route.path, request[PRINCIPAL],
+                                  client_address(request), body, status)
 
 
 def install(app: web.Application, table: RouteTable, authenticate: Callable[[web.Request], Any]) -> None:

@@ -15,7 +15,9 @@ async def list_users(request: web.Request) -> web.Response:
     answer = await call_ok(request, "GET", "/v1/users")
     users = [{**u, "created": short(u.get("createdTime")), "last_login": short(u.get("lastLoginTime"))}
              for u in answer.body]
-    return render(request, "users.html", page="users", users=users, roles=ROLES)
+    logs = await call(request, "GET", "/v1/administrationLogs", params={"pageSize": 25})
+    changes = [{**item, "time": short(item["timestamp"])} for item in (logs.body["items"] if logs.ok else [])]
+    return render(request, "users.html", page="users", users=users, roles=ROLES, changes=changes)
 
 
 async def create_user(request: web.Request) -> web.StreamResponse:
