@@ -157,7 +157,9 @@ async def test_schemathesis_finds_no_server_error(start_gateway, tmp_path):
     pytest.importorskip("schemathesis")
     if shutil.which("python") is None and not sys.executable:
         pytest.skip("no interpreter")
-    api = await start_api(start_gateway, make_config(tmp_path), [sim(10), sim(11)], roles=("Owner",))
+    # the gateway's webhook test waits less than schemathesis waits for an answer (10 s)
+    api = await start_api(start_gateway, make_config(tmp_path, api={"test_timeout_seconds": 3}), [sim(10), sim(11)],
+                          roles=("Owner",))
     now = int(time.time() * 1000)
     await api.gateway.committer.write(api.gateway.store.commit, [
         Pending(MessageRecord(sim(10 + i % 2).iccid, ("UDP", "COAP")[i % 2], now - i * 1000, b"x" * i,
