@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import base64
 import binascii
-import json
 import sys
 from pathlib import Path
 
@@ -14,7 +13,8 @@ from bcl.cli import test_file, validate_file
 
 from ..cli import CommandError, add_config_argument
 from ..templates import PROTOCOLS, TemplateRefused, TemplateService
-from . import store_of
+from . import in_force, store_of
+from .output import add_format_argument, emit
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     payload.add_argument("--payload-b64", help="the payload as base64")
     p.set_defaults(func=test)
 
-    p = sub.add_parser("add", help="store a template (the running gateway applies ACTIVE ones within a second)")
+    p = sub.add_parser("add", help="store a template (in force in the running gateway when the command returns)")
     p.add_argument("file")
     p.add_argument("--name", required=True)
     p.add_argument("--protocol", action="append", choices=PROTOCOLS, required=True, dest="protocols",
@@ -43,6 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=add)
 
     p = sub.add_parser("list", help="stored templates")
+    add_format_argument(p)
     add_config_argument(p)
     p.set_defaults(func=list_templates)
 
@@ -92,14 +93,16 @@ def add(args: argparse.Namespace) -> int:
                                          status="ACTIVE" if args.active else "INACTIVE"))
     except TemplateRefused as exc:
         raise CommandError(str(exc)) from None
+    in_force(args)
     print(f"{row['id']}: {row['name']} ({', '.join(row['protocols'])}) {row['status']}")
     return 0
 
 
 def list_templates(args: argparse.Namespace) -> int:
-    for row in _service(args).list():
-        print(json.dumps({"id": row["id"], "name": row["name"], "protocolFilter": row["protocols"],
-                          "status": row["status"]}))
+    rows = [{"id": row["id"], "name": row["name"], "protocolFilter": row["protocols"], "status": row["status"]}
+            for row in _service(args).list()]
+    columns = [("id", "ID"), ("name", "Name"), ("protocolFilter", "Protocols"), ("status", "Status")]
+    emit(args.format, columns, rows, footer=f"{len(rows)} template(s)")
     return 0
 
 
@@ -108,5 +111,6 @@ def set_status(args: argparse.Namespace) -> int:
         row = asyncio.run(_service(args).update(args.id, status=args.status))
     except TemplateRefused as exc:
         raise CommandError(str(exc)) from None
+    in_force(args)
     print(f"{row['id']}: {row['status']}")
     return 0
