@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.console import Console, Group
 from rich.errors import MarkupError
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -156,7 +157,7 @@ def _stored(gw: Gateway) -> dict[str, float]:
 async def run_demo(duration: float | None, period: float, console: Console) -> int:
     stats = DemoStats()
     with tempfile.TemporaryDirectory(prefix="nce-demo-") as tmp:
-        sink = Sink(on_event=lambda event: stats.lines.append(describe(event)))
+        sink = Sink(on_event=lambda event: stats.lines.append(escape(describe(event))))
         await sink.start()
         ca_file = Path(tmp) / "sink-ca.pem"
         sink.write_ca(ca_file)
@@ -192,7 +193,7 @@ async def run_demo(duration: float | None, period: float, console: Console) -> i
                         break
                     for task in tasks:
                         if task.done() and task.exception() is not None:
-                            stats.lines.append(f"[red]{task.get_name()} stopped: {task.exception()!r}[/red]")
+                            stats.lines.append(f"[red]{task.get_name()} stopped: {escape(repr(task.exception()))}[/red]")
                             tasks.remove(task)
                             break
                     with contextlib.suppress(asyncio.TimeoutError):

@@ -31,6 +31,7 @@ def test_the_live_view_fits_an_80_by_24_terminal():
     from types import SimpleNamespace
 
     from rich.console import Console
+    from rich.markup import escape
 
     from firmware_examples.webhook_sink import Sink, describe
     from gateway.demo import DemoStats, view
@@ -40,7 +41,8 @@ def test_the_live_view_fits_an_80_by_24_terminal():
     event = {"type": "TELEMETRY_DATA", "source": "LWM2M", "device": {"iccid": "8988280690000000003"},
              "payload": {"type": "JSON", "value": {f"/3303/0/{5700 + i}": 21.5 for i in range(20)}}}
     stats.lines.extend(describe(event) for _ in range(40))
-    stats.lines.append("[red]demo-UDP stopped: OSError('[/x] a long message that goes on and on and on')[/red]")
+    stopped = "OSError('[/x] a message long enough to be cut at the edge of an 80-column terminal')"
+    stats.lines.append(f"[red]demo-UDP stopped: {escape(stopped)}[/red]")
     console = Console(width=80, height=24, file=io.StringIO(), color_system=None)
     console.print(view(SimpleNamespace(metrics=Metrics()), Sink(), stats, time.monotonic(), console.height))
     lines = console.file.getvalue().splitlines()
