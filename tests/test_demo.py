@@ -44,7 +44,8 @@ def test_the_live_view_fits_an_80_by_24_terminal():
     stopped = "OSError('[/x] a message long enough to be cut at the edge of an 80-column terminal')"
     stats.lines.append(f"[red]demo-UDP stopped: {escape(stopped)}[/red]")
     console = Console(width=80, height=24, file=io.StringIO(), color_system=None)
-    console.print(view(SimpleNamespace(metrics=Metrics()), Sink(), stats, time.monotonic(), console.height))
+    gw, sink = SimpleNamespace(metrics=Metrics()), Sink()
+    console.print(view(gw, sink, stats, time.monotonic()))  # the default: 24 lines
     lines = console.file.getvalue().splitlines()
     assert len(lines) == 23  # one line is left for the cursor
     assert max(len(line) for line in lines) <= 80
@@ -53,3 +54,6 @@ def test_the_live_view_fits_an_80_by_24_terminal():
     assert lines[9:12] == ["stored: UDP 0, COAP 0, LWM2M 0   ·   errors 0, lifecycle 0",
                             "delivered: UDP 0, COAP 0, LWM2M 0 (COAP = plain + DTLS)", ""]
     assert lines[-1].startswith("demo-UDP stopped: OSError(") and lines[-1].endswith("…")
+    small = Console(width=60, height=15, file=io.StringIO(), color_system=None)
+    small.print(view(gw, sink, stats, time.monotonic(), small.height))
+    assert len(small.file.getvalue().splitlines()) == 14
