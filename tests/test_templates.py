@@ -158,3 +158,12 @@ async def test_a_payload_the_template_makes_nothing_of_is_kept_with_an_error_eve
     await gw.committer.flush()
     (message,) = gw.store.messages()
     assert (message["payload"], message["translated"], message["error"]) == (b"hello over UDP", None, description)
+
+
+def test_template_test_reports_a_payload_the_template_makes_nothing_of(tmp_path, capsys):
+    path = tmp_path / "blueprint.json"
+    path.write_text(json.dumps(BLUEPRINT))
+    assert cli(["template", "test", str(path), "--payload-hex", b"hello over UDP".hex()]) == 1
+    assert capsys.readouterr().err == (
+        "Translator[UserPayloadError]: Asset path:/sense/0/switch, Error: no case matches 104 (cases: 1) and there "
+        "is no default; the template translated nothing\n")

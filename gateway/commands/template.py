@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import base64
 import binascii
+import json
 import sys
 from pathlib import Path
 
+from bcl import compile_template
 from bcl.cli import test_file, validate_file
 
 from ..cli import CommandError, add_config_argument
-from ..templates import PROTOCOLS, TemplateRefused, TemplateService
+from ..pipeline import TRANSLATOR_ERROR
+from ..templates import PROTOCOLS, TemplateRefused, TemplateService, why_nothing
 from . import in_force, store_of
 from .output import add_format_argument, emit
 
@@ -26,7 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=validate)
 
     p = sub.add_parser("test", help="translate one payload with a template file; prints the JSON (exit 0) "
-                                    "or the errors (exit 1)")
+                                    "or the errors (exit 1), as the gateway would report them")
     p.add_argument("file")
     payload = p.add_mutually_exclusive_group(required=True)
     payload.add_argument("--payload-hex", help="the payload as hex bytes")
@@ -67,6 +70,10 @@ def test(args: argparse.Namespace) -> int:
     except (ValueError, binascii.Error):
         raise CommandError("the payload is not valid hex/base64") from None
     code, text = test_file(args.file, payload)
+    if code == 0 and json.loads(text)["translatedPayload"] == {}:
+        # what the running gateway does with such a payload (gateway/templates.py)
+        template = compile_template(Path(args.file).read_text(encoding="utf-8")).template
+        code, text = 1, f"{TRANSLATOR_ERROR}: {why_nothing(template, payload)}"
     print(text, file=sys.stdout if code == 0 else sys.stderr)
     return code
 
