@@ -5,6 +5,11 @@
 It makes its own throw-away certificate authority (trustme) and writes the CA certificate to
 ``--ca-out``, so the gateway can verify the sink exactly as it verifies a real webhook:
 TLS verification stays on, the gateway just trusts this CA file (``ca_file``).
+
+The CA is kept: its key goes beside the certificate (``sink-ca-key.pem``, owner-only), and a
+restarted sink uses the same CA again. A gateway reads its ``ca_file`` when it starts, so a
+sink with a new CA each time would be refused ("unable to get local issuer certificate") after
+the walkthrough's "stop the sink for a while" until the gateway restarts.
 """
 
 from __future__ import annotations
@@ -26,14 +31,15 @@ from aiohttp import web
 class Sink:
     """Receives events; ``on_event`` sees each one (the demo counts, the CLI prints)."""
 
-    def __init__(self, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, on_event: Callable[[dict[str, Any]], None] | None = None,
+                 ca: trustme.CA | None = None) -> None:
         self.on_event = on_event
         self.counts: Counter[str] = Counter()
         self.events: list[dict[str, Any]] = []
         self.keep = False
         self._runner: web.AppRunner | None = None
         self.port = 0
-        self.ca = trustme.CA()
+        self.ca = ca or trustme.CA()
 
     async def _handle(self, request: web.Request) -> web.Response:
         try:
@@ -84,10 +90,29 @@ def describe(event: dict[str, Any]) -> str:
     return f"{kind:<14} {device} {json.dumps({k: v for k, v in event.items() if k not in ('id', 'version')})[:120]}"
 
 
+def key_path(ca_path: str | Path) -> Path:
+    path = Path(ca_path)
+    return path.with_name(f"{path.stem}-key{path.suffix}")
+
+
+def kept_ca(ca_path: str | Path) -> trustme.CA:
+    """The CA of an earlier run (certificate at ``ca_path``, key beside it), else a new one,
+    written there."""
+    cert, key = Path(ca_path), key_path(ca_path)
+    if cert.is_file() and key.is_file():
+        return trustme.CA.from_pem(cert.read_bytes(), key.read_bytes())
+    ca = trustme.CA()
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    ca.cert_pem.write_to_path(str(cert))
+    key.touch(mode=0o600)
+    key.chmod(0o600)
+    ca.private_key_pem.write_to_path(str(key))
+    return ca
+
+
 async def run(args: argparse.Namespace) -> None:
-    sink = Sink(on_event=lambda e: print(describe(e), flush=True))
+    sink = Sink(on_event=lambda e: print(describe(e), flush=True), ca=kept_ca(args.ca_out))
     await sink.start(args.host, args.port)
-    sink.write_ca(args.ca_out)
     print(f"webhook sink listening on https://localhost:{sink.port}/ (CA certificate in {args.ca_out})", flush=True)
     try:
         await asyncio.Event().wait()

@@ -23,6 +23,7 @@ from integrators.manager import IntegrationManager
 
 from .api.app import build_api
 from .coap_site import build_site
+from .control import ControlServer
 from .follow import StoreFollower
 from .onboarding import BootstrapResource
 from .psk import PskService
@@ -80,6 +81,7 @@ class Gateway:
         self._api_runner: web.AppRunner | None = None
         self.api_auth: Any = None  # the management API's Authenticator, once the API is built
         self._tasks: list[asyncio.Task] = []
+        self.control = ControlServer(config.store.path, self.follower.check)
         self.udp_port = self.coap_port = self.api_port = 0
         self.started_at = 0.0
         self._stopped = False
@@ -137,6 +139,7 @@ class Gateway:
                              lambda: self.read(self.templates.reload))
         self.follower.follow("integrations", self.store.integrations_version, lambda: self.integrations.version,
                              self.integrations.reload)
+        await self.control.start()  # the CLI's changes in force at once (gateway/control.py)
         self._tasks = [
             loop.create_task(self.follower.run(), name="store-follower"),
             loop.create_task(self._purge_loop(), name="retention"),
@@ -172,6 +175,7 @@ class Gateway:
         if self._stopped:
             return
         self._stopped = True
+        await self.control.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

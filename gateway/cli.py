@@ -33,21 +33,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nce-gateway",
         description="Self-hosted device gateway compatible with 1NCE OS.",
-        epilog="Every command reads the same TOML file (--config) and NCE_SECTION_KEY environment overrides.",
+        epilog="Every command reads the same TOML file: --config FILE (before or after the command) or the "
+               "NCE_CONFIG environment variable, then NCE_SECTION_KEY environment overrides (NCE_UDP_PORT=5000).",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--config", "-c", metavar="FILE", default=None,
+                        help="TOML configuration file (default: $NCE_CONFIG, else built-in defaults)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)
     return parser
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", metavar="FILE", help="TOML configuration file (default: built-in defaults)")
+    # SUPPRESS: when not given after the command, the value given before it (or none) stays
+    parser.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS,
+                        help="TOML configuration file (default: $NCE_CONFIG, else built-in defaults)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     try:
         return int(args.func(args) or 0)
     except (CommandError, ConfigError) as exc:

@@ -30,6 +30,19 @@ class ConfigError(ValueError):
     """A configuration file or override that cannot be used; the message names the key."""
 
 
+class _FromEnvironment(str):
+    """An ``NCE_SECTION_KEY`` override: always text, so it is converted to the key's type
+    (TOML values are not: ``port = "44777"`` in a file is a string where a number belongs)."""
+
+    variable: str = ""
+
+
+def _text_override(value: str, variable: str) -> _FromEnvironment:
+    text = _FromEnvironment(value)
+    text.variable = variable
+    return text
+
+
 @dataclass
 class StoreConfig:
     path: str = "data/gateway.db"
@@ -247,33 +260,44 @@ _LISTS: dict[str, type] = {"webhooks": WebhookConfig, "aws_integrations": AwsInt
 
 
 def _coerce(value: Any, target: Any, where: str) -> Any:
-    """Convert a TOML or environment value to the type of the dataclass field."""
+    """Check a TOML value against the type of the dataclass field, or convert an environment
+    override (text) to it; refused with the key's name (and the variable's, for an override)."""
     origin = getattr(target, "__origin__", None)
+    textual = isinstance(value, _FromEnvironment)
     if target is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if textual and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             return value.lower() in ("1", "true", "yes", "on")
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if target is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        try:
+        if textual and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
             return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if target is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if textual:
+            try:
+                number = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if target is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+        return str(value)
     if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        if textual:
+            (item_type,) = target.__args__
+            return [_coerce(_text_override(v.strip(), ""), item_type, f"{where}[{i}]")
+                    for i, v in enumerate(v for v in value.split(",") if v.strip())]
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         (item_type,) = target.__args__
@@ -281,7 +305,10 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
-        return {str(k): str(v) for k, v in value.items()}
+        bad = [k for k, v in value.items() if not isinstance(v, str)]
+        if bad:
+            raise ConfigError(f"{where}.{bad[0]}: expected a string, got {value[bad[0]]!r}")
+        return dict(value)
     # Optional[str] and friends
     args = getattr(target, "__args__", ())
     if type(None) in args:
@@ -301,7 +328,8 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
     kwargs = {}
     for name, value in raw.items():
-        kwargs[name] = _coerce(value, fields[name].type, f"{where}.{name}")
+        variable = getattr(value, "variable", "")
+        kwargs[name] = _coerce(value, fields[name].type, f"{where}.{name}" + (f" ({variable})" if variable else ""))
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -450,7 +478,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
             continue
         section, _, key = name[4:].lower().partition("_")
         if section in _SECTIONS:
-            raw.setdefault(section, {})[key] = value
+            raw.setdefault(section, {})[key] = _text_override(value, name)
     unknown = sorted(set(raw) - set(_SECTIONS) - set(_LISTS))
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)}")

@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console, Group
+from rich.errors import MarkupError
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from firmware_examples.coap_client import CoapClient
 from firmware_examples.device import CoapsDevice, os_auth
@@ -114,7 +117,14 @@ DEVICES: dict[str, Callable[[Gateway, Sim, DemoStats, float], Awaitable[None]]] 
 }
 
 
-def view(gw: Gateway, sink: Sink, stats: DemoStats, started: float) -> Group:
+# lines of the view besides the events: the table (title, 3 rule/header lines, a row per device,
+# the bottom rule), two summary lines, a blank line; and one line rich's Live keeps for the cursor
+FIXED_LINES = 1 + 3 + len(PROTOCOLS) + 1 + 2 + 1 + 1
+
+
+def view(gw: Gateway, sink: Sink, stats: DemoStats, started: float, height: int = 24) -> Group:
+    """The live view, never taller than ``height`` lines and never wrapping a line: a view
+    taller than the terminal makes rich's Live leave copies of its first lines behind."""
     table = Table(title=f"nce-gateway demo — {time.monotonic() - started:.0f} s (Ctrl-C stops)", title_justify="left")
     for column in ("device", "sent", "acknowledged", "failed"):
         table.add_column(column, justify="right" if column != "device" else "left")
@@ -122,9 +132,22 @@ def view(gw: Gateway, sink: Sink, stats: DemoStats, started: float) -> Group:
         table.add_row(kind, str(stats.sent[kind]), str(stats.acknowledged[kind]), str(stats.failed[kind]))
     delivered = ", ".join(f"{p} {sink.counts.get(f'TELEMETRY_DATA/{p}', 0)}" for p in ("UDP", "COAP", "LWM2M"))
     stored = ", ".join(f"{p} {int(v)}" for p, v in _stored(gw).items())
-    summary = (f"stored: {stored}   ·   delivered: {delivered} (COAP = plain + DTLS)   ·   "
-               f"errors {sink.counts.get('ERROR', 0)}, lifecycle {sink.counts.get('LIFECYCLE', 0)}")
-    return Group(table, summary, "", *stats.lines[-8:])
+    summary = [f"stored: {stored}   ·   errors {sink.counts.get('ERROR', 0)}, "
+               f"lifecycle {sink.counts.get('LIFECYCLE', 0)}",
+               f"delivered: {delivered} (COAP = plain + DTLS)"]
+    room = max(0, height - FIXED_LINES)
+    events = stats.lines[-room:] if room else []
+    return Group(table, *(_line(text) for text in [*summary, "", *events]))
+
+
+def _line(markup: str) -> Text:
+    """One line, cut with an ellipsis at the terminal's edge (an event's JSON is not markup)."""
+    try:
+        line = Text.from_markup(markup, overflow="ellipsis")
+    except MarkupError:
+        line = Text(markup, overflow="ellipsis")
+    line.no_wrap = True
+    return line
 
 
 def _stored(gw: Gateway) -> dict[str, float]:
@@ -134,7 +157,7 @@ def _stored(gw: Gateway) -> dict[str, float]:
 async def run_demo(duration: float | None, period: float, console: Console) -> int:
     stats = DemoStats()
     with tempfile.TemporaryDirectory(prefix="nce-demo-") as tmp:
-        sink = Sink(on_event=lambda event: stats.lines.append(describe(event)))
+        sink = Sink(on_event=lambda event: stats.lines.append(escape(describe(event))))
         await sink.start()
         ca_file = Path(tmp) / "sink-ca.pem"
         sink.write_ca(ca_file)
@@ -164,18 +187,18 @@ async def run_demo(duration: float | None, period: float, console: Console) -> i
             loop.add_signal_handler(signal.SIGTERM, stop.set)
         started = time.monotonic()
         try:
-            with Live(view(gw, sink, stats, started), console=console, refresh_per_second=4) as live:
+            with Live(view(gw, sink, stats, started, console.height), console=console, refresh_per_second=4) as live:
                 while not stop.is_set():
                     if duration is not None and time.monotonic() - started >= duration:
                         break
                     for task in tasks:
                         if task.done() and task.exception() is not None:
-                            stats.lines.append(f"[red]{task.get_name()} stopped: {task.exception()!r}[/red]")
+                            stats.lines.append(f"[red]{task.get_name()} stopped: {escape(repr(task.exception()))}[/red]")
                             tasks.remove(task)
                             break
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.25)
-                    live.update(view(gw, sink, stats, started))
+                    live.update(view(gw, sink, stats, started, console.height))
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -184,7 +207,7 @@ async def run_demo(duration: float | None, period: float, console: Console) -> i
                 while time.monotonic() < deadline and gw.committer.pending_count:
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(1.0)
-                live.update(view(gw, sink, stats, started))
+                live.update(view(gw, sink, stats, started, console.height))
         finally:
             await gw.stop()
             await sink.stop()

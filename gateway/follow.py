@@ -28,12 +28,18 @@ class StoreFollower:
         self.read = read
         self.interval = interval
         self._followed: list[_Followed] = []
+        # the poll loop and the control socket (gateway/control.py) may ask at the same time
+        self._checking = asyncio.Lock()
 
     def follow(self, name: str, version: Callable[[], int], current: Callable[[], int],
                reload: Callable[[], Awaitable[None]]) -> None:
         self._followed.append(_Followed(name, version, current, reload))
 
     async def check(self) -> None:
+        async with self._checking:
+            await self._check()
+
+    async def _check(self) -> None:
         for item in self._followed:
             try:
                 if await self.read(item.version) != item.current():

@@ -19,6 +19,8 @@ from typing import Any
 from bcl import TemplateError, TranslationError, compile_template, parse_template
 from bcl import translate as bcl_translate
 from bcl.compile import CompiledTemplate
+from bcl.model import Switch, Template
+from bcl.reference import branch_for, read_selector
 
 from .pipeline import Translation
 
@@ -50,6 +52,28 @@ def template_text(template: str | dict) -> tuple[str, dict]:
     return (template if isinstance(template, str) else json.dumps(template)), parsed
 
 
+def why_nothing(template: Template, payload: bytes) -> str:
+    """Why a template made nothing of a payload, in 1NCE's ``Asset path:..., Error: ...`` form.
+
+    Only switches can run no mapping: name the first one that had no branch for the payload
+    (the reference decoder's rules, so the answer matches what the fast decoder did).
+    """
+    pending = list(template.sense)
+    while pending:
+        statement = pending.pop(0)
+        if not isinstance(statement, Switch):
+            continue
+        key = read_selector(statement.selector, payload, statement.selector_pointer)
+        branch = branch_for(statement, key)
+        if branch is not None:
+            pending[:0] = branch.do
+            continue
+        cases = ", ".join(json.dumps(case.value) for case in statement.cases)
+        return (f"Asset path:{statement.selector_pointer}, Error: no case matches {json.dumps(key)} "
+                f"(cases: {cases or 'none'}) and there is no default; the template translated nothing")
+    return "Asset path:/sense, Error: the template translated nothing from this payload"
+
+
 class TemplateService:
     def __init__(self, store: Any, *, write: Callable[..., Awaitable[Any]], read: Callable[..., Awaitable[Any]]) -> None:
         self.store = store
@@ -69,6 +93,8 @@ class TemplateService:
             result = bcl_translate(active[1], payload)
         except TranslationError as exc:
             return Translation(error=str(exc))
+        if not result.value:  # no mapping ran: an empty object would hide the payload (issue 17)
+            return Translation(error=why_nothing(active[1].template, payload))
         return Translation(value=result.value, locations=result.locations)
 
     def active_for(self, protocol: str) -> str | None:

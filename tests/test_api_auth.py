@@ -194,27 +194,27 @@ async def test_cli_users_reach_the_running_gateway(start_gateway, tmp_path, caps
     assert login.status == 200
     boss = ApiClient(client.base, login.body["access_token"])
     # created by the CLI while the gateway runs: logs in at once
-    assert cli(["users", "add", "ops@example.com", "--role", "API", "--password-file", password_file,
-                "-c", str(config_file)]) == 0
+    assert await asyncio.to_thread(cli, ["users", "add", "ops@example.com", "--role", "API",
+                                         "--password-file", password_file, "-c", str(config_file)]) == 0
     ops_login = await client.login("ops@example.com")
     assert ops_login.status == 200
     ops = ApiClient(client.base, ops_login.body["access_token"])
     assert (await ops.get("/v1/sims")).status == 200
     # disabled by the CLI: its token stops working within the poll interval
-    assert cli(["users", "disable", "ops@example.com", "-c", str(config_file)]) == 0
+    assert await asyncio.to_thread(cli, ["users", "disable", "ops@example.com", "-c", str(config_file)]) == 0
     for _ in range(50):
         if (await ops.get("/v1/sims")).status == 401:
             break
         await asyncio.sleep(0.05)
     else:
         pytest.fail("the disabled user's token still works")
-    assert cli(["users", "set-role", "ops@example.com", "Admin", "-c", str(config_file)]) == 0
-    assert cli(["users", "list", "--format", "json", "-c", str(config_file)]) == 0
+    assert await asyncio.to_thread(cli, ["users", "set-role", "ops@example.com", "Admin", "-c", str(config_file)]) == 0
+    assert await asyncio.to_thread(cli, ["users", "list", "--format", "json", "-c", str(config_file)]) == 0
     listed = json.loads(capsys.readouterr().out.split("\n", 3)[-1])
     assert {u["userId"]: (u["role"], u["status"]) for u in listed} == {
         "boss@example.com": ("Owner", "Enabled"), "ops@example.com": ("Admin", "Disabled")}
     # the last enabled Owner stays
-    assert cli(["users", "disable", "boss@example.com", "-c", str(config_file)]) == 1
+    assert await asyncio.to_thread(cli, ["users", "disable", "boss@example.com", "-c", str(config_file)]) == 1
     assert "last enabled Owner" in capsys.readouterr().err
     assert (await boss.get("/v1/users")).status == 200
 

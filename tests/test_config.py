@@ -71,3 +71,64 @@ def test_webhook_header_injection_is_refused(tmp_path):
     path.write_text('[[webhooks]]\nname = "a"\nurl = "https://x"\nheaders = { "X-A" = "1\\r\\nEvil: 2" }\n')
     with pytest.raises(ConfigError, match=r"webhooks\[0\].headers: header 'X-A' has characters not allowed"):
         load_config(path, environ={})
+
+
+def _typed_keys():
+    """(section, key, type) of every scalar key of every [section]: the check must be generic."""
+    import dataclasses
+
+    from gateway.config import _SECTIONS
+
+    for section, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            yield section, f.name, f.type
+
+
+WRONG_TOML = {int: ('"44777"', "4445.5", "true"), float: ('"1.5"', "true"), bool: ('"true"', "1"),
+              str: ("5", "[]")}
+EXPECTED = {int: "expected an integer", float: "expected a number", bool: "expected true or false",
+            str: "expected a string"}
+
+
+@pytest.mark.parametrize("section, key, kind", [k for k in _typed_keys() if k[2] in WRONG_TOML])
+def test_every_typed_key_refuses_a_toml_value_of_another_type(tmp_path, section, key, kind):
+    for wrong in WRONG_TOML[kind]:
+        path = tmp_path / "t.toml"
+        path.write_text(f"[{section}]\n{key} = {wrong}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path, environ={})
+        assert str(info.value).startswith(f"{section}.{key}: {EXPECTED[kind]}, got ")
+
+
+@pytest.mark.parametrize("section, key, kind", [k for k in _typed_keys() if k[2] in (int, float, bool)])
+def test_every_typed_key_converts_and_checks_its_environment_override(section, key, kind):
+    variable = f"NCE_{section.upper()}_{key.upper()}"
+    for wrong in {int: ("4445.5", "x", ""), float: ("x", "nan", "inf"), bool: ("maybe",)}[kind]:
+        with pytest.raises(ConfigError) as info:
+            load_config(environ={variable: wrong})
+        message = str(info.value)
+        assert message.startswith(f"{section}.{key} ({variable}): expected "), message
+    good = {int: ("7", 7), float: ("2.5", 2.5), bool: ("yes", True)}[kind]
+    try:
+        config = load_config(environ={variable: good[0]})
+    except ConfigError as exc:  # a range rule of that key, not its type
+        assert "expected" not in str(exc)
+    else:
+        assert getattr(getattr(config, section), key) == good[1]
+
+
+def test_the_issue_17_examples(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text('[udp]\nport = "44777"\n')
+    with pytest.raises(ConfigError, match=r"^udp.port: expected an integer, got '44777'$"):
+        load_config(path, environ={})
+    path.write_text("[udp]\nport = 4445.5\n")
+    with pytest.raises(ConfigError, match=r"^udp.port: expected an integer, got 4445.5$"):
+        load_config(path, environ={})
+    path.write_text('[[webhooks]]\nname = "a"\nurl = "https://x"\nheaders = { "X-A" = 1 }\n')
+    with pytest.raises(ConfigError, match=r"^webhooks\[0\].headers.X-A: expected a string, got 1$"):
+        load_config(path, environ={})
+    path.write_text('[[webhooks]]\nname = "a"\nurl = "https://x"\nretry_schedule = ["5"]\n')
+    with pytest.raises(ConfigError, match=r"^webhooks\[0\].retry_schedule\[0\]: expected a number, got '5'$"):
+        load_config(path, environ={})
+    assert load_config(environ={"NCE_LOG_LEVEL": "DEBUG", "NCE_UDP_PORT": " 5000 "}).udp.port == 5000

@@ -75,7 +75,7 @@ async def test_last_failure_disables_integration_until_cli_restart(tmp_path, rec
     # the CLI (another process in real life) restarts it through the store
     toml = Path(tmp_path) / "cli.toml"
     toml.write_text(f'[store]\npath = "{config.store.path}"\n')
-    assert cli(["integrations", "restart", "hook", "--config", str(toml)]) == 0
+    assert await asyncio.to_thread(cli, ["integrations", "restart", "hook", "--config", str(toml)]) == 0
     events = await receiver.wait_for(8, timeout=10)  # 7 telemetry + the ERROR event
     assert payload_order(events, devices[0].iccid) == [f"{devices[0].iccid[-2:]}-{n:03d}" for n in range(4)]
     assert payload_order(events, devices[1].iccid) == [f"{devices[1].iccid[-2:]}-{n:03d}" for n in range(3)]

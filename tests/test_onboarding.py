@@ -47,7 +47,7 @@ async def test_regeneration_policy_and_user_set_keys(tmp_path, start_gateway):
     # a key the user set (CLI, another process) is picked up live and never regenerated
     toml = tmp_path / "g.toml"
     toml.write_text(f'[store]\npath = "{gw.config.store.path}"\n')
-    assert cli(["psk", "set", device.iccid, "--key", "my-own-secret", "--config", str(toml)]) == 0
+    assert await asyncio.to_thread(cli, ["psk", "set", device.iccid, "--key", "my-own-secret", "--config", str(toml)]) == 0
     for _ in range(50):
         if gw.psks.key(device.iccid, "COAP") == b"my-own-secret":
             break
@@ -56,7 +56,7 @@ async def test_regeneration_policy_and_user_set_keys(tmp_path, start_gateway):
     _, third = await asyncio.to_thread(bootstrap, gw.coap_port, device.ip_address)
     assert third == f"{device.iccid},my-own-secret".encode()
     # binary keys cannot be handed out as text
-    assert cli(["psk", "set", device.iccid, "--key-hex", "00ff10", "--config", str(toml)]) == 0
+    assert await asyncio.to_thread(cli, ["psk", "set", device.iccid, "--key-hex", "00ff10", "--config", str(toml)]) == 0
     for _ in range(50):
         if gw.psks.key(device.iccid, "COAP") == b"\x00\xff\x10":
             break

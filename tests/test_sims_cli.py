@@ -57,14 +57,15 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported(tmp_path, config, cap
     assert cli(["sims", "import", str(tmp_path / "bad.csv"), "--config", config]) == 1
     err = capsys.readouterr().err
     assert "nothing imported, 7 problem(s)" in err
-    for expected in ("row 1: iccid '898828066600000001' must be 19 or 20 digits",
-                     "row 2: imsi '90140510000001' must be 15 digits",
-                     "row 2: ip_address '10.0.0.999' is not an IP address",
-                     "row 4: ip_address 10.0.0.12 is used twice (first in row 3)",
-                     "row 4: status 'Maybe' must be Enabled or Disabled",
-                     "row 5: ip_address 10.0.0.30 already belongs to SIM 8988280666000000030",
-                     "row 6: iccid 8988280666000000012 appears again (first in row 3)"):
-        assert expected in err
+    # where: the file's line numbers (the header is line 1)
+    assert err.splitlines()[1:] == [
+        "  line 2: iccid '898828066600000001' must be 19 or 20 digits",
+        "  line 3: imsi '90140510000001' must be 15 digits",
+        "  line 3: ip_address '10.0.0.999' is not an IP address",
+        "  line 5: ip_address 10.0.0.12 is used twice (first on line 4)",
+        "  line 5: status 'Maybe' must be Enabled or Disabled",
+        "  line 6: ip_address 10.0.0.30 already belongs to SIM 8988280666000000030",
+        "  line 7: iccid 8988280666000000012 appears again (first on line 4)"]
     assert [s.iccid for s in SqliteStore(tmp_path / "g.db").all_sims()] == ["8988280666000000030"]
 
 
@@ -74,3 +75,42 @@ def test_missing_file_and_header(tmp_path, config, capsys):
     (tmp_path / "nohead.csv").write_text("8988280666000000010,901405100000010,10.0.0.10\n")
     assert cli(["sims", "import", str(tmp_path / "nohead.csv"), "--config", config]) == 1
     assert "needs a header row" in capsys.readouterr().err
+
+
+def test_a_missing_column_or_value_is_named(tmp_path, config, capsys):
+    (tmp_path / "noimsi.csv").write_text("iccid,ip_address\n8988280666000000010,10.0.0.10\n")
+    assert cli(["sims", "import", str(tmp_path / "noimsi.csv"), "--config", config]) == 1
+    assert capsys.readouterr().err.splitlines()[1:] == [
+        f"  {tmp_path / 'noimsi.csv'}: the header row has no imsi column (it has iccid, ip_address; "
+        "needed: iccid, imsi, ip_address)"]
+    (tmp_path / "short.csv").write_text("iccid,imsi,ip_address\n\n8988280666000000010,901405100000010\n")
+    assert cli(["sims", "import", str(tmp_path / "short.csv"), "--config", config]) == 1
+    assert capsys.readouterr().err.splitlines()[1:] == ["  line 3: ip_address is missing"]
+    (tmp_path / "sims.json").write_text(json.dumps([{"iccid": "8988280666000000010", "ip_address": "10.0.0.10"}]))
+    assert cli(["sims", "import", str(tmp_path / "sims.json"), "--config", config]) == 1
+    assert capsys.readouterr().err.splitlines()[1:] == ["  item 1: imsi is missing"]
+
+
+def test_an_import_keeps_changes_made_since_unless_replace(tmp_path, config, capsys):
+    """make run imports examples/sims.csv on every start: a SIM enabled since stays enabled."""
+    (tmp_path / "sims.csv").write_text(GOOD)
+    assert cli(["sims", "import", str(tmp_path / "sims.csv"), "--config", config]) == 0
+    assert cli(["sims", "set-status", "89882806660000000111", "Enabled", "--config", config]) == 0
+    more = GOOD + "8988280666000000012,901405100000012,10.0.0.12,,,c,Enabled\n"
+    (tmp_path / "sims.csv").write_text(more)
+    capsys.readouterr()
+    assert cli(["sims", "import", str(tmp_path / "sims.csv"), "--config", config]) == 0
+    assert capsys.readouterr().out == (f"imported 1 SIM(s) from {tmp_path / 'sims.csv'}; 2 already registered, "
+                                       "left as they are (--replace overwrites them)\n")
+    store = SqliteStore(tmp_path / "g.db")
+    assert sorted((s.iccid, s.status) for s in store.all_sims()) == [
+        ("8988280666000000010", "Enabled"), ("89882806660000000111", "Enabled"), ("8988280666000000012", "Enabled")]
+    # a registered SIM's row is not written, so its IP conflicts with nothing
+    (tmp_path / "moved.csv").write_text("iccid,imsi,ip_address\n8988280666000000010,901405100000010,10.0.0.11\n")
+    assert cli(["sims", "import", str(tmp_path / "moved.csv"), "--config", config]) == 0
+    assert store.get_sim("8988280666000000010").ip_address == "10.0.0.10"
+    assert cli(["sims", "import", str(tmp_path / "moved.csv"), "--replace", "--config", config]) == 1
+    assert "line 2: ip_address 10.0.0.11 already belongs to SIM 89882806660000000111" in capsys.readouterr().err
+    assert cli(["sims", "import", str(tmp_path / "sims.csv"), "--replace", "--config", config]) == 0
+    assert capsys.readouterr().out == f"imported 3 SIM(s) from {tmp_path / 'sims.csv'} (3 replaced)\n"
+    assert store.get_sim("89882806660000000111").status == "Disabled"

@@ -139,3 +139,31 @@ async def test_template_cli_and_live_activation(tmp_path, start_gateway, capsys)
                                          "--active", "--config", str(toml)]) == 1
     assert "already ACTIVE for COAP" in capsys.readouterr().err
     assert await asyncio.to_thread(cli, ["template", "set-status", template_id, "INACTIVE", "--config", str(toml)]) == 0
+
+
+async def test_a_payload_the_template_makes_nothing_of_is_kept_with_an_error_event(tmp_path, receiver, ca_file,
+                                                                                   start_gateway):
+    """'hello over UDP' with the blueprint active: byte 0 is 'h' (104), no case, no default."""
+    device = sim(49)
+    gw = await start_gateway(make_config(tmp_path, webhooks=[webhook(receiver, ca_file)]), [device])
+    await gw.templates.create(name="blueprint", template=BLUEPRINT, protocols=["UDP"], status="ACTIVE")
+    await asyncio.to_thread(send_udp, "127.0.0.1", gw.udp_port, device.ip_address, b"hello over UDP")
+    (event,) = await receiver.wait_for(1)
+    assert event["type"] == "ERROR"
+    description = ("Asset path:/sense/0/switch, Error: no case matches 104 (cases: 1) and there is no default; "
+                   "the template translated nothing")
+    assert {k: v for k, v in event["error"].items() if k != "id"} == {
+        "type": "DEVICE", "message": "Translator[UserPayloadError]", "payloadExists": True,
+        "description": description}
+    await gw.committer.flush()
+    (message,) = gw.store.messages()
+    assert (message["payload"], message["translated"], message["error"]) == (b"hello over UDP", None, description)
+
+
+def test_template_test_reports_a_payload_the_template_makes_nothing_of(tmp_path, capsys):
+    path = tmp_path / "blueprint.json"
+    path.write_text(json.dumps(BLUEPRINT))
+    assert cli(["template", "test", str(path), "--payload-hex", b"hello over UDP".hex()]) == 1
+    assert capsys.readouterr().err == (
+        "Translator[UserPayloadError]: Asset path:/sense/0/switch, Error: no case matches 104 (cases: 1) and there "
+        "is no default; the template translated nothing\n")

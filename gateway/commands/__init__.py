@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from inspector.sqlite import SqliteStore
 
 from ..config import GatewayConfig, load_config
+from ..control import apply_now
+
+
+def config_path(args: argparse.Namespace) -> str | None:
+    """--config (before or after the command), else $NCE_CONFIG, else none (built-in defaults)."""
+    return getattr(args, "config", None) or os.environ.get("NCE_CONFIG") or None
 
 
 def config_of(args: argparse.Namespace) -> GatewayConfig:
-    return load_config(getattr(args, "config", None))
+    return load_config(config_path(args))
 
 
 def store_of(args: argparse.Namespace) -> SqliteStore:
     config = config_of(args)
     return SqliteStore(config.store.path, config.store.synchronous)
+
+
+def in_force(args: argparse.Namespace) -> None:
+    """After a command changed the store: return once the running gateway applies the change
+    (gateway/control.py), so the next line of a script can rely on it."""
+    config = config_of(args)
+    if apply_now(config.store.path) is False:
+        print(f"warning: the gateway running on {config.store.path} did not confirm the change; it applies it "
+              f"within registry.poll_interval_seconds ({config.registry.poll_interval_seconds:g} s)", file=sys.stderr)

@@ -21,6 +21,7 @@ from ..lwm2m import storage
 from ..lwm2m.actions import FINAL, ActionError, new_record, to_api, validate
 from ..lwm2m.service import load_objects
 from . import config_of, store_of
+from .output import add_format_argument, emit
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=show_request)
 
     p = sub.add_parser("registrations", help="list stored LwM2M registrations")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    add_format_argument(p)
     add_config_argument(p)
     p.set_defaults(func=list_registrations)
 
@@ -111,18 +112,12 @@ def show_request(args: argparse.Namespace) -> int:
 def list_registrations(args: argparse.Namespace) -> int:
     rows = storage.load_registrations(store_of(args).connection())
     items = [dict(zip(storage.REGISTRATION_COLUMNS, r)) for r in rows]
-    if args.format == "json":
-        print(json.dumps(items, indent=2))
-        return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("ICCID", "registration", "address", "lifetime", "binding", "LwM2M", "expires")
-    for item in sorted(items, key=lambda i: i["iccid"]):
-        expires = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["expires_ms"] / 1000))
-        table.add_row(item["iccid"], item["id"], f"{item['transport']}://{item['ip']}:{item['port']}",
-                      str(item["lifetime"]), item["binding"] + (" (queue)" if item["queue"] else ""),
-                      item["version"], expires)
-    Console().print(table)
-    print(f"{len(items)} registration(s)")
+    shown = [{"iccid": item["iccid"], "registration": item["id"],
+              "address": f"{item['transport']}://{item['ip']}:{item['port']}", "lifetime": item["lifetime"],
+              "binding": item["binding"] + (" (queue)" if item["queue"] else ""), "version": item["version"],
+              "expires": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["expires_ms"] / 1000))}
+             for item in sorted(items, key=lambda i: i["iccid"])]
+    columns = [("iccid", "ICCID"), ("registration", "registration"), ("address", "address"),
+               ("lifetime", "lifetime"), ("binding", "binding"), ("version", "LwM2M"), ("expires", "expires")]
+    emit(args.format, columns, shown, records=items, footer=f"{len(items)} registration(s)")
     return 0

@@ -6,7 +6,7 @@ import argparse
 
 from ..cli import CommandError, add_config_argument
 from ..psk import PROTOCOLS, PskError, format_key, parse_key
-from . import store_of
+from . import in_force, store_of
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -36,6 +36,7 @@ def set_key(args: argparse.Namespace) -> int:
     except PskError as exc:
         raise CommandError(str(exc)) from None
     store.set_psk(args.iccid, args.protocol, key, True)
+    in_force(args)
     print(f"{args.iccid}: {args.protocol} PSK set ({len(key)} bytes)")
     return 0
 

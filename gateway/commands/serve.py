@@ -25,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(serve(config))
     except OSError as exc:  # a port in use, an address this host does not have
         raise CommandError(f"cannot start: {exc.strerror or exc}; check the bind addresses and ports "
-                           "in the config (or NCE_UDP_PORT, NCE_COAP_PORT, NCE_API_PORT)") from None
+                           "in the config (or NCE_UDP_PORT, NCE_COAP_PORT, NCE_COAPS_PORT, NCE_API_PORT)") from None
     return 0

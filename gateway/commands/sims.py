@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from rich.console import Console
-from rich.table import Table
-
 from ..cli import CommandError, add_config_argument
-from ..sims_import import SimImportError, read_rows, validate_rows, write_csv
-from . import store_of
+from ..sims_import import COLUMNS, SimImportError, read_rows, validate_rows
+from . import in_force, store_of
+from .output import add_format_argument, emit
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -20,17 +17,21 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("import", help="import SIMs from a CSV (header row) or JSON list file",
                        description="Import SIMs: all rows are validated first; nothing is written if any row is bad. "
-                                   "Columns: iccid, imsi, ip_address, msisdn, imei, label, status.")
+                                   "Columns: iccid, imsi, ip_address, msisdn, imei, label, status. SIMs already "
+                                   "in the registry are left as they are (changes made since, such as "
+                                   "set-status, stay) unless --replace is given.")
     p.add_argument("file")
+    p.add_argument("--replace", action="store_true",
+                   help="overwrite SIMs already in the registry with the file's rows")
     add_config_argument(p)
     p.set_defaults(func=import_sims)
 
-    p = sub.add_parser("list", help="list SIMs")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p = sub.add_parser("list", help="list SIMs (--format csv is the import format)")
+    add_format_argument(p)
     add_config_argument(p)
     p.set_defaults(func=list_sims)
 
-    p = sub.add_parser("set-status", help="enable or disable a SIM (takes effect without restart)")
+    p = sub.add_parser("set-status", help="enable or disable a SIM (in force in the running gateway when the command returns)")
     p.add_argument("iccid")
     p.add_argument("status", choices=("Enabled", "Disabled"))
     add_config_argument(p)
@@ -39,8 +40,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def import_sims(args: argparse.Namespace) -> int:
     store = store_of(args)
+    existing = store.all_sims()
     try:
-        sims = validate_rows(read_rows(args.file), store.all_sims())
+        sims = validate_rows(read_rows(args.file), existing, replace=args.replace)
     except FileNotFoundError:
         raise CommandError(f"{args.file} does not exist") from None
     except SimImportError as exc:
@@ -48,24 +50,27 @@ def import_sims(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    registered = {s.iccid for s in existing}
+    kept = [s for s in sims if s.iccid in registered]
+    if not args.replace:
+        sims = [s for s in sims if s.iccid not in registered]
     count = store.upsert_sims(sims)
-    print(f"imported {count} SIM(s) from {args.file}")
+    in_force(args)
+    if args.replace:
+        print(f"imported {count} SIM(s) from {args.file} ({len(kept)} replaced)")
+    elif kept:
+        print(f"imported {count} SIM(s) from {args.file}; {len(kept)} already registered, left as they are "
+              "(--replace overwrites them)")
+    else:
+        print(f"imported {count} SIM(s) from {args.file}")
     return 0
 
 
 def list_sims(args: argparse.Namespace) -> int:
     sims = store_of(args).all_sims()
-    if args.format == "csv":
-        write_csv(sims, sys.stdout)
-    elif args.format == "json":
-        print(json.dumps([{"iccid": s.iccid, "imsi": s.imsi, "ip_address": s.ip_address, "msisdn": s.msisdn,
-                           "imei": s.imei, "label": s.label, "status": s.status} for s in sims], indent=2))
-    else:
-        table = Table("ICCID", "IMSI", "IP address", "MSISDN", "IMEI", "Label", "Status")
-        for s in sims:
-            table.add_row(s.iccid, s.imsi, s.ip_address, s.msisdn or "", s.imei or "", s.label or "", s.status)
-        Console().print(table)
-        print(f"{len(sims)} SIM(s)")
+    rows = [{key: getattr(s, key) for key in COLUMNS} for s in sims]
+    titles = ("ICCID", "IMSI", "IP address", "MSISDN", "IMEI", "Label", "Status")
+    emit(args.format, list(zip(COLUMNS, titles)), rows, footer=f"{len(sims)} SIM(s)")
     return 0
 
 
@@ -73,5 +78,6 @@ def set_status(args: argparse.Namespace) -> int:
     sim = store_of(args).update_sim(args.iccid, status=args.status)
     if sim is None:
         raise CommandError(f"no SIM with ICCID {args.iccid}")
+    in_force(args)
     print(f"{sim.iccid}: {sim.status}")
     return 0

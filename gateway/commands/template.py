@@ -10,11 +10,14 @@ import json
 import sys
 from pathlib import Path
 
+from bcl import compile_template
 from bcl.cli import test_file, validate_file
 
 from ..cli import CommandError, add_config_argument
-from ..templates import PROTOCOLS, TemplateRefused, TemplateService
-from . import store_of
+from ..pipeline import TRANSLATOR_ERROR
+from ..templates import PROTOCOLS, TemplateRefused, TemplateService, why_nothing
+from . import in_force, store_of
+from .output import add_format_argument, emit
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,14 +29,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=validate)
 
     p = sub.add_parser("test", help="translate one payload with a template file; prints the JSON (exit 0) "
-                                    "or the errors (exit 1)")
+                                    "or the errors (exit 1), as the gateway would report them")
     p.add_argument("file")
     payload = p.add_mutually_exclusive_group(required=True)
     payload.add_argument("--payload-hex", help="the payload as hex bytes")
     payload.add_argument("--payload-b64", help="the payload as base64")
     p.set_defaults(func=test)
 
-    p = sub.add_parser("add", help="store a template (the running gateway applies ACTIVE ones within a second)")
+    p = sub.add_parser("add", help="store a template (in force in the running gateway when the command returns)")
     p.add_argument("file")
     p.add_argument("--name", required=True)
     p.add_argument("--protocol", action="append", choices=PROTOCOLS, required=True, dest="protocols",
@@ -43,6 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=add)
 
     p = sub.add_parser("list", help="stored templates")
+    add_format_argument(p)
     add_config_argument(p)
     p.set_defaults(func=list_templates)
 
@@ -66,6 +70,10 @@ def test(args: argparse.Namespace) -> int:
     except (ValueError, binascii.Error):
         raise CommandError("the payload is not valid hex/base64") from None
     code, text = test_file(args.file, payload)
+    if code == 0 and json.loads(text)["translatedPayload"] == {}:
+        # what the running gateway does with such a payload (gateway/templates.py)
+        template = compile_template(Path(args.file).read_text(encoding="utf-8")).template
+        code, text = 1, f"{TRANSLATOR_ERROR}: {why_nothing(template, payload)}"
     print(text, file=sys.stdout if code == 0 else sys.stderr)
     return code
 
@@ -92,14 +100,16 @@ def add(args: argparse.Namespace) -> int:
                                          status="ACTIVE" if args.active else "INACTIVE"))
     except TemplateRefused as exc:
         raise CommandError(str(exc)) from None
+    in_force(args)
     print(f"{row['id']}: {row['name']} ({', '.join(row['protocols'])}) {row['status']}")
     return 0
 
 
 def list_templates(args: argparse.Namespace) -> int:
-    for row in _service(args).list():
-        print(json.dumps({"id": row["id"], "name": row["name"], "protocolFilter": row["protocols"],
-                          "status": row["status"]}))
+    rows = [{"id": row["id"], "name": row["name"], "protocolFilter": row["protocols"], "status": row["status"]}
+            for row in _service(args).list()]
+    columns = [("id", "ID"), ("name", "Name"), ("protocolFilter", "Protocols"), ("status", "Status")]
+    emit(args.format, columns, rows, footer=f"{len(rows)} template(s)")
     return 0
 
 
@@ -108,5 +118,6 @@ def set_status(args: argparse.Namespace) -> int:
         row = asyncio.run(_service(args).update(args.id, status=args.status))
     except TemplateRefused as exc:
         raise CommandError(str(exc)) from None
+    in_force(args)
     print(f"{row['id']}: {row['status']}")
     return 0

@@ -1,26 +1,23 @@
 """``nce-gateway users``: accounts of the management API.
 
 The CLI works on the store file directly, so it acts with Owner rights (whoever can run it can
-read the database anyway). A running gateway sees changes within ``registry.poll_interval_seconds``;
-disabling a user or setting a password invalidates that user's tokens.
+read the database anyway). A change is in force in the running gateway when the command returns
+(gateway/control.py); disabling a user or setting a password invalidates that user's tokens.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 import time
-
-from rich.console import Console
-from rich.table import Table
 
 from inspector import accounts as store_accounts
 
 from .. import accounts
 from ..cli import CommandError, add_config_argument
-from . import store_of
+from . import in_force, store_of
+from .output import add_format_argument, emit
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -28,7 +25,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                  description="Users of the management API (roles Owner, Admin, User, API).")
     sub = parser.add_subparsers(dest="users_command", metavar="ACTION", required=True)
 
-    p = sub.add_parser("create-owner", help="create an Owner (the first user of a new gateway)")
+    p = sub.add_parser("create-owner", help="create the first user of a new gateway, an Owner",
+                       description="Create the first user, an Owner. Refused once an Owner exists: add more "
+                                   "Owners with 'users add EMAIL --role Owner'.")
     p.add_argument("email")
     _password_arguments(p)
     add_config_argument(p)
@@ -42,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=add_user)
 
     p = sub.add_parser("list", help="list users")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    add_format_argument(p)
     add_config_argument(p)
     p.set_defaults(func=list_users)
 
@@ -111,11 +110,16 @@ def _create(args: argparse.Namespace, role: str) -> int:
         account = store_accounts.create_account(store, username, password_hash, role)
     except store_accounts.AccountError as exc:
         raise CommandError(str(exc)) from None
+    in_force(args)
     print(f"created {account.username} ({account.role})")
     return 0
 
 
 def create_owner(args: argparse.Namespace) -> int:
+    owners = [u.username for u in store_accounts.all_accounts(store_of(args)) if u.role == accounts.OWNER]
+    if owners:
+        raise CommandError(f"this gateway already has an Owner ({', '.join(owners)}); create-owner makes the first "
+                           "user only: add another Owner with 'nce-gateway users add EMAIL --role Owner'")
     return _create(args, accounts.OWNER)
 
 
@@ -131,16 +135,11 @@ def _iso(ms: int | None) -> str:
 
 def list_users(args: argparse.Namespace) -> int:
     users = store_accounts.all_accounts(store_of(args))
-    if args.format == "json":
-        print(json.dumps([{"userId": u.username, "role": u.role, "status": u.status,
-                           "createdTime": _iso(u.created_ms), "lastLoginTime": _iso(u.last_login_ms) or None}
-                          for u in users], indent=2))
-        return 0
-    table = Table("User", "Role", "Status", "Created", "Last login")
-    for u in users:
-        table.add_row(u.username, u.role, u.status, _iso(u.created_ms), _iso(u.last_login_ms))
-    Console().print(table)
-    print(f"{len(users)} user(s)")
+    rows = [{"userId": u.username, "role": u.role, "status": u.status, "createdTime": _iso(u.created_ms),
+             "lastLoginTime": _iso(u.last_login_ms) or None} for u in users]
+    columns = [("userId", "User"), ("role", "Role"), ("status", "Status"), ("createdTime", "Created"),
+               ("lastLoginTime", "Last login")]
+    emit(args.format, columns, rows, footer=f"{len(users)} user(s)")
     return 0
 
 
@@ -152,6 +151,7 @@ def _update(args: argparse.Namespace, **changes: object) -> store_accounts.Accou
         raise CommandError(str(exc)) from None
     if account is None:
         raise CommandError(f"no user {username}")
+    in_force(args)
     return account
 
 

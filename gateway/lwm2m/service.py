@@ -51,7 +51,7 @@ class LwM2MService:
         self.requests = DeviceRequests(self.registrations, timeout=cfg.request_timeout_seconds,
                                        queue_timeout=cfg.queue_timeout_seconds,
                                        awake_seconds=cfg.queue_awake_seconds)
-        self.telemetry = Telemetry(gateway.pipeline, self.objects)
+        self.telemetry = Telemetry(gateway.pipeline, self.objects, gateway.metrics.received_by["LWM2M"])
         self.server = LwM2MServer(cfg, gateway.pipeline, gateway.registry, self.registrations, self.writer,
                                   self.requests, self.telemetry, self.objects, gateway.metrics,
                                   config.coap.max_payload)

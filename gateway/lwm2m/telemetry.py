@@ -46,9 +46,10 @@ def _number(value: Any) -> bool:
 
 
 class Telemetry:
-    def __init__(self, pipeline: Any, objects: ObjectRegistry) -> None:
+    def __init__(self, pipeline: Any, objects: ObjectRegistry, received: Any = None) -> None:
         self.pipeline = pipeline
         self.objects = objects
+        self.received = received  # nce_uplink_received_total{protocol="LWM2M"}: messages with values
 
     def decode(self, content_format: int, payload: bytes, base_path: LwM2MPath | str) -> dict[str, Value]:
         """Values of a payload; raises FormatError (a ValueError) for bad or unsupported input."""
@@ -56,5 +57,7 @@ class Telemetry:
 
     def publish(self, sim: Sim, payload: bytes, values: dict[str, Value], ack: tuple | None = None) -> None:
         """Store and route one TELEMETRY_DATA event for these values; ``ack`` runs after commit."""
+        if self.received is not None:
+            self.received.inc()
         self.pipeline.translated(sim, PROTOCOL, payload, values_to_json(values), ack=ack,
                                  locations=locations_of(values))

@@ -33,13 +33,23 @@ def auth_of(request: web.Request) -> Authenticator:
 
 
 async def _form_or_json(request: web.Request) -> dict | None:
-    """The body as a dict (JSON or form-encoded), None when the content type is neither."""
+    """The body as a dict (JSON or form-encoded), None when the content type is neither.
+
+    OAuth2 clients send the form (RFC 6749 §4.4.2), 1NCE's examples JSON. A body without a
+    Content-Type, or a JSON object labelled as a form (``curl -d '{...}'`` does that), is read
+    as what it evidently is rather than answered with a missing ``grant_type``.
+    """
     if not request.body_exists:
         return {}
     text = await request.text()
     ctype = request.content_type
-    if ctype == "application/x-www-form-urlencoded":
+    looks_like_json = text.lstrip().startswith("{")
+    if "Content-Type" not in request.headers:
+        ctype = "application/json" if looks_like_json else "application/x-www-form-urlencoded"
+    if ctype == "application/x-www-form-urlencoded" and not looks_like_json:
         return {k: v[-1] for k, v in parse_qs(text).items()}
+    if ctype == "application/x-www-form-urlencoded":
+        ctype = "application/json"
     if ctype in ("application/json", "") or ctype.endswith("+json"):
         if not text.strip():
             return {}

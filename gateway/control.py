@@ -1,0 +1,127 @@
+"""Changes made by another process (the CLI) in force at once, not after the next poll.
+
+The store follower (``gateway/follow.py``) polls the store's version numbers every
+``registry.poll_interval_seconds``, so a script that activates a template and sends a message
+straight away would race it. So the running gateway also listens on a local control socket;
+the CLI, after committing its change, connects and sends ``apply``; the gateway runs the
+follower's check (reloading whatever moved) and answers ``applied`` once the change is in
+force. The CLI returns only then.
+
+The socket is a Linux abstract Unix socket named after the store file (its real path), so
+every process that opens the same store finds the same gateway, there is no socket file to
+go stale after a crash, and no path length limit. A peer can only ask for that check: the
+gateway reads nothing else from it, and serves a bounded number of connections, each with a
+deadline. No listener (no gateway running on this store) means there is nothing to wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+log = logging.getLogger("nce.control")
+
+REQUEST = b"apply\n"
+ANSWER = b"applied\n"
+MAX_CONNECTIONS = 8
+READ_TIMEOUT = 2.0
+
+
+def available() -> bool:
+    """Abstract Unix sockets are a Linux feature; elsewhere the follower's polling is all."""
+    return sys.platform.startswith("linux")
+
+
+def address(store_path: str | Path) -> str:
+    """The abstract socket name of the gateway serving this store file."""
+    real = os.path.realpath(os.fspath(store_path))
+    return "\0nce-gateway/" + hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+class ControlServer:
+    """Answers ``apply`` after ``check()`` (the follower's reload of what changed) has run."""
+
+    def __init__(self, store_path: str | Path, check: Callable[[], Awaitable[None]]) -> None:
+        self.address = address(store_path)
+        self.check = check
+        self._server: asyncio.AbstractServer | None = None
+        self._open = 0
+
+    async def start(self) -> bool:
+        """Listen; False (logged) when another gateway on the same store already does."""
+        if not available():
+            return False
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=self.address)
+        except OSError as exc:
+            log.warning("control socket not available (%s): changes made by the CLI reach this gateway "
+                        "within registry.poll_interval_seconds", exc.strerror or exc,
+                        extra={"event": "control_unavailable"})
+            return False
+        return True
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open += 1
+        try:
+            if self._open > MAX_CONNECTIONS:
+                return
+            try:
+                line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+            except (asyncio.TimeoutError, ConnectionError, ValueError):
+                return
+            if line != REQUEST:
+                writer.write(b"unknown request\n")
+            else:
+                await self.check()
+                writer.write(ANSWER)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+        finally:
+            self._open -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def apply_now(store_path: str | Path, timeout: float = 5.0) -> bool | None:
+    """Ask the gateway running on this store to apply the store's changes now (blocking).
+
+    True: it confirmed, the change is in force. None: no gateway is running on this store (or
+    the platform has no control socket). False: a gateway listens but did not confirm within
+    ``timeout``; it still applies the change at its next poll.
+    """
+    if not available():
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address(store_path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None
+        except OSError:
+            return False
+        try:
+            sock.sendall(REQUEST)
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                answer += chunk
+        except OSError:
+            return False
+        return answer == ANSWER
