@@ -10,6 +10,8 @@ retention period like messages.
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 import time
 import uuid
@@ -48,8 +50,40 @@ def entry_for(*, source: str, actor: str, role: str, ip: str | None, method: str
     kind = "DEVICE" if iccid else "INTEGRATION" if route_path.startswith("/v1/integrate/clouds") else "GENERAL"
     return AdminLog(id=str(uuid.uuid4()), created_ms=time.time_ns() // 1_000_000, source=source, actor=actor,
                     role=role, ip=ip, type=kind, category="info" if status < 400 else "error", iccid=iccid,
-                    integration_id=integration, message=f"{method} {route_path}",
-                    description=f"{actor} ({role}) {method} {path}: {status}")
+                    integration_id=integration,
+                    message=route_path if source == "CLI" else f"{method} {route_path}",
+                    description=f"{actor} (CLI) {path}" if source == "CLI" else f"{actor} ({role}) {method} {path}: {status}")
+
+
+def cli_entry(args: Any) -> tuple[AdminLog, dict[str, Any]]:
+    """The log row and redacted arguments of a changing CLI command (``args`` from argparse)."""
+    command = getattr(args, "command", "") or ""
+    action = getattr(args, f"{command}_command", "") or ""
+    name = f"nce-gateway {command} {action}".strip()
+    values = {k: v for k, v in vars(args).items()
+              if k not in ("func", "command", f"{command}_command") and isinstance(v, (str, int, float, bool, list))}
+    iccid = values.get("iccid") if isinstance(values.get("iccid"), str) else None
+    entry = entry_for(source="CLI", actor=_os_user(), role="CLI", ip=None, method="CLI", route_path=name, path=name,
+                      params={"iccid": iccid} if iccid else {}, status=0)
+    if command == "integrations":
+        entry = _with_type(entry, "INTEGRATION")
+    return entry, redact(values)
+
+
+def _with_type(entry: AdminLog, kind: str) -> AdminLog:
+    return AdminLog(*(kind if f == "type" else getattr(entry, f) for f in AdminLog.__slots__))
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid {os.getuid()}"
+
+
+def record_cli_change(store: Any, args: Any) -> None:
+    entry, values = cli_entry(args)
+    admin_logs.record(store, entry, values)
 
 
 async def record_api_change(gateway: Any, request: Any, route_path: str, principal: Any, ip: str, body: Any,

@@ -92,3 +92,20 @@ async def test_retention_purges_old_logs(api):
     counts = await api.gateway.committer.write(store.purge, int(time.time() * 1000) + 1)
     assert counts["admin_logs"] == 1
     assert await api.gateway.read(admin_logs.page, store, admin_logs.AdminLogQuery(), 0, 10) == (0, [])
+
+
+async def test_cli_changes_are_logged(api, tmp_path):
+    import asyncio
+    import getpass
+
+    from gateway.cli import main as cli
+
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[store]\npath = "{api.gateway.config.store.path}"\n')
+    code = await asyncio.to_thread(cli, ["sims", "set-status", DEVICE.iccid, "Disabled", "--config", str(config)])
+    assert code == 0
+    items = (await api.client("Owner").get("/v1/administrationLogs", params={"q": "type:DEVICE"})).body["items"]
+    assert [(i["message"], i["iccid"], i["description"]) for i in items] == [
+        ("nce-gateway sims set-status", DEVICE.iccid, f"{getpass.getuser()} (CLI) nce-gateway sims set-status")]
+    values = payload_of(await api.client("Owner").get(f"/v1/administrationLogs/{items[0]['id']}/payload"))
+    assert values["iccid"] == DEVICE.iccid and values["status"] == "Disabled"

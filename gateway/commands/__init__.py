@@ -8,6 +8,7 @@ import sys
 
 from inspector.sqlite import SqliteStore
 
+from .. import audit
 from ..config import GatewayConfig, load_config
 from ..control import apply_now
 
@@ -27,9 +28,14 @@ def store_of(args: argparse.Namespace) -> SqliteStore:
 
 
 def in_force(args: argparse.Namespace) -> None:
-    """After a command changed the store: return once the running gateway applies the change
-    (gateway/control.py), so the next line of a script can rely on it."""
+    """After a command changed the store: log the change (administration log), then return once
+    the running gateway applies it (gateway/control.py), so the next line of a script can rely on it."""
     config = config_of(args)
+    store = SqliteStore(config.store.path, config.store.synchronous)
+    try:
+        audit.record_cli_change(store, args)  # the administration log (gateway/audit.py)
+    finally:
+        store.close()
     if apply_now(config.store.path) is False:
         print(f"warning: the gateway running on {config.store.path} did not confirm the change; it applies it "
               f"within registry.poll_interval_seconds ({config.registry.poll_interval_seconds:g} s)", file=sys.stderr)
