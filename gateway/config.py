@@ -93,6 +93,9 @@ class ApiConfig:
     login_max_failures_per_user: int = 5
     login_max_failures_per_ip: int = 20
     login_window_seconds: float = 900.0
+    # password checks (argon2id, ~0.35 s each, one at a time) allowed to wait at once, from all
+    # clients together; beyond it a login answers 429 at once (the queue cannot grow)
+    login_max_pending_checks: int = 32
     # CA file that webhooks created through the API are verified against (default: system CAs)
     webhook_ca_file: str | None = None
     # how long POST .../webhooks/{id}/test waits for the target to take the test message
@@ -303,6 +306,8 @@ def _validate(cfg: GatewayConfig) -> None:
         raise ConfigError("api.token_ttl_seconds: must be at least 1")
     if cfg.api.login_max_failures_per_user < 1 or cfg.api.login_max_failures_per_ip < 1:
         raise ConfigError("api.login_max_failures_per_user/_per_ip: must be at least 1")
+    if cfg.api.login_max_pending_checks < 1:
+        raise ConfigError("api.login_max_pending_checks: must be at least 1")
     if cfg.api.login_window_seconds <= 0 or cfg.api.test_timeout_seconds <= 0:
         raise ConfigError("api.login_window_seconds/test_timeout_seconds: must be positive")
     if cfg.store.synchronous not in ("full", "normal"):

@@ -61,7 +61,8 @@ def build_management_api(gateway: Any, table: route_table.RouteTable | None = No
     table = table or build_table()
     auth = Authenticator(gateway, ttl_seconds=cfg.token_ttl_seconds,
                          limiter=LoginLimiter(cfg.login_max_failures_per_user, cfg.login_max_failures_per_ip,
-                                              cfg.login_window_seconds))
+                                              cfg.login_window_seconds),
+                         max_pending_checks=cfg.login_max_pending_checks)
     api[AUTH_KEY] = auth
     api[DOCUMENT_KEY] = table.document
     route_table.install(api, table, auth.authenticate)

@@ -22,6 +22,7 @@ from inspector import accounts as store_accounts
 
 from ... import accounts
 from ..auth import Authenticator, login_error, scope_of
+from ..throttle import Attempt, Busy
 from ..errors import bad_request, forbidden
 from ..routes import ANY, AUTH_KEY, PUBLIC, ApiRoute, gateway_of, json_response, principal_of
 
@@ -74,6 +75,11 @@ def _basic_credentials(request: web.Request) -> tuple[str, str]:
     return username, password
 
 
+def _too_many(message: str, wait: float) -> Exception:
+    seconds = max(1, math.ceil(wait))
+    return login_error("TooManyRequests", message, 429, headers={"Retry-After": str(seconds)})
+
+
 async def token(request: web.Request) -> web.Response:
     gateway = gateway_of(request)
     auth = auth_of(request)
@@ -89,21 +95,27 @@ async def token(request: web.Request) -> web.Response:
                           "Request body validation error: grant_type must be 'client_credentials'")
     name = username.strip().lower()
     ip = request.remote or "unknown"
-    wait = auth.limiter.retry_after(name, ip)
-    if wait > 0:
-        seconds = max(1, math.ceil(wait))
-        log.warning("login refused: too many failures", extra={"event": "login_throttled", "user": name, "ip": ip})
-        raise login_error("TooManyRequests", f"Too many failed logins; try again in {seconds} s", 429,
-                          headers={"Retry-After": str(seconds)})
+    attempt = auth.limiter.reserve(name, ip)  # counted before the check: parallel requests cannot pass
+    if not isinstance(attempt, Attempt):
+        log.warning("login refused: too many attempts", extra={"event": "login_throttled", "user": name, "ip": ip})
+        raise _too_many(f"Too many failed logins; try again in {max(1, math.ceil(attempt))} s", attempt)
     user = await gateway.read(store_accounts.get_account, gateway.store, name)
-    ok, rehash = await auth.check_password(user.password_hash if user else accounts.dummy_hash(), password)
+    try:
+        ok, rehash = await auth.check_password(attempt.ip, user.password_hash if user else None, password)
+    except Busy:
+        auth.limiter.cancel(attempt)
+        log.warning("login refused: password checks busy", extra={"event": "login_busy", "user": name, "ip": ip})
+        raise _too_many("Too many logins at once; try again in 1 s", 1) from None
+    except BaseException:
+        auth.limiter.failed(attempt)  # the client went away: the attempt still counts
+        raise
     if user is None or not ok:
-        auth.limiter.failed(name, ip)
+        auth.limiter.failed(attempt)
         log.warning("login failed", extra={"event": "login_failed", "user": name, "ip": ip})
         raise login_error("BadCredentials", "Bad credentials: unknown user or wrong password.")
+    auth.limiter.succeeded(attempt)
     if not user.enabled:
         raise login_error("BadCredentials", "User is disabled.")
-    auth.limiter.succeeded(name)
     await gateway.committer.write(store_accounts.record_login, gateway.store, user.id, rehash)
     if not auth.knows(user):
         await auth.reload()
