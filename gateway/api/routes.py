@@ -43,7 +43,7 @@ from inspector.accounts import ROLES
 
 from . import openapi
 from .errors import ApiError, bad_request, error_body
-from .validation import OperationValidator
+from .validation import OperationValidator, parse_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OWNER, ADMIN, USER, API = ROLES
@@ -148,7 +148,7 @@ async def read_json(request: web.Request, required: bool = True) -> Any:
     if request.content_type not in ("application/json", "") and not request.content_type.endswith("+json"):
         raise bad_request(f"body: Content-Type must be application/json, not {request.content_type}", "body")
     try:
-        return json.loads(await request.text())
+        return parse_json(await request.text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"body: not valid JSON: {exc}", "body") from None
 

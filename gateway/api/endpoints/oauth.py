@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import math
 from urllib.parse import parse_qs
@@ -23,6 +22,7 @@ from inspector import accounts as store_accounts
 from ... import accounts
 from ..auth import Authenticator, login_error, scope_of
 from ..throttle import Attempt, Busy
+from ..validation import parse_json
 from ..errors import bad_request, forbidden
 from ..routes import ANY, AUTH_KEY, PUBLIC, ApiRoute, gateway_of, json_response, principal_of
 
@@ -45,9 +45,9 @@ async def _form_or_json(request: web.Request) -> dict | None:
         if not text.strip():
             return {}
         try:
-            value = json.loads(text)
-        except ValueError:
-            raise login_error("BodyValidationError", "Request body validation error: not valid JSON") from None
+            value = parse_json(text)
+        except ValueError as exc:
+            raise login_error("BodyValidationError", f"Request body validation error: not valid JSON ({exc})") from None
         if not isinstance(value, dict):
             raise login_error("BodyValidationError", "Request body validation error: expected a JSON object")
         return value
