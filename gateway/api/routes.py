@@ -52,13 +52,15 @@ OWNER, ADMIN, USER, API = ROLES
 PUBLIC = "public"
 ANY = "any"            # any valid token: who am I, revoke my token, the OpenAPI document
 READ = "read"          # read SIMs, devices, history, integrations
-MANAGE = "manage"      # change SIMs, integrations, templates, PSKs; device actions
+MANAGE = "manage"      # change SIMs, templates, PSKs; device actions; test and restart integrations
+INTEGRATE = "integrate"  # create, change, delete integrations: they choose where device data goes
 PURCHASE = "purchase"  # top-ups, extensions, limits (not implemented: 501 after the role check)
 USERS = "users"        # user administration (finer rules per target role: gateway.accounts)
 ACCESS_ROLES: dict[str, frozenset[str]] = {
     ANY: frozenset(ROLES),
     READ: frozenset(ROLES),
     MANAGE: frozenset(ROLES),
+    INTEGRATE: frozenset({OWNER, ADMIN}),
     PURCHASE: frozenset({OWNER, ADMIN}),
     USERS: frozenset({OWNER, ADMIN}),
 }
