@@ -62,7 +62,8 @@ class Gateway:
                                regenerate_after_seconds=config.psk.regenerate_after_seconds)
         self.follower = StoreFollower(self.read, config.registry.poll_interval_seconds)
         self.integrations = IntegrationManager(self.store, read=self.read, write=self.committer.write,
-                                               emit=self._emit, metrics=self.metrics)
+                                               emit=self._emit, metrics=self.metrics,
+                                               targets=config.targets.policy())
         self.committer.observers.append(self.integrations)
         self.templates = TemplateService(self.store, write=self.committer.write, read=self.read)
         self.pipeline = Pipeline(self.committer, self.integrations, translator=self.templates)

@@ -12,8 +12,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from integrators.http11 import check_header
+from integrators.targets import TargetPolicy, parse_networks
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (150.0, 180.0, 420.0, 1020.0)
 EVENT_TYPES: tuple[str, ...] = (
@@ -132,6 +134,21 @@ class LwM2MConfig:
 
 
 @dataclass
+class TargetsConfig:
+    """Where integrations (webhooks) may connect (integrators/targets.py). By default public
+    addresses only: loopback, link-local, private and other non-public ranges are refused."""
+
+    allow_loopback: bool = False  # 127.0.0.0/8, ::1: local tests and the demo
+    allow_private: bool = False  # RFC 1918, CGNAT, IPv6 ULA, ...: private-APN and local deployments
+    allow: list[str] = field(default_factory=list)  # networks allowed anyway, e.g. ["10.20.0.0/16"]
+    deny: list[str] = field(default_factory=list)  # networks refused whatever else says (checked first)
+
+    def policy(self) -> TargetPolicy:
+        return TargetPolicy(self.allow_loopback, self.allow_private, parse_networks(self.allow, "targets.allow"),
+                            parse_networks(self.deny, "targets.deny"))
+
+
+@dataclass
 class LogConfig:
     level: str = "INFO"
     format: str = "json"  # json | text
@@ -217,6 +234,7 @@ class GatewayConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     log: LogConfig = field(default_factory=LogConfig)
     lwm2m: LwM2MConfig = field(default_factory=LwM2MConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
     aws_integrations: list[AwsIntegrationConfig] = field(default_factory=list)
 
@@ -231,6 +249,7 @@ _SECTIONS: dict[str, type] = {
     "registry": RegistryConfig,
     "log": LogConfig,
     "lwm2m": LwM2MConfig,
+    "targets": TargetsConfig,
 }
 _LISTS: dict[str, type] = {"webhooks": WebhookConfig, "aws_integrations": AwsIntegrationConfig}
 
@@ -314,6 +333,10 @@ def _validate(cfg: GatewayConfig) -> None:
         raise ConfigError("store.synchronous: must be 'full' or 'normal'")
     if cfg.store.retention_days <= 0:
         raise ConfigError("store.retention_days: must be positive")
+    try:
+        targets = cfg.targets.policy()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     names = set()
     for i, hook in enumerate(cfg.webhooks):
         where = f"webhooks[{i}]"
@@ -322,6 +345,9 @@ def _validate(cfg: GatewayConfig) -> None:
         names.add(hook.name)
         if not hook.url.startswith(("https://", "http://")):
             raise ConfigError(f"{where}.url: must start with https:// (or http:// for local tests)")
+        refused = targets.check_literal(urlsplit(hook.url).hostname or "")
+        if refused:
+            raise ConfigError(f"{where}.url: {refused}")
         bad = [t for t in hook.event_types if t not in EVENT_TYPES]
         if bad:
             raise ConfigError(f"{where}.event_types: unknown {', '.join(bad)}; known: {', '.join(EVENT_TYPES)}")

@@ -287,10 +287,16 @@ def restart_handler(api_type: str) -> Callable[[web.Request], Awaitable[web.Resp
 
 # webhooks --------------------------------------------------------------------------------------
 
-def _check_url(url: str) -> str:
+def _check_url(request: web.Request, url: str) -> str:
+    """An https:// URL whose host, when it is an address (or localhost), ``[targets]`` allows;
+    names are checked again, resolved, whenever a connection is opened."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise bad_request("url: must be an https:// URL with a host", "url")
+    policy = gateway_of(request).integrations.targets
+    refused = policy.check_literal(parts.hostname) if policy is not None else None
+    if refused:
+        raise bad_request(f"url: {refused}", "url")
     return url
 
 
@@ -336,7 +342,7 @@ def webhook_describe(row: dict) -> dict:
 async def webhook_patch(request: web.Request, row: dict, body: dict) -> dict:
     config = dict(row["config"])
     if "url" in body:
-        config["url"] = _check_url(body["url"])
+        config["url"] = _check_url(request, body["url"])
     if "headers" in body:
         config["headers"] = _check_headers(body["headers"], config.get("headers"))
     if "eventTypes" in body:
@@ -364,7 +370,7 @@ def create_integration(store: Any, *, uuid: str, name: str, kind: str, config: d
 async def create_webhook(request: web.Request) -> web.Response:
     gateway = gateway_of(request)
     body = body_of(request)
-    hook = WebhookConfig(name=body["name"], url=_check_url(body["url"]), headers=_check_headers(body["headers"]),
+    hook = WebhookConfig(name=body["name"], url=_check_url(request, body["url"]), headers=_check_headers(body["headers"]),
                          event_types=_check_event_types(body["eventTypes"]), ca_file=gateway.config.api.webhook_ca_file,
                          json_payload_enabled=bool(body.get("jsonPayloadEnabled", False)))
     config = dataclasses.asdict(hook)
