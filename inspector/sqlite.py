@@ -3,12 +3,21 @@
 One file in WAL mode. All writes of the gateway go through one writer thread (see
 ``committer.GroupCommitter``), so SQLite's single-writer lock is never contended inside the
 process; other processes (the CLI) wait on ``busy_timeout``. Each thread gets its own connection.
+
+**The file is private to the gateway's user.** It holds the token signing key, PSKs and
+webhook secrets: a new store is created 0600 in a folder created 0700, and SQLite gives the
+``-wal`` and ``-shm`` files the database file's permissions. An existing store (or ``-wal``/
+``-shm``) that others may read is made private with a loud warning; when that is not possible
+(another user owns it) the store refuses to open.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,6 +26,8 @@ from pathlib import Path
 
 from .records import EventRecord, OutboxItem, Pending, Sim
 from .schema import migrations
+
+log = logging.getLogger("nce.store")
 
 SIM_COLUMNS = ("iccid", "imsi", "ip_address", "msisdn", "imei", "label", "status", "imei_lock")
 
@@ -44,7 +55,7 @@ class SqliteStore:
         self.synchronous = synchronous.upper()
         self._local = threading.local()
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            make_private(Path(self.path))
         self._migrate()
 
     # connections -----------------------------------------------------------------------
@@ -396,6 +407,33 @@ class SqliteStore:
             with transaction(conn):
                 conn.execute("DELETE FROM latest WHERE message_seq NOT IN (SELECT seq FROM messages)")
         return counts
+
+
+def make_private(path: Path) -> None:
+    """Create the store's folder (0700) and file (0600) if missing; make an existing file and
+    its ``-wal``/``-shm`` private (0600) with a warning when others may read or write them."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    for item in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(item.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077 == 0:
+            continue
+        try:
+            os.chmod(item, mode & 0o700)
+        except OSError as exc:
+            raise StoreError(f"{item} can be read by other users (mode {mode:04o}) and cannot be made private "
+                             f"({exc.strerror}): it holds the token signing key and device keys. Run "
+                             f"`chmod 600 {item}` as its owner, or start the gateway as that user") from None
+        log.warning("store file was readable by other users; made private",
+                    extra={"event": "store_made_private", "path": str(item), "mode_was": f"{mode:04o}",
+                           "mode_now": f"{mode & 0o700:04o}"})
 
 
 @contextmanager
