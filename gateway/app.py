@@ -53,7 +53,7 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.store = SqliteStore(config.store.path, config.store.synchronous)
+        self.store = SqliteStore(config.store.path, config.store.synchronous, config.store.secrets_key())
         self._readers = ThreadPoolExecutor(4, thread_name_prefix="store-reader")
         self.committer = GroupCommitter(self.store, max_batch=config.store.max_batch,
                                         observers=[self.metrics])

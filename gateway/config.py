@@ -41,6 +41,23 @@ class StoreConfig:
     synchronous: str = "full"
     purge_interval_seconds: float = 3600.0
     max_batch: int = 5000
+    # a file holding the key that encrypts the store's secrets at rest (signing keys, PSKs,
+    # webhook header values, AWS external ids); NCE_SECRETS_KEY (the key itself) wins over it.
+    # Empty and no NCE_SECRETS_KEY: secrets are kept plain in the (0600) store.
+    secrets_key_file: str = ""
+
+    def secrets_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The key from NCE_SECRETS_KEY or ``secrets_key_file``, else None."""
+        environ = os.environ if environ is None else environ
+        if environ.get("NCE_SECRETS_KEY"):
+            return environ["NCE_SECRETS_KEY"]
+        if not self.secrets_key_file:
+            return None
+        try:
+            return Path(self.secrets_key_file).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"store.secrets_key_file: cannot read {self.secrets_key_file}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 @dataclass

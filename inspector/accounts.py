@@ -145,7 +145,7 @@ def owner_exists(store: Any) -> bool:
 def signing_keys(store: Any) -> list[tuple[str, bytes]]:
     """(kid, secret) of every key, newest first: tokens are signed with the first."""
     rows = store.connection().execute("SELECT kid, secret FROM api_signing_keys ORDER BY created_ms DESC, kid")
-    return [(r[0], bytes(r[1])) for r in rows]
+    return [(r[0], store.unseal(bytes(r[1]))) for r in rows]
 
 
 def ensure_signing_key(store: Any) -> None:
@@ -153,7 +153,7 @@ def ensure_signing_key(store: Any) -> None:
     with transaction(store.connection()) as conn:
         if conn.execute("SELECT 1 FROM api_signing_keys LIMIT 1").fetchone() is None:
             conn.execute("INSERT INTO api_signing_keys (kid, secret, created_ms) VALUES (?, ?, ?)",
-                         (secrets.token_hex(4), secrets.token_bytes(32), now_ms()))
+                         (secrets.token_hex(4), store.seal(secrets.token_bytes(32)), now_ms()))
 
 
 # revoked tokens ---------------------------------------------------------------------------

@@ -15,4 +15,4 @@ def config_of(args: argparse.Namespace) -> GatewayConfig:
 
 def store_of(args: argparse.Namespace) -> SqliteStore:
     config = config_of(args)
-    return SqliteStore(config.store.path, config.store.synchronous)
+    return SqliteStore(config.store.path, config.store.synchronous, config.store.secrets_key())
