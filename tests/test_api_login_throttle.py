@@ -38,6 +38,9 @@ async def test_parallel_guesses_for_one_user_get_exactly_the_limit(start_gateway
     status, elapsed, body = await _login(api.base, EMAILS["Owner"], PASSWORD, source="127.0.0.2")
     assert status == 429 and elapsed < 0.3, (status, elapsed)
     assert 800 <= int(re.search(r"try again in (\d+) s", body["message"]).group(1)) <= 900
+    rendered = api.gateway.metrics.render().decode()
+    assert 'nce_api_logins_total{outcome="throttled"} 56.0' in rendered
+    assert 'nce_api_logins_total{outcome="bad_credentials"} 5.0' in rendered
 
 
 async def test_parallel_guesses_from_one_address_get_exactly_the_limit(start_gateway, tmp_path):

@@ -97,6 +97,7 @@ async def token(request: web.Request) -> web.Response:
     ip = request.remote or "unknown"
     attempt = auth.limiter.reserve(name, ip)  # counted before the check: parallel requests cannot pass
     if not isinstance(attempt, Attempt):
+        gateway.metrics.api_logins.labels("throttled").inc()
         log.warning("login refused: too many attempts", extra={"event": "login_throttled", "user": name, "ip": ip})
         raise _too_many(f"Too many failed logins; try again in {max(1, math.ceil(attempt))} s", attempt)
     user = await gateway.read(store_accounts.get_account, gateway.store, name)
@@ -104,6 +105,7 @@ async def token(request: web.Request) -> web.Response:
         ok, rehash = await auth.check_password(attempt.ip, user.password_hash if user else None, password)
     except Busy:
         auth.limiter.cancel(attempt)
+        gateway.metrics.api_logins.labels("busy").inc()
         log.warning("login refused: password checks busy", extra={"event": "login_busy", "user": name, "ip": ip})
         raise _too_many("Too many logins at once; try again in 1 s", 1) from None
     except BaseException:
@@ -111,6 +113,7 @@ async def token(request: web.Request) -> web.Response:
         raise
     if user is None or not ok:
         auth.limiter.failed(attempt)
+        gateway.metrics.api_logins.labels("bad_credentials").inc()
         log.warning("login failed", extra={"event": "login_failed", "user": name, "ip": ip})
         raise login_error("BadCredentials", "Bad credentials: unknown user or wrong password.")
     auth.limiter.succeeded(attempt)
@@ -120,6 +123,7 @@ async def token(request: web.Request) -> web.Response:
     if not auth.knows(user):
         await auth.reload()
     access_token, expires_in = auth.issue(user)
+    gateway.metrics.api_logins.labels("ok").inc()
     log.info("login", extra={"event": "login", "user": user.username, "ip": ip})
     return json_response({"status_code": 200, "access_token": access_token, "token_type": "bearer",
                           "expires_in": expires_in, "userId": user.username, "scope": scope_of(user.role)},
