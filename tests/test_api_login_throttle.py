@@ -63,10 +63,11 @@ async def test_legitimate_login_stays_fast_during_a_burst(start_gateway, tmp_pat
     status, elapsed, _ = await _login(api.base, EMAILS["Owner"], PASSWORD, source="127.0.0.2")
     results = await asyncio.gather(*burst)
     assert status == 200
-    # served round-robin: it waits for about one check of the burst, not for twenty
-    assert elapsed < 4 * single + 0.3, (elapsed, single)
+    # served round-robin: it waits for the check running and about one more of the burst (plus,
+    # the first time, the dummy hash for unknown users), not for the twenty queued before it
     burst_time = max(t for _, t, _ in results)
     assert burst_time > 10 * single * 0.8, (burst_time, single)  # the burst really queued 20 checks
+    assert elapsed < 0.35 * burst_time, (elapsed, single, burst_time)
 
 
 async def test_the_check_queue_is_bounded(start_gateway, tmp_path):
