@@ -21,6 +21,10 @@ from .validate import load_json, parse_template
 __all__ = ["CompiledTemplate", "compile_template", "canonical_json", "clear_cache", "CACHE_SIZE"]
 
 CACHE_SIZE = 256
+#: the cache is also bounded by the templates' size: compiled code takes about ten times the
+#: template's JSON text, so 4 Mi characters of templates hold roughly 40 MB of compiled code.
+#: A template larger than this on its own is compiled and not cached.
+CACHE_CHARS = 4 * 1024 * 1024
 
 
 def canonical_json(obj: Any) -> str:
@@ -96,8 +100,10 @@ def _entry_points(template: Template, decoder: GeneratedDecoder) -> tuple[Callab
 class _LRU:
     """A small thread-safe LRU map (the gateway may translate from threads)."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, max_chars: int = CACHE_CHARS):
         self.size = size
+        self.max_chars = max_chars
+        self.chars = 0
         self.data: OrderedDict[str, CompiledTemplate] = OrderedDict()
         self.lock = Lock()
 
@@ -109,15 +115,21 @@ class _LRU:
             return hit
 
     def put(self, key: str, value: CompiledTemplate) -> None:
+        if len(key) > self.max_chars:
+            return
         with self.lock:
+            if key not in self.data:
+                self.chars += len(key)
             self.data[key] = value
             self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
+            while len(self.data) > self.size or self.chars > self.max_chars:
+                old, _ = self.data.popitem(last=False)
+                self.chars -= len(old)
 
     def clear(self) -> None:
         with self.lock:
             self.data.clear()
+            self.chars = 0
 
 
 _by_canonical = _LRU(CACHE_SIZE)

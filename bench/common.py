@@ -63,6 +63,8 @@ port = {coap_port}
 enabled = false
 [api]
 port = 0
+[targets]
+allow_loopback = true
 {extra}""")
     return path
 

@@ -54,7 +54,7 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.store = SqliteStore(config.store.path, config.store.synchronous)
+        self.store = SqliteStore(config.store.path, config.store.synchronous, config.store.secrets_key())
         self._readers = ThreadPoolExecutor(4, thread_name_prefix="store-reader")
         self.committer = GroupCommitter(self.store, max_batch=config.store.max_batch,
                                         observers=[self.metrics])
@@ -63,7 +63,8 @@ class Gateway:
                                regenerate_after_seconds=config.psk.regenerate_after_seconds)
         self.follower = StoreFollower(self.read, config.registry.poll_interval_seconds)
         self.integrations = IntegrationManager(self.store, read=self.read, write=self.committer.write,
-                                               emit=self._emit, metrics=self.metrics)
+                                               emit=self._emit, metrics=self.metrics,
+                                               targets=config.targets.policy())
         self.committer.observers.append(self.integrations)
         self.templates = TemplateService(self.store, write=self.committer.write, read=self.read)
         self.pipeline = Pipeline(self.committer, self.integrations, translator=self.templates)

@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from inspector.sqlite import StoreError
+
 from .config import ConfigError
 
 COMMAND_MODULES = (
@@ -22,6 +24,7 @@ COMMAND_MODULES = (
     "gateway.commands.template",
     "gateway.commands.users",
     "gateway.commands.demo",
+    "gateway.commands.secrets",
 )
 
 
@@ -58,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (CommandError, ConfigError) as exc:
+    except (CommandError, ConfigError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

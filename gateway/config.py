@@ -12,8 +12,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from integrators.http11 import check_header
+from integrators.targets import TargetPolicy, parse_networks
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (150.0, 180.0, 420.0, 1020.0)
 EVENT_TYPES: tuple[str, ...] = (
@@ -52,6 +54,23 @@ class StoreConfig:
     synchronous: str = "full"
     purge_interval_seconds: float = 3600.0
     max_batch: int = 5000
+    # a file holding the key that encrypts the store's secrets at rest (signing keys, PSKs,
+    # webhook header values, AWS external ids); NCE_SECRETS_KEY (the key itself) wins over it.
+    # Empty and no NCE_SECRETS_KEY: secrets are kept plain in the (0600) store.
+    secrets_key_file: str = ""
+
+    def secrets_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The key from NCE_SECRETS_KEY or ``secrets_key_file``, else None."""
+        environ = os.environ if environ is None else environ
+        if environ.get("NCE_SECRETS_KEY"):
+            return environ["NCE_SECRETS_KEY"]
+        if not self.secrets_key_file:
+            return None
+        try:
+            return Path(self.secrets_key_file).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"store.secrets_key_file: cannot read {self.secrets_key_file}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 @dataclass
@@ -106,6 +125,9 @@ class ApiConfig:
     login_max_failures_per_user: int = 5
     login_max_failures_per_ip: int = 20
     login_window_seconds: float = 900.0
+    # password checks (argon2id, ~0.35 s each, one at a time) allowed to wait at once, from all
+    # clients together; beyond it a login answers 429 at once (the queue cannot grow)
+    login_max_pending_checks: int = 32
     # CA file that webhooks created through the API are verified against (default: system CAs)
     webhook_ca_file: str | None = None
     # how long POST .../webhooks/{id}/test waits for the target to take the test message
@@ -151,6 +173,21 @@ class LwM2MConfig:
     queue_awake_seconds: float = 93.0  # a queue-mode device listens this long after Register/Update
     action_poll_interval_seconds: float = 0.5  # how often queued device actions are picked up
     objects_dir: str = ""  # extra OMA DDF XML object definitions (*.xml)
+
+
+@dataclass
+class TargetsConfig:
+    """Where integrations (webhooks) may connect (integrators/targets.py). By default public
+    addresses only: loopback, link-local, private and other non-public ranges are refused."""
+
+    allow_loopback: bool = False  # 127.0.0.0/8, ::1: local tests and the demo
+    allow_private: bool = False  # RFC 1918, CGNAT, IPv6 ULA, ...: private-APN and local deployments
+    allow: list[str] = field(default_factory=list)  # networks allowed anyway, e.g. ["10.20.0.0/16"]
+    deny: list[str] = field(default_factory=list)  # networks refused whatever else says (checked first)
+
+    def policy(self) -> TargetPolicy:
+        return TargetPolicy(self.allow_loopback, self.allow_private, parse_networks(self.allow, "targets.allow"),
+                            parse_networks(self.deny, "targets.deny"))
 
 
 @dataclass
@@ -240,6 +277,7 @@ class GatewayConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     log: LogConfig = field(default_factory=LogConfig)
     lwm2m: LwM2MConfig = field(default_factory=LwM2MConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
     aws_integrations: list[AwsIntegrationConfig] = field(default_factory=list)
 
@@ -255,6 +293,7 @@ _SECTIONS: dict[str, type] = {
     "registry": RegistryConfig,
     "log": LogConfig,
     "lwm2m": LwM2MConfig,
+    "targets": TargetsConfig,
 }
 _LISTS: dict[str, type] = {"webhooks": WebhookConfig, "aws_integrations": AwsIntegrationConfig}
 
@@ -345,12 +384,18 @@ def _validate(cfg: GatewayConfig) -> None:
         raise ConfigError("api.token_ttl_seconds: must be at least 1")
     if cfg.api.login_max_failures_per_user < 1 or cfg.api.login_max_failures_per_ip < 1:
         raise ConfigError("api.login_max_failures_per_user/_per_ip: must be at least 1")
+    if cfg.api.login_max_pending_checks < 1:
+        raise ConfigError("api.login_max_pending_checks: must be at least 1")
     if cfg.api.login_window_seconds <= 0 or cfg.api.test_timeout_seconds <= 0:
         raise ConfigError("api.login_window_seconds/test_timeout_seconds: must be positive")
     if cfg.store.synchronous not in ("full", "normal"):
         raise ConfigError("store.synchronous: must be 'full' or 'normal'")
     if cfg.store.retention_days <= 0:
         raise ConfigError("store.retention_days: must be positive")
+    try:
+        targets = cfg.targets.policy()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     names = set()
     for i, hook in enumerate(cfg.webhooks):
         where = f"webhooks[{i}]"
@@ -359,6 +404,9 @@ def _validate(cfg: GatewayConfig) -> None:
         names.add(hook.name)
         if not hook.url.startswith(("https://", "http://")):
             raise ConfigError(f"{where}.url: must start with https:// (or http:// for local tests)")
+        refused = targets.check_literal(urlsplit(hook.url).hostname or "")
+        if refused:
+            raise ConfigError(f"{where}.url: {refused}")
         bad = [t for t in hook.event_types if t not in EVENT_TYPES]
         if bad:
             raise ConfigError(f"{where}.event_types: unknown {', '.join(bad)}; known: {', '.join(EVENT_TYPES)}")

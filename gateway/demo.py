@@ -168,6 +168,7 @@ async def run_demo(duration: float | None, period: float, console: Console) -> i
             section.bind, section.port = "127.0.0.1", 0
         config.api.port = 0
         config.log.level = "WARNING"
+        config.targets.allow_loopback = True  # the demo's sink is on this host
         config.webhooks = [WebhookConfig(name="demo-sink", url=f"https://localhost:{sink.port}/events",
                                          ca_file=str(ca_file), retry_schedule=[1, 2, 5])]
         gw = Gateway(config)

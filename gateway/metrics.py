@@ -77,6 +77,9 @@ class Metrics(CommitObserver):
         self.aws_rate_limited = Counter("nce_aws_rate_limited_total",
                                         "Publishes that waited for the per-connection rate limit",
                                         ["integration"], registry=r)
+        self.api_logins = Counter("nce_api_logins_total", "Logins at /oauth/token by outcome: ok, bad_credentials, "
+                                  "throttled (over a limit, not checked), busy (check queue full)", ["outcome"],
+                                  registry=r)
         self.received_by = {p: HotCounter(self.received.labels(p)) for p in PROTOCOLS}
         self.stored_by = {p: self.stored.labels(p) for p in PROTOCOLS}
         self.duplicates_by = {p: HotCounter(self.duplicates.labels(p)) for p in PROTOCOLS}

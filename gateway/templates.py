@@ -39,9 +39,18 @@ class TemplateRefused(ValueError):
         self.field = field
 
 
+#: the largest template taken (characters of JSON); real BCL templates are a few KiB, and
+#: compiling costs time and memory in proportion (see gateway.template_worker)
+MAX_TEMPLATE_CHARS = 64 * 1024
+
+
 def template_text(template: str | dict) -> tuple[str, dict]:
     """(JSON text, parsed object) of a template given as text (API) or object (CLI, demo);
     refused with every problem when it breaks a rule of the language."""
+    size = len(template) if isinstance(template, str) else len(json.dumps(template))
+    if size > MAX_TEMPLATE_CHARS:
+        raise TemplateRefused(f"template: {size} characters; at most {MAX_TEMPLATE_CHARS} are taken",
+                              field="template")
     try:
         parsed = json.loads(template) if isinstance(template, str) else template
         parse_template(parsed)

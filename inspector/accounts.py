@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,9 +84,14 @@ def create_account(store: Any, username: str, password_hash: str, role: str) -> 
 
 
 def update_account(store: Any, username: str, *, role: str | None = None, status: str | None = None,
-                   password_hash: str | None = None, revoke_tokens: bool = False) -> Account | None:
+                   password_hash: str | None = None, revoke_tokens: bool = False,
+                   allowed: Callable[[Account], None] | None = None) -> Account | None:
     """Change one user; None if there is no such user. Disabling a user or setting a password
-    also invalidates every token issued to that user so far."""
+    also invalidates every token issued to that user so far.
+
+    ``allowed(current)`` is called inside the write transaction with the user as it is *now*
+    and raises to refuse the change: who may change whom is decided on the row that is
+    written, not on a copy read earlier (a role change in between must not slip through)."""
     if role is not None and role not in ROLES:
         raise AccountError(f"unknown role {role!r}; roles: {', '.join(ROLES)}", 400)
     if status is not None and status not in STATUSES:
@@ -97,6 +103,8 @@ def update_account(store: Any, username: str, *, role: str | None = None, status
         if row is None:
             return None
         before = _account(row)
+        if allowed is not None:
+            allowed(before)
         sets: dict[str, Any] = {}
         if role is not None and role != before.role:
             sets["role"] = role
@@ -137,7 +145,7 @@ def owner_exists(store: Any) -> bool:
 def signing_keys(store: Any) -> list[tuple[str, bytes]]:
     """(kid, secret) of every key, newest first: tokens are signed with the first."""
     rows = store.connection().execute("SELECT kid, secret FROM api_signing_keys ORDER BY created_ms DESC, kid")
-    return [(r[0], bytes(r[1])) for r in rows]
+    return [(r[0], store.unseal(bytes(r[1]))) for r in rows]
 
 
 def ensure_signing_key(store: Any) -> None:
@@ -145,7 +153,7 @@ def ensure_signing_key(store: Any) -> None:
     with transaction(store.connection()) as conn:
         if conn.execute("SELECT 1 FROM api_signing_keys LIMIT 1").fetchone() is None:
             conn.execute("INSERT INTO api_signing_keys (kid, secret, created_ms) VALUES (?, ?, ?)",
-                         (secrets.token_hex(4), secrets.token_bytes(32), now_ms()))
+                         (secrets.token_hex(4), store.seal(secrets.token_bytes(32)), now_ms()))
 
 
 # revoked tokens ---------------------------------------------------------------------------

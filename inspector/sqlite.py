@@ -3,20 +3,32 @@
 One file in WAL mode. All writes of the gateway go through one writer thread (see
 ``committer.GroupCommitter``), so SQLite's single-writer lock is never contended inside the
 process; other processes (the CLI) wait on ``busy_timeout``. Each thread gets its own connection.
+
+**The file is private to the gateway's user.** It holds the token signing key, PSKs and
+webhook secrets: a new store is created 0600 in a folder created 0700, and SQLite gives the
+``-wal`` and ``-shm`` files the database file's permissions. An existing store (or ``-wal``/
+``-shm``) that others may read is made private with a loud warning; when that is not possible
+(another user owns it) the store refuses to open.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from .records import EventRecord, OutboxItem, Pending, Sim
 from .schema import migrations
+from .secretbox import MARK, SecretBox, SecretsKeyError, is_sealed
+
+log = logging.getLogger("nce.store")
 
 SIM_COLUMNS = ("iccid", "imsi", "ip_address", "msisdn", "imei", "label", "status", "imei_lock")
 
@@ -39,13 +51,19 @@ def _sim_from_row(row: Sequence) -> Sim:
 class SqliteStore:
     """The gateway's durable state in one SQLite file."""
 
-    def __init__(self, path: str | Path, synchronous: str = "full") -> None:
+    def __init__(self, path: str | Path, synchronous: str = "full", secrets_key: str | None = None) -> None:
+        """``secrets_key``: encrypt secrets at rest (inspector.secretbox); None keeps them plain."""
         self.path = str(path)
         self.synchronous = synchronous.upper()
         self._local = threading.local()
+        try:
+            self.secrets = SecretBox(secrets_key) if secrets_key else None
+        except SecretsKeyError as exc:
+            raise StoreError(str(exc)) from None
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            make_private(Path(self.path))
         self._migrate()
+        self._check_secrets()
 
     # connections -----------------------------------------------------------------------
 
@@ -86,6 +104,73 @@ class SqliteStore:
                 for statement in _split_sql(script):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_migrations (name, applied_ms) VALUES (?, ?)", (name, now_ms()))
+
+    # secrets at rest ------------------------------------------------------------------------
+
+    def seal(self, data: bytes) -> bytes:
+        return self.secrets.seal(data) if self.secrets is not None else data
+
+    def unseal(self, data: bytes) -> bytes:
+        if is_sealed(data):
+            if self.secrets is None:
+                raise StoreError(f"{self.path} holds encrypted secrets: set NCE_SECRETS_KEY or [store] secrets_key_file")
+            try:
+                return self.secrets.open(data)
+            except SecretsKeyError as exc:
+                raise StoreError(f"{self.path}: {exc}") from None
+        return data
+
+    def _config_secrets(self, config: dict, change: Callable[[str], str]) -> dict:
+        """The integration config with its secret values (header values, external_id) changed."""
+        if not config.get("headers") and not config.get("external_id"):
+            return config
+        out = dict(config)
+        if out.get("headers"):
+            out["headers"] = {k: change(v) for k, v in out["headers"].items()}
+        if out.get("external_id"):
+            out["external_id"] = change(out["external_id"])
+        return out
+
+    def _seal_text(self, text: str) -> str:
+        return self.seal(text.encode("utf-8")).decode("ascii") if self.secrets is not None else text
+
+    def _open_text(self, text: str) -> str:
+        return self.unseal(text.encode("utf-8")).decode("utf-8") if is_sealed(text) else text
+
+    def _check_secrets(self) -> None:
+        """Without a key: refuse a store with sealed secrets. With one: check that it opens them,
+        and seal the secrets written before the key was set."""
+        conn = self.connection()
+        sealed_psk = conn.execute("SELECT key FROM psks WHERE substr(key, 1, ?) = ? LIMIT 1",
+                                  (len(MARK), MARK)).fetchone()
+        sealed_key = conn.execute("SELECT secret FROM api_signing_keys WHERE substr(secret, 1, ?) = ? LIMIT 1",
+                                  (len(MARK), MARK)).fetchone()
+        sealed_config = conn.execute("SELECT config FROM integrations WHERE instr(config, ?) > 0 LIMIT 1",
+                                     (MARK.decode(),)).fetchone()
+        for row in (sealed_psk, sealed_key):
+            if row is not None:
+                self.unseal(bytes(row[0]))  # raises without the key or with a wrong one
+        if sealed_config is not None:
+            self._config_secrets(json.loads(sealed_config[0]), self._open_text)
+        if self.secrets is None:
+            return
+        with transaction(conn):
+            plain_psks = conn.execute("SELECT iccid, protocol, key FROM psks WHERE substr(key, 1, ?) != ?",
+                                      (len(MARK), MARK)).fetchall()
+            conn.executemany("UPDATE psks SET key = ? WHERE iccid = ? AND protocol = ?",
+                             [(self.seal(bytes(k)), i, p) for i, p, k in plain_psks])
+            keys = conn.execute("SELECT kid, secret FROM api_signing_keys WHERE substr(secret, 1, ?) != ?",
+                                (len(MARK), MARK)).fetchall()
+            conn.executemany("UPDATE api_signing_keys SET secret = ? WHERE kid = ?",
+                             [(self.seal(bytes(s)), kid) for kid, s in keys])
+            for integration_id, text in conn.execute("SELECT id, config FROM integrations").fetchall():
+                config = json.loads(text)
+                sealed = self._config_secrets(config, self._seal_text)
+                if sealed != config:
+                    conn.execute("UPDATE integrations SET config = ? WHERE id = ?", (json.dumps(sealed), integration_id))
+        if plain_psks or keys:
+            log.info("secrets sealed with the secrets key", extra={"event": "secrets_sealed", "psks": len(plain_psks),
+                                                                   "signing_keys": len(keys)})
 
     # SIM registry -------------------------------------------------------------------------
 
@@ -149,7 +234,7 @@ class SqliteStore:
     def all_psks(self) -> list[tuple[str, str, bytes, bool, int]]:
         """(iccid, protocol, key, user_set, created_ms) of every key."""
         rows = self.connection().execute("SELECT iccid, protocol, key, user_set, created_ms FROM psks")
-        return [(r[0], r[1], bytes(r[2]), bool(r[3]), r[4]) for r in rows]
+        return [(r[0], r[1], self.unseal(bytes(r[2])), bool(r[3]), r[4]) for r in rows]
 
     def set_psk(self, iccid: str, protocol: str, key: bytes, user_set: bool, created_ms: int | None = None) -> None:
         with transaction(self.connection()) as conn:
@@ -157,7 +242,7 @@ class SqliteStore:
                 "INSERT INTO psks (iccid, protocol, key, user_set, created_ms) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (iccid, protocol) DO UPDATE SET key = excluded.key, user_set = excluded.user_set,"
                 " created_ms = excluded.created_ms",
-                (iccid, protocol, key, int(user_set), created_ms if created_ms is not None else now_ms()))
+                (iccid, protocol, self.seal(key), int(user_set), created_ms if created_ms is not None else now_ms()))
 
     # translation templates -----------------------------------------------------------------
 
@@ -305,7 +390,7 @@ class SqliteStore:
         out = []
         for row in rows:
             item = dict(zip(keys, row))
-            item["config"] = json.loads(item["config"])
+            item["config"] = self._config_secrets(json.loads(item["config"]), self._open_text)
             out.append(item)
         return out
 
@@ -314,6 +399,7 @@ class SqliteStore:
         """Create or update (by name) an integration; a new one gets ``state``, an existing one keeps its state."""
         ts = now_ms()
         conn = self.connection()
+        config = self._config_secrets(config, self._seal_text)
         with transaction(conn):
             row = conn.execute("SELECT id, origin FROM integrations WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -397,6 +483,33 @@ class SqliteStore:
             with transaction(conn):
                 conn.execute("DELETE FROM latest WHERE message_seq NOT IN (SELECT seq FROM messages)")
         return counts
+
+
+def make_private(path: Path) -> None:
+    """Create the store's folder (0700) and file (0600) if missing; make an existing file and
+    its ``-wal``/``-shm`` private (0600) with a warning when others may read or write them."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    for item in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(item.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077 == 0:
+            continue
+        try:
+            os.chmod(item, mode & 0o700)
+        except OSError as exc:
+            raise StoreError(f"{item} can be read by other users (mode {mode:04o}) and cannot be made private "
+                             f"({exc.strerror}): it holds the token signing key and device keys. Run "
+                             f"`chmod 600 {item}` as its owner, or start the gateway as that user") from None
+        log.warning("store file was readable by other users; made private",
+                    extra={"event": "store_made_private", "path": str(item), "mode_was": f"{mode:04o}",
+                           "mode_now": f"{mode & 0o700:04o}"})
 
 
 @contextmanager

@@ -101,6 +101,7 @@ class SenderContext:
     metrics: Any = None
     emit: Callable[[Any], None] | None = None
     problems: ProblemReporter | None = None
+    targets: Any = None  # integrators.targets.TargetPolicy: the addresses it may connect to
 
     def __post_init__(self) -> None:
         if self.problems is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
@@ -95,8 +96,12 @@ class _Connection(asyncio.Protocol):
 class HttpPool:
     """Up to ``size`` kept-alive connections to one origin (scheme, host, port)."""
 
-    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None, size: int = 64) -> None:
+    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None, size: int = 64,
+                 connect: Any = None) -> None:
+        """``connect``: opens connections instead of ``loop.create_connection`` (same arguments);
+        the webhook sender passes ``integrators.targets.guarded_connect`` to check the address."""
         parts = urlsplit(url)
+        self.connect = connect
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.ssl = ssl_context if parts.scheme == "https" else None
@@ -116,7 +121,7 @@ class HttpPool:
             if self._open < self.size:
                 self._open += 1
                 try:
-                    _, conn = await asyncio.get_running_loop().create_connection(
+                    _, conn = await (self.connect or asyncio.get_running_loop().create_connection)(
                         _Connection, self.host, self.port, ssl=self.ssl,
                         server_hostname=self.host if self.ssl else None)
                 except BaseException:

@@ -38,7 +38,8 @@ NOT_RUNNING = (ROLLOUT_STARTED, ROLLOUT_FAILED)
 def webhook_sender(config: dict[str, Any], context: SenderContext | None = None) -> Sender:
     return WebhookSender(WebhookSettings(
         url=config["url"], headers=dict(config.get("headers") or {}), ca_file=config.get("ca_file"),
-        timeout_seconds=float(config.get("timeout_seconds", 20.0)), concurrency=int(config.get("concurrency", 64))))
+        timeout_seconds=float(config.get("timeout_seconds", 20.0)), concurrency=int(config.get("concurrency", 64)),
+        targets=context.targets if context is not None else None))
 
 
 def aws_mqtt_sender(config: dict[str, Any], context: SenderContext) -> Sender:
@@ -68,8 +69,10 @@ def handle_from_row(row: dict[str, Any]) -> IntegrationHandle:
 
 class IntegrationManager(CommitObserver):
     def __init__(self, store: Any, *, read: Callable[..., Awaitable[Any]], write: Callable[..., Awaitable[Any]],
-                 emit: Callable[[Any], None], metrics: Any, senders: dict[str, SenderFactory] | None = None) -> None:
+                 emit: Callable[[Any], None], metrics: Any, senders: dict[str, SenderFactory] | None = None,
+                 targets: Any = None) -> None:
         self.store = store
+        self.targets = targets  # integrators.targets.TargetPolicy for the senders
         self.read = read
         self.write = write
         self.emit = emit
@@ -158,7 +161,7 @@ class IntegrationManager(CommitObserver):
         if handle.state != INTEGRATION_FAILED and handle.state != INTEGRATION_ACTIVE:
             await self.write(self.store.set_integration_state, handle.id, INTEGRATION_ACTIVE)
             handle.state = INTEGRATION_ACTIVE
-        context = SenderContext(name=handle.name, metrics=self.metrics, emit=self.emit)
+        context = SenderContext(name=handle.name, metrics=self.metrics, emit=self.emit, targets=self.targets)
         try:
             sender = factory(handle.config, context)
         except (KeyError, ValueError, TypeError) as exc:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from .base import DeliveryError
 from .http11 import HttpError, HttpPool, check_header
+from .targets import TargetPolicy, TargetRefused, guarded_connect
 
 PLACEHOLDERS = (":iccid:", ":imsi:", ":ip:")
 
@@ -20,6 +21,7 @@ class WebhookSettings:
     ca_file: str | None = None
     timeout_seconds: float = 20.0
     concurrency: int = 64
+    targets: TargetPolicy | None = None  # which addresses it may connect to (None: any)
 
 
 def substitute(template: str, device: dict[str, str] | None) -> str:
@@ -74,7 +76,9 @@ class WebhookSender:
                     self._ssl = tls_context(self.settings.ca_file)
                 except (OSError, ssl.SSLError) as exc:
                     raise DeliveryError(f"cannot load ca_file {self.settings.ca_file}: {exc}") from None
-            pool = self._pools[origin] = HttpPool(origin, ssl_context=self._ssl, size=self.settings.concurrency)
+            connect = guarded_connect(self.settings.targets) if self.settings.targets is not None else None
+            pool = self._pools[origin] = HttpPool(origin, ssl_context=self._ssl, size=self.settings.concurrency,
+                                                  connect=connect)
         return pool
 
     async def send(self, body: str, device: dict[str, str] | None, event_type: str) -> None:
@@ -95,6 +99,8 @@ class WebhookSender:
             raise DeliveryError(f"webhook TLS error: {exc}") from None
         except HttpError as exc:
             raise DeliveryError(f"webhook request failed: {exc}") from None
+        except TargetRefused as exc:
+            raise DeliveryError(f"webhook {exc} ([targets] in the config)") from None
         except (OSError, UnicodeError, ValueError) as exc:
             raise DeliveryError(f"webhook unreachable: {exc}") from None
         if not 200 <= status < 300:

@@ -34,7 +34,7 @@ async def api(start_gateway, tmp_path, broker, pki):
         name="from-file", host="localhost", port=broker.port, ca_file=pki.ca_file, cert_file=files.cert_file,
         key_file=files.key_file, client_id="gw-from-file", event_types=["GEOFENCE"], reconnect_min_seconds=0.1,
         reconnect_max_seconds=0.5)]
-    return await start_api(start_gateway, config, [DEVICE], roles=("User",))
+    return await start_api(start_gateway, config, [DEVICE], roles=("Admin",))
 
 
 def connection(broker: Mosquitto, pki: Pki, **overrides) -> dict:
@@ -54,7 +54,7 @@ def secrets_of(pki: Pki) -> list[str]:
 
 async def test_aws_mqtt_life_cycle(api, broker, pki, subscriber, caplog):
     caplog.set_level(logging.DEBUG)
-    client = api.client("User")
+    client = api.client("Admin")
     body = {"name": "iot", "eventTypes": [{"type": "TELEMETRY_DATA"}, {"type": "LIFECYCLE", "version": "1.0.0"}],
             "jsonPayloadEnabled": False, "connection": connection(broker, pki), "retrySchedule": [0.1, 0.1]}
     created = await client.post(AWS, json=body)
@@ -128,7 +128,7 @@ async def test_aws_mqtt_life_cycle(api, broker, pki, subscriber, caplog):
 
 
 async def test_waiting_for_a_connection_then_patched_to_https(api, broker, pki):
-    client = api.client("User")
+    client = api.client("Admin")
     created = await client.post(AWS, json={"name": "later", "eventTypes": [{"type": "GEOFENCE"}]})
     assert created.status == 201 and created.body["state"] == ROLLOUT_STARTED
     ident = created.body["id"]
@@ -152,7 +152,7 @@ async def test_waiting_for_a_connection_then_patched_to_https(api, broker, pki):
 
 
 async def test_bad_bodies_name_the_field(api, broker, pki, tmp_path):
-    client = api.client("User")
+    client = api.client("Admin")
     good = {"name": "iot-bad", "eventTypes": [{"type": "TELEMETRY_DATA"}], "connection": connection(broker, pki)}
     cases = [
         ({**good, "colour": "red"}, "colour"),

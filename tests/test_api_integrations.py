@@ -20,7 +20,7 @@ async def api(start_gateway, tmp_path, receiver, ca_file):
     config = make_config(tmp_path, api={"webhook_ca_file": ca_file, "test_timeout_seconds": 5},
                          webhooks=[webhook(receiver, ca_file, name="from-file", retry_schedule=[0.05],
                                            event_types=["TELEMETRY_DATA", "ERROR"])])
-    return await start_api(start_gateway, config, [DEVICE], roles=("User",))
+    return await start_api(start_gateway, config, [DEVICE], roles=("Admin",))
 
 
 def new_hook(receiver, **overrides):
@@ -39,14 +39,14 @@ async def wait_until(predicate, timeout: float = 5.0) -> None:
 
 
 async def test_webhook_life_cycle(api, receiver):
-    client = api.client("User")
+    client = api.client("Admin")
     created = await client.post("/v1/integrate/clouds/webhooks", json=new_hook(receiver))
     assert created.status == 201, created.body
     hook = created.body
     assert hook["type"] == "WEBHOOK" and hook["name"] == "api-hook" and hook["state"] == INTEGRATION_ACTIVE
     assert hook["eventTypes"] == [{"type": "TELEMETRY_DATA", "version": "1.0.0"},
                                   {"type": "LIFECYCLE", "version": "1.0.0"}]
-    assert hook["headers"] == {"X-Key": "k1"} and hook["jsonPayloadEnabled"] is True
+    assert hook["headers"] == {"X-Key": "********"} and hook["jsonPayloadEnabled"] is True  # write-only
     hook_id = hook["id"]
     # listed alike with the config file's integration
     listed = await client.get("/v1/integrate/clouds")
@@ -72,7 +72,7 @@ async def test_webhook_life_cycle(api, receiver):
                                  json={"headers": {"X-Key": "k2"}, "eventTypes": [{"type": "TELEMETRY_DATA"}],
                                        "jsonPayloadEnabled": False})
     assert patched.status == 200
-    assert patched.body["headers"] == {"X-Key": "k2"} and patched.body["jsonPayloadEnabled"] is False
+    assert patched.body["headers"] == {"X-Key": "********"} and patched.body["jsonPayloadEnabled"] is False
     assert patched.body["eventTypes"] == [{"type": "TELEMETRY_DATA", "version": "1.0.0"}]
     assert patched.body["createdTime"] == hook["createdTime"]
     receiver.events.clear()
@@ -92,7 +92,7 @@ async def test_webhook_life_cycle(api, receiver):
 
 
 async def test_config_integrations_are_read_only(api, receiver):
-    client = api.client("User")
+    client = api.client("Admin")
     listed = await client.get("/v1/integrate/clouds")
     (from_file,) = listed.body["items"]
     file_id = from_file["id"]
@@ -113,7 +113,7 @@ async def test_config_integrations_are_read_only(api, receiver):
 
 
 async def test_failure_test_and_restart(api, receiver):
-    client = api.client("User")
+    client = api.client("Admin")
     file_id = (await client.get("/v1/integrate/clouds")).body["items"][0]["id"]
     receiver.status = 500
     # a test against a failing target says so
@@ -139,7 +139,7 @@ async def test_failure_test_and_restart(api, receiver):
 
 
 async def test_validation_and_unknown_ids(api, receiver):
-    client = api.client("User")
+    client = api.client("Admin")
     cases = [
         (new_hook(receiver, url="http://example.com/hook"), "url"),
         (new_hook(receiver, url="not a url"), "url"),
@@ -176,10 +176,10 @@ async def test_other_kinds_under_the_generic_routes(start_gateway, tmp_path):
     config = make_config(tmp_path)
     row = {"uuid": "aws-1", "name": "to-aws", "kind": "aws_mqtt", "origin": "api",
                           "config": {"event_types": ["TELEMETRY_DATA"]}, "state": "ROLLOUT_STARTED"}
-    api = await start_api(start_gateway, config, roles=("User",))
+    api = await start_api(start_gateway, config, roles=("Admin",))
     await api.gateway.committer.write(lambda: api.gateway.store.upsert_integration(**row))
     await api.gateway.integrations.reload()
-    client = api.client("User")
+    client = api.client("Admin")
     (item,) = (await client.get("/v1/integrate/clouds")).body["items"]
     assert (item["id"], item["type"], item["state"]) == ("aws-1", "AWS", "ROLLOUT_STARTED")
     assert (await client.get("/v1/integrate/clouds/aws-1")).body["name"] == "to-aws"

@@ -21,12 +21,15 @@ from . import routes as route_table
 from ..console.app import build_console, root_redirect as console_redirect
 from ..console.calls import PREFIX as CONSOLE_PREFIX
 from ..console.render import CONSOLE_KEY
+from ..template_worker import TemplateTester
 from .auth import CONSOLE_FORWARD_KEY, Authenticator, LoginLimiter
+from .endpoints.templates import TESTER_KEY
 from .errors import error_middleware
 from .openapi import PREFIX
 from .routes import AUTH_KEY, DOCUMENT_KEY, GATEWAY_KEY
 
 GATEWAY = GATEWAY_KEY
+MAX_BODY = 1024 * 1024  # the largest request body of the API (413 beyond)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -60,12 +63,14 @@ def build_table(modules: list[Any] | None = None) -> route_table.RouteTable:
 
 def build_management_api(gateway: Any, table: route_table.RouteTable | None = None) -> web.Application:
     cfg = gateway.config.api
-    api = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    api = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     table = table or build_table()
     auth = Authenticator(gateway, ttl_seconds=cfg.token_ttl_seconds,
                          limiter=LoginLimiter(cfg.login_max_failures_per_user, cfg.login_max_failures_per_ip,
-                                              cfg.login_window_seconds))
+                                              cfg.login_window_seconds),
+                         max_pending_checks=cfg.login_max_pending_checks)
     api[AUTH_KEY] = auth
+    tester = api[TESTER_KEY] = TemplateTester()
     api[DOCUMENT_KEY] = table.document
     route_table.install(api, table, auth.authenticate)
 
@@ -76,6 +81,7 @@ def build_management_api(gateway: Any, table: route_table.RouteTable | None = No
 
     async def stop(_: web.Application) -> None:
         await auth.stop()
+        tester.close()
 
     api.on_startup.append(start)
     api.on_cleanup.append(stop)
@@ -87,7 +93,8 @@ def _accounts_version(gateway: Any) -> int:
 
 
 def build_api(gateway: Any) -> web.Application:
-    app = web.Application(client_max_size=4 * 1024 * 1024)
+    # aiohttp applies the root application's limit to requests of sub-applications too
+    app = web.Application(client_max_size=MAX_BODY)
     app[GATEWAY] = gateway
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
@@ -99,4 +106,5 @@ def build_api(gateway: Any) -> web.Application:
         app.router.add_get("/", console_redirect)
     app.add_subapp(PREFIX, management)
     gateway.api_auth = management[AUTH_KEY]
+    gateway.template_tester = management[TESTER_KEY]
     return app

@@ -2,32 +2,34 @@
 
 **Tokens** are JWTs (HS256) signed with a key the gateway generates on first start and keeps in
 the store (``api_signing_keys``; never logged). Claims: ``sub`` (user name), ``uid``, ``jti``
-(random id), ``iat``/``exp`` (seconds), ``ims`` (issued-at in ms), ``scope``. A token is valid
-when its signature checks, it has not expired, its ``jti`` is not revoked, and its user exists,
-is enabled and has not invalidated its tokens since (``tokens_valid_after_ms``: disable,
-password change). The caller's role is the user's *current* role, so a role change applies to
+(random id), ``iat``/``exp`` (seconds), ``ims`` (issued-at in ms), ``uct`` (the account's
+creation time, ms), ``scope``. A token is valid when its signature checks, it has not expired,
+its ``jti`` is not revoked, and its user exists, is enabled and has not invalidated its tokens
+since (``tokens_valid_after_ms``: disable, password change). The token is bound to the account,
+not only to its id: ``sub`` and ``uct`` must match the user with that id (ids are never reused
+either, see migration 0030), so a new account never inherits a deleted one's tokens. The caller's role is the user's *current* role, so a role change applies to
 tokens already issued.
 
 **The check is cheap**: no store access per request. Users, revoked token ids and keys are held
 in memory and reloaded when ``meta.accounts_version`` moves (changes by the API apply at once,
 changes by the CLI within ``registry.poll_interval_seconds``).
 
-**Logins** are throttled: more than ``login_max_failures_per_user`` failed logins for one user
-name, or ``login_max_failures_per_ip`` from one address, within ``login_window_seconds`` answer
+**Logins** are throttled (``gateway.api.throttle``): every attempt takes a slot before its
+password is checked; beyond ``login_max_failures_per_user`` attempts for one user name, or
+``login_max_failures_per_ip`` from one address, within ``login_window_seconds`` a login answers
 429 (with ``Retry-After``) without checking the password. Password checks (argon2id, ~0.35 s)
-run one at a time in their own thread, so a login flood cannot take both cores from the devices.
+run one at a time in their own thread, so a login flood cannot take both cores from the devices,
+queued per client address and served round-robin, at most ``login_max_pending_checks`` at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
 import json
 import logging
 import secrets
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +42,9 @@ from inspector.accounts import Account
 
 from .. import accounts
 from .errors import ApiError, error_body
+from .throttle import FairChecks, LoginLimiter
+
+__all__ = ["Authenticator", "LoginLimiter", "Principal", "TokenSigner", "login_error", "scope_of"]
 
 log = logging.getLogger("nce.api.auth")
 
@@ -72,6 +77,7 @@ class Claims:
     jti: str
     issued_ms: int
     expires_ms: int
+    account_created_ms: int
 
 
 class TokenError(Exception):
@@ -116,66 +122,15 @@ class TokenSigner:
         try:
             claims = json.loads(_unb64(payload))
             return Claims(claims["sub"], int(claims["uid"]), claims["jti"], int(claims["ims"]),
-                          int(claims["exp"]) * 1000)
+                          int(claims["exp"]) * 1000, int(claims["uct"]))
         except (ValueError, KeyError, TypeError):
             raise TokenError("malformed token") from None
-
-
-class LoginLimiter:
-    """Failed logins per user name and per address in a sliding window (in memory)."""
-
-    MAX_KEYS = 100_000
-
-    def __init__(self, per_user: int, per_ip: int, window_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_user = per_user
-        self.per_ip = per_ip
-        self.window = window_seconds
-        self.clock = clock
-        self._users: OrderedDict[str, deque[float]] = OrderedDict()
-        self._ips: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _recent(self, table: OrderedDict[str, deque[float]], key: str, now: float) -> deque[float] | None:
-        failures = table.get(key)
-        if failures is None:
-            return None
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del table[key]
-            return None
-        return failures
-
-    def retry_after(self, username: str, ip: str) -> float:
-        """Seconds until a login may be tried again (0: now)."""
-        now = self.clock()
-        wait = 0.0
-        for table, key, limit in ((self._users, username, self.per_user), (self._ips, ip, self.per_ip)):
-            failures = self._recent(table, key, now)
-            if failures is not None and len(failures) >= limit:
-                wait = max(wait, failures[len(failures) - limit] + self.window - now)
-        return wait
-
-    def failed(self, username: str, ip: str) -> None:
-        now = self.clock()
-        for table, key in ((self._users, username), (self._ips, ip)):
-            failures = table.get(key)
-            if failures is None:
-                failures = table[key] = deque(maxlen=max(self.per_user, self.per_ip) + 1)
-            else:
-                table.move_to_end(key)
-            failures.append(now)
-            if len(table) > self.MAX_KEYS:
-                table.popitem(last=False)
-
-    def succeeded(self, username: str) -> None:
-        self._users.pop(username, None)
 
 
 class Authenticator:
     """The in-memory view of accounts that every request is checked against."""
 
-    def __init__(self, gateway: Any, *, ttl_seconds: int, limiter: LoginLimiter,
+    def __init__(self, gateway: Any, *, ttl_seconds: int, limiter: LoginLimiter, max_pending_checks: int = 32,
                  clock: Callable[[], float] = time.time) -> None:
         self.gateway = gateway
         self.ttl_seconds = ttl_seconds
@@ -190,7 +145,7 @@ class Authenticator:
         # Expiry, revocation and the user are still checked on every request.
         self._verified: dict[str, Claims] = {}
         self._hashing = ThreadPoolExecutor(1, thread_name_prefix="password-check")
-        self._hash_lock = asyncio.Lock()
+        self.checks = FairChecks(self._hashing, threads=1, max_pending=max_pending_checks)
 
     # loading ---------------------------------------------------------------------------
 
@@ -252,6 +207,8 @@ class Authenticator:
         if claims.jti in self._revoked:
             raise unauthorized("the token was revoked", "invalid_token")
         user = self._by_id.get(claims.user_id)
+        if user is not None and (user.username != claims.username or user.created_ms != claims.account_created_ms):
+            user = None  # another account under a (reused) id: not the token's user
         if user is None or not user.enabled:
             raise unauthorized("the user of this token is disabled or no longer exists", "invalid_token")
         if claims.issued_ms < user.tokens_valid_after_ms:
@@ -273,7 +230,8 @@ class Authenticator:
         now = self.clock()
         issued_ms = int(now * 1000)
         claims = {"sub": user.username, "uid": user.id, "jti": secrets.token_urlsafe(12), "iat": int(now),
-                  "ims": issued_ms, "exp": int(now) + self.ttl_seconds, "scope": scope_of(user.role)}
+                  "ims": issued_ms, "exp": int(now) + self.ttl_seconds, "uct": user.created_ms,
+                  "scope": scope_of(user.role)}
         return self._signer.sign(claims), self.ttl_seconds
 
     async def revoke(self, claims: Claims) -> None:
@@ -282,14 +240,22 @@ class Authenticator:
         self._revoked = self._revoked | {claims.jti}  # at once, before the reload
         await self.reload()
 
-    async def hash_password(self, password: str) -> str:
-        async with self._hash_lock:
-            return await asyncio.get_running_loop().run_in_executor(self._hashing, accounts.hash_password, password)
+    async def hash_password(self, password: str, actor: str) -> str:
+        """Hash a new password (an administrator's request: waits its turn, never refused)."""
+        return await self.checks.run(f"user:{actor}", accounts.hash_password, password, capped=False)
 
-    async def check_password(self, password_hash: str, password: str) -> tuple[bool, str | None]:
-        async with self._hash_lock:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._hashing, accounts.verify_password, password_hash, password)
+    async def check_password(self, source: str, password_hash: str | None, password: str) -> tuple[bool, str | None]:
+        """Verify a login's password in ``source``'s turn (None: no such user, checked against a
+        dummy hash so that it costs the same); :class:`~gateway.api.throttle.Busy` when too many
+        checks wait."""
+        return await self.checks.run(source, _verify, password_hash, password)
+
+
+def _verify(password_hash: str | None, password: str) -> tuple[bool, str | None]:
+    if password_hash is None:
+        accounts.verify_password(accounts.dummy_hash(), password)
+        return False, None
+    return accounts.verify_password(password_hash, password)
 
 
 #: the key with which the console (gateway.console) vouches for the browser's address of a login

@@ -45,7 +45,7 @@ from .. import audit
 from . import openapi
 from .auth import client_address
 from .errors import ApiError, bad_request, error_body
-from .validation import OperationValidator
+from .validation import OperationValidator, parse_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OWNER, ADMIN, USER, API = ROLES
@@ -54,13 +54,15 @@ OWNER, ADMIN, USER, API = ROLES
 PUBLIC = "public"
 ANY = "any"            # any valid token: who am I, revoke my token, the OpenAPI document
 READ = "read"          # read SIMs, devices, history, integrations
-MANAGE = "manage"      # change SIMs, integrations, templates, PSKs; device actions
+MANAGE = "manage"      # change SIMs, templates, PSKs; device actions; test and restart integrations
+INTEGRATE = "integrate"  # create, change, delete integrations: they choose where device data goes
 PURCHASE = "purchase"  # top-ups, extensions, limits (not implemented: 501 after the role check)
 USERS = "users"        # user administration (finer rules per target role: gateway.accounts)
 ACCESS_ROLES: dict[str, frozenset[str]] = {
     ANY: frozenset(ROLES),
     READ: frozenset(ROLES),
     MANAGE: frozenset(ROLES),
+    INTEGRATE: frozenset({OWNER, ADMIN}),
     PURCHASE: frozenset({OWNER, ADMIN}),
     USERS: frozenset({OWNER, ADMIN}),
 }
@@ -150,7 +152,7 @@ async def read_json(request: web.Request, required: bool = True) -> Any:
     if request.content_type not in ("application/json", "") and not request.content_type.endswith("+json"):
         raise bad_request(f"body: Content-Type must be application/json, not {request.content_type}", "body")
     try:
-        return json.loads(await request.text())
+        return parse_json(await request.text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"body: not valid JSON: {exc}", "body") from None
 

@@ -12,6 +12,7 @@ Only the subset of OpenAPI 3.0 schemas that the 1NCE files use is understood: ``
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -21,6 +22,11 @@ from typing import Any
 from .errors import ApiError, bad_request
 
 Resolver = Callable[[str], dict]
+
+#: integers the store can hold (SQLite: signed 64 bits); larger ones are refused as input
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+#: nesting of a JSON body beyond any request of the API (a deeper one is refused before use)
+MAX_JSON_DEPTH = 32
 
 
 class SchemaError(Exception):
@@ -94,6 +100,8 @@ def check(value: Any, schema: Mapping[str, Any], resolve: Resolver, where: str =
             raise SchemaError(where, "must be a finite number")
         if kind == "integer" and isinstance(value, float) and not value.is_integer():
             raise SchemaError(where, "must be an integer")
+        if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+            raise SchemaError(where, "is out of range (a signed 64-bit integer)")
         _bounds(value, schema, where)
     elif kind == "boolean":
         if not isinstance(value, bool):
@@ -118,9 +126,11 @@ def convert_parameter(raw: str, schema: Mapping[str, Any], resolve: Resolver, na
     value: Any = raw
     if kind == "integer":
         try:
+            if len(raw) > 40:  # far beyond 64 bits: not worth converting
+                raise ValueError
             value = int(raw)
         except ValueError:
-            raise bad_request(f"{name}: {raw!r} is not an integer", name) from None
+            raise bad_request(f"{name}: {raw[:40]!r} is not an integer", name) from None
     elif kind == "number":
         try:
             value = float(raw)
@@ -138,6 +148,36 @@ def convert_parameter(raw: str, schema: Mapping[str, Any], resolve: Resolver, na
         check(value, schema, resolve, name)
     except SchemaError as exc:
         raise bad_request(str(exc), exc.where or name) from None
+    return value
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a parsed JSON value nests deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` that refuses bodies nested deeper than :data:`MAX_JSON_DEPTH` with a
+    ValueError (the parser's own recursion limit would otherwise surface as a 500), and
+    integers beyond 64 bits."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if json_depth_exceeds(value):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 

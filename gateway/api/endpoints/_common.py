@@ -44,6 +44,15 @@ def parse_sort(sort: str | list[str] | None, allowed: Mapping[str, str], field: 
     return order
 
 
+def page_offset(page: int, page_size: int, field: str = "page") -> int:
+    """The row offset of a page; 400 naming ``page`` when it is beyond what the store can count
+    (SQLite offsets are signed 64-bit)."""
+    last = (2**63 - 1) // page_size
+    if page > last:
+        raise bad_request(f"{field}: must be at most {last} with pageSize {page_size}", field)
+    return (page - 1) * page_size
+
+
 def page_count(total: int, page_size: int) -> int:
     return max(1, math.ceil(total / page_size))
 

@@ -22,7 +22,7 @@ from integrators.aws_api import AwsApiError, apply_patch, create_response, integ
 
 from ..errors import bad_request, conflict
 from ..openapi import reference
-from ..routes import MANAGE, ApiRoute, body_of, explain_not_implemented, gateway_of, json_response, principal_of
+from ..routes import INTEGRATE, MANAGE, ApiRoute, body_of, explain_not_implemented, gateway_of, json_response, principal_of
 from .integrations import (IntegrationChange, IntegrationKind, create_integration, register_kind, restart_handler,
                            test_handler)
 
@@ -143,7 +143,7 @@ def routes() -> list[ApiRoute]:
     os_ = "1nce-os"
     base = "/v1/integrate/clouds/aws"
     return [
-        ApiRoute("POST", base, create_aws, MANAGE, spec=os_, patch=_patch_create),
+        ApiRoute("POST", base, create_aws, INTEGRATE, spec=os_, patch=_patch_create),
         ApiRoute("POST", f"{base}/{{integrationId}}/test", test_handler("AWS"), MANAGE, spec=os_, patch=_patch_test),
         ApiRoute("POST", f"{base}/{{integrationId}}/restart", restart_handler("AWS"), MANAGE, spec=os_,
                  patch=_patch_restart),

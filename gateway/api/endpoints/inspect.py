@@ -29,7 +29,8 @@ from inspector.history import HistoryQuery, MessageRow
 from ..errors import bad_request, not_found
 from ..routes import READ, ApiRoute, gateway_of, json_response, params_of
 from ..timefmt import format_time, parse_time
-from ._common import page_count, parse_filters, parse_sort
+from ..validation import INT_MAX, INT_MIN
+from ._common import page_offset, page_count, parse_filters, parse_sort
 
 PROTOCOLS = ["UDP", "COAP", "LWM2M"]
 DEFAULT_WINDOW_MS = 7 * 86_400_000
@@ -61,7 +62,7 @@ async def list_devices(request: web.Request) -> web.Response:
     sort = parse_sort(params.get("sort"), {"iccid": "iccid", "id": "iccid", "ip": "ip_address", "imsi1": "imsi",
                                            "name": "label"})
     total, rows = await gateway.read(lambda: sim_list.list_sims(gateway.store, filters=filters, sort=sort,
-                                                               offset=(page - 1) * size, limit=size))
+                                                               offset=page_offset(page, size), limit=size))
     return json_response({"items": [device_json(r) for r in rows], "page": page,
                           "pageAmount": page_count(total, size)})
 
@@ -110,26 +111,37 @@ def _encode(state: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).rstrip(b"=").decode()
 
 
+def _is_int(value: Any, low: int = INT_MIN, high: int = INT_MAX) -> bool:
+    """An int the store can use (a JSON true/false is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def _decode(token: str) -> dict:
+    """The state of a ``nextToken``; 400 naming ``nextToken`` for anything this gateway did not
+    make (the token is not signed: every value is checked before it reaches a query)."""
     try:
+        if len(token) > 4096:
+            raise ValueError
         state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if not isinstance(state, dict) or state.get("v") != 1:
             raise ValueError
         for key in ("h", "s"):
-            if not isinstance(state.get(key), int):
+            if not _is_int(state.get(key)):
                 raise ValueError
-        for key in ("e", "o", "r"):
-            if state.get(key) is not None and not isinstance(state[key], int):
-                raise ValueError
+        if state.get("e") is not None and not _is_int(state["e"]):
+            raise ValueError
+        if state.get("o") is not None and not _is_int(state["o"], -1439, 1439):  # a UTC offset in minutes
+            raise ValueError
+        if state.get("r") not in (None, 1):  # newest first (order=desc)
+            raise ValueError
         for key in ("p", "d"):
             if state.get(key) is not None and not isinstance(state[key], str):
                 raise ValueError
         after = state.get("a")
-        if after is not None and not (isinstance(after, list) and len(after) == 2
-                                      and all(isinstance(x, int) for x in after)):
+        if after is not None and not (isinstance(after, list) and len(after) == 2 and all(map(_is_int, after))):
             raise ValueError
         return state
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise bad_request("nextToken: not a token of this query; start again without nextToken",
                           "nextToken") from None
 

@@ -40,7 +40,7 @@ from ...config import EVENT_TYPES, WebhookConfig
 from ...events import VERSION
 from ..errors import ApiError, bad_request, conflict, not_found
 from ..openapi import reference
-from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
+from ..routes import INTEGRATE, MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
 from ..timefmt import format_time
 
 log = logging.getLogger("nce.api.integrations")
@@ -287,20 +287,39 @@ def restart_handler(api_type: str) -> Callable[[web.Request], Awaitable[web.Resp
 
 # webhooks --------------------------------------------------------------------------------------
 
-def _check_url(url: str) -> str:
+def _check_url(request: web.Request, url: str) -> str:
+    """An https:// URL whose host, when it is an address (or localhost), ``[targets]`` allows;
+    names are checked again, resolved, whenever a connection is opened."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise bad_request("url: must be an https:// URL with a host", "url")
+    policy = gateway_of(request).integrations.targets
+    refused = policy.check_literal(parts.hostname) if policy is not None else None
+    if refused:
+        raise bad_request(f"url: {refused}", "url")
     return url
 
 
-def _check_headers(headers: dict) -> dict[str, str]:
+#: what answers show instead of a header value: values often are credentials (Authorization,
+#: API keys), so they are write-only; sending the mask back in a PATCH keeps the stored value
+MASK = "********"
+
+
+def _check_headers(headers: dict, stored: dict[str, str] | None = None) -> dict[str, str]:
+    kept = {k.lower(): v for k, v in (stored or {}).items()}
+    out: dict[str, str] = {}
     for name, value in headers.items():
         if not _HEADER_NAME.match(name):
             raise bad_request(f"headers: {name!r} is not a valid header name", f"headers.{name}")
         if any(c in value for c in "\r\n\0"):
             raise bad_request(f"headers.{name}: a header value cannot contain line breaks", f"headers.{name}")
-    return dict(headers)
+        if value == MASK:
+            if name.lower() not in kept:
+                raise bad_request(f"headers.{name}: {MASK} keeps a stored value, and this header has none",
+                                  f"headers.{name}")
+            value = kept[name.lower()]
+        out[name] = value
+    return out
 
 
 def _check_event_types(items: list[dict]) -> list[str]:
@@ -315,15 +334,17 @@ def _check_event_types(items: list[dict]) -> list[str]:
 
 
 def webhook_describe(row: dict) -> dict:
-    return {"url": row["config"].get("url", ""), "headers": dict(row["config"].get("headers") or {})}
+    """The webhook's fields; header values masked (write-only: they are often credentials)."""
+    return {"url": row["config"].get("url", ""),
+            "headers": {name: MASK for name in row["config"].get("headers") or {}}}
 
 
 async def webhook_patch(request: web.Request, row: dict, body: dict) -> dict:
     config = dict(row["config"])
     if "url" in body:
-        config["url"] = _check_url(body["url"])
+        config["url"] = _check_url(request, body["url"])
     if "headers" in body:
-        config["headers"] = _check_headers(body["headers"])
+        config["headers"] = _check_headers(body["headers"], config.get("headers"))
     if "eventTypes" in body:
         config["event_types"] = _check_event_types(body["eventTypes"])
     if "jsonPayloadEnabled" in body:
@@ -349,7 +370,7 @@ def create_integration(store: Any, *, uuid: str, name: str, kind: str, config: d
 async def create_webhook(request: web.Request) -> web.Response:
     gateway = gateway_of(request)
     body = body_of(request)
-    hook = WebhookConfig(name=body["name"], url=_check_url(body["url"]), headers=_check_headers(body["headers"]),
+    hook = WebhookConfig(name=body["name"], url=_check_url(request, body["url"]), headers=_check_headers(body["headers"]),
                          event_types=_check_event_types(body["eventTypes"]), ca_file=gateway.config.api.webhook_ca_file,
                          json_payload_enabled=bool(body.get("jsonPayloadEnabled", False)))
     config = dataclasses.asdict(hook)
@@ -443,14 +464,19 @@ def _patch_generic(operation: dict) -> None:
 
 
 def _patch_get(operation: dict) -> None:
+    operation["description"] = operation.get("description", "") + _MASK_NOTE
     answers = _extension_fields({id(k): k for k in KINDS.values()}.values(), "answer_properties")
     if answers:
         _json_schema(operation, "200")["schema"] = _with_properties("getResponseschema_11", answers)
 
 
+_MASK_NOTE = (f" Header values are write-only: answers show every value as `{MASK}`; `{MASK}` sent back in a "
+              "PATCH keeps the stored value.")
+
+
 def _patch_create(operation: dict) -> None:
     operation["description"] += (" The URL must be https://; it is verified against the system CAs, or "
-                                 "against [api] webhook_ca_file when set.")
+                                 "against [api] webhook_ca_file when set." + _MASK_NOTE)
 
 
 def routes() -> list[ApiRoute]:
@@ -460,10 +486,10 @@ def routes() -> list[ApiRoute]:
         ApiRoute("GET", base, list_clouds, READ, spec=os_),
         ApiRoute("GET", f"{base}/eventTypes", event_types, READ, spec=os_),
         ApiRoute("GET", f"{base}/{{integrationId}}", get_cloud, READ, spec=os_, patch=_patch_get),
-        ApiRoute("DELETE", f"{base}/{{integrationId}}", delete_cloud, MANAGE, spec=os_, patch=_patch_conflict),
-        ApiRoute("PATCH", f"{base}/{{integrationId}}", patch_cloud, MANAGE, spec=os_, patch=_patch_generic),
-        ApiRoute("POST", f"{base}/webhooks", create_webhook, MANAGE, spec=os_, patch=_patch_create),
-        ApiRoute("PATCH", f"{base}/webhooks/{{integrationId}}", patch_webhook, MANAGE, spec=os_,
+        ApiRoute("DELETE", f"{base}/{{integrationId}}", delete_cloud, INTEGRATE, spec=os_, patch=_patch_conflict),
+        ApiRoute("PATCH", f"{base}/{{integrationId}}", patch_cloud, INTEGRATE, spec=os_, patch=_patch_generic),
+        ApiRoute("POST", f"{base}/webhooks", create_webhook, INTEGRATE, spec=os_, patch=_patch_create),
+        ApiRoute("PATCH", f"{base}/webhooks/{{integrationId}}", patch_webhook, INTEGRATE, spec=os_,
                  patch=_patch_conflict),
         ApiRoute("POST", f"{base}/webhooks/{{integrationId}}/test", test_handler("WEBHOOK"), MANAGE, spec=os_),
         ApiRoute("POST", f"{base}/webhooks/{{integrationId}}/restart", restart_handler("WEBHOOK"), MANAGE, spec=os_),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import math
 from urllib.parse import parse_qs
@@ -22,6 +21,8 @@ from inspector import accounts as store_accounts
 
 from ... import accounts
 from ..auth import Authenticator, client_address, login_error, scope_of
+from ..throttle import Attempt, Busy
+from ..validation import parse_json
 from ..errors import bad_request, forbidden
 from ..routes import ANY, AUTH_KEY, PUBLIC, ApiRoute, gateway_of, json_response, principal_of
 
@@ -54,9 +55,9 @@ async def _form_or_json(request: web.Request) -> dict | None:
         if not text.strip():
             return {}
         try:
-            value = json.loads(text)
-        except ValueError:
-            raise login_error("BodyValidationError", "Request body validation error: not valid JSON") from None
+            value = parse_json(text)
+        except ValueError as exc:
+            raise login_error("BodyValidationError", f"Request body validation error: not valid JSON ({exc})") from None
         if not isinstance(value, dict):
             raise login_error("BodyValidationError", "Request body validation error: expected a JSON object")
         return value
@@ -84,6 +85,11 @@ def _basic_credentials(request: web.Request) -> tuple[str, str]:
     return username, password
 
 
+def _too_many(message: str, wait: float) -> Exception:
+    seconds = max(1, math.ceil(wait))
+    return login_error("TooManyRequests", message, 429, headers={"Retry-After": str(seconds)})
+
+
 async def token(request: web.Request) -> web.Response:
     gateway = gateway_of(request)
     auth = auth_of(request)
@@ -99,25 +105,35 @@ async def token(request: web.Request) -> web.Response:
                           "Request body validation error: grant_type must be 'client_credentials'")
     name = username.strip().lower()
     ip = client_address(request)
-    wait = auth.limiter.retry_after(name, ip)
-    if wait > 0:
-        seconds = max(1, math.ceil(wait))
-        log.warning("login refused: too many failures", extra={"event": "login_throttled", "user": name, "ip": ip})
-        raise login_error("TooManyRequests", f"Too many failed logins; try again in {seconds} s", 429,
-                          headers={"Retry-After": str(seconds)})
+    attempt = auth.limiter.reserve(name, ip)  # counted before the check: parallel requests cannot pass
+    if not isinstance(attempt, Attempt):
+        gateway.metrics.api_logins.labels("throttled").inc()
+        log.warning("login refused: too many attempts", extra={"event": "login_throttled", "user": name, "ip": ip})
+        raise _too_many(f"Too many failed logins; try again in {max(1, math.ceil(attempt))} s", attempt)
     user = await gateway.read(store_accounts.get_account, gateway.store, name)
-    ok, rehash = await auth.check_password(user.password_hash if user else accounts.dummy_hash(), password)
+    try:
+        ok, rehash = await auth.check_password(attempt.ip, user.password_hash if user else None, password)
+    except Busy:
+        auth.limiter.cancel(attempt)
+        gateway.metrics.api_logins.labels("busy").inc()
+        log.warning("login refused: password checks busy", extra={"event": "login_busy", "user": name, "ip": ip})
+        raise _too_many("Too many logins at once; try again in 1 s", 1) from None
+    except BaseException:
+        auth.limiter.failed(attempt)  # the client went away: the attempt still counts
+        raise
     if user is None or not ok:
-        auth.limiter.failed(name, ip)
+        auth.limiter.failed(attempt)
+        gateway.metrics.api_logins.labels("bad_credentials").inc()
         log.warning("login failed", extra={"event": "login_failed", "user": name, "ip": ip})
         raise login_error("BadCredentials", "Bad credentials: unknown user or wrong password.")
+    auth.limiter.succeeded(attempt)
     if not user.enabled:
         raise login_error("BadCredentials", "User is disabled.")
-    auth.limiter.succeeded(name)
     await gateway.committer.write(store_accounts.record_login, gateway.store, user.id, rehash)
     if not auth.knows(user):
         await auth.reload()
     access_token, expires_in = auth.issue(user)
+    gateway.metrics.api_logins.labels("ok").inc()
     log.info("login", extra={"event": "login", "user": user.username, "ip": ip})
     return json_response({"status_code": 200, "access_token": access_token, "token_type": "bearer",
                           "expires_in": expires_in, "userId": user.username, "scope": scope_of(user.role)},

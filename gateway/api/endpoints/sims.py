@@ -19,7 +19,7 @@ from ...sims_import import write_csv
 from ..errors import bad_request, not_found
 from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
 from ..timefmt import format_1nce_sim_date
-from ._common import paging_headers, parse_filters, parse_sort
+from ._common import page_offset, paging_headers, parse_filters, parse_sort
 
 log = logging.getLogger("nce.api.sims")
 
@@ -64,7 +64,7 @@ async def list_sims(request: web.Request) -> web.Response:
     filters = parse_filters(params.get("q"), FILTERS)
     sort = parse_sort(params.get("sort"), SORT_KEYS)
     total, rows = await gateway.read(lambda: sim_list.list_sims(gateway.store, filters=filters, sort=sort,
-                                                               offset=(page - 1) * size, limit=size))
+                                                               offset=page_offset(page, size), limit=size))
     return json_response([sim_card(r) for r in rows], headers=paging_headers(total, page, size))
 
 

@@ -8,11 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bcl import BclError, message_test
-
-from ...templates import TemplateRefused, template_text
+from ...template_worker import TemplateTester, TestRefused
+from ...templates import MAX_TEMPLATE_CHARS, TemplateRefused
 from ..errors import ApiError, bad_request, not_found
 from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of
+
+TESTER_KEY: web.AppKey[TemplateTester] = web.AppKey("nce.template_tester")
 
 
 def object_body(request: web.Request) -> dict[str, Any]:
@@ -73,13 +74,25 @@ async def test_template(request: web.Request) -> web.Response:
         payload = base64.b64decode(body["payload"], validate=True)
     except (binascii.Error, ValueError):
         raise bad_request("payload is not valid base64", field="payload") from None
-    try:
-        _, parsed = template_text(body["template"])
-        return json_response(message_test(parsed, payload))
-    except TemplateRefused as exc:
-        raise refused(exc) from None
-    except BclError as exc:  # the payload does not fit the template: the 1NCE translator's message
-        raise bad_request(str(exc), field="payload") from None
+    template = body["template"]
+    if len(template) > MAX_TEMPLATE_CHARS:
+        raise bad_request(f"template: {len(template)} characters; at most {MAX_TEMPLATE_CHARS} are taken",
+                          field="template")
+    try:  # compiled and run in a child process, with a time limit (gateway.template_worker)
+        return json_response(await request.config_dict[TESTER_KEY].test(template, payload))
+    except TestRefused as exc:
+        headers = {"Retry-After": "1"} if exc.status == 429 else None
+        raise ApiError(exc.status, str(exc), field=exc.field, headers=headers) from None
+
+
+def _patch_test(operation: dict) -> None:
+    operation["responses"]["429"] = {"$ref": "#/components/responses/TooManyRequestsError"}
+    operation["responses"]["413"] = {"description": "Payload Too Large: the body is over 1 MiB", "content": {
+        "application/json": {"schema": {"type": "object", "properties": {
+            "statusCode": {"type": "integer"}, "statusText": {"type": "string"}, "errors": {"type": "array"}}}}}}
+    operation["description"] = operation.get("description", "") + (
+        f" Templates up to {MAX_TEMPLATE_CHARS} characters; the test runs in a child process and is cut off "
+        "after 10 s (400 naming `template`); at most 4 tests wait, beyond that 429.")
 
 
 def routes() -> list[ApiRoute]:
@@ -88,5 +101,5 @@ def routes() -> list[ApiRoute]:
         ApiRoute("POST", "/v1/optimize/templates", create_template, MANAGE, spec="1nce-os"),
         ApiRoute("PATCH", "/v1/optimize/templates/{templateId}", patch_template, MANAGE, spec="1nce-os"),
         ApiRoute("DELETE", "/v1/optimize/templates/{templateId}", delete_template, MANAGE, spec="1nce-os"),
-        ApiRoute("POST", "/v1/optimize/messages/test", test_template, READ, spec="1nce-os"),
+        ApiRoute("POST", "/v1/optimize/messages/test", test_template, READ, spec="1nce-os", patch=_patch_test),
     ]

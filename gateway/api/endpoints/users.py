@@ -72,7 +72,7 @@ async def create_user(request: web.Request) -> web.Response:
     _check(accounts.normalise_username, body["userId"], field="userId")
     _check(accounts.check_password, body["password"], field="password")
     username = accounts.normalise_username(body["userId"])
-    password_hash = await request.config_dict[AUTH_KEY].hash_password(body["password"])
+    password_hash = await request.config_dict[AUTH_KEY].hash_password(body["password"], actor.username)
     try:
         user = await gateway.committer.write(store_accounts.create_account, gateway.store, username, password_hash,
                                              body["role"])
@@ -97,13 +97,24 @@ async def update_user(request: web.Request) -> web.Response:
         _check(accounts.check_password, body["password"], field="password")
     password_hash = None
     if "password" in body:
-        password_hash = await request.config_dict[AUTH_KEY].hash_password(body["password"])
+        password_hash = await request.config_dict[AUTH_KEY].hash_password(body["password"], actor.username)
+
+    def allowed(current: Account) -> None:
+        """The policy again, inside the write transaction, on the rows as they are now: hashing
+        takes a while, and the target's (or the actor's) role may have changed meanwhile."""
+        now_actor = store_accounts.get_account(gateway.store, actor.username)
+        if now_actor is None or not now_actor.enabled:
+            raise accounts.PolicyError(f"user {actor.username} is disabled or no longer exists")
+        accounts.check_change(now_actor.role, current.role, body.get("role"))
+
     try:
         user = await gateway.committer.write(
             lambda: store_accounts.update_account(gateway.store, username, role=body.get("role"),
                                                   status=body.get("status"), password_hash=password_hash,
-                                                  revoke_tokens=bool(body.get("revokeTokens"))))
+                                                  revoke_tokens=bool(body.get("revokeTokens")), allowed=allowed))
     except store_accounts.AccountError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    except accounts.PolicyError as exc:
         raise ApiError(exc.status, str(exc)) from None
     if user is None:
         raise not_found(f"no user {username}")
