@@ -53,7 +53,8 @@ class Refusals:
             self._received.inc()
         now = time.monotonic()
         address = link.address
-        if not self.recent.seen((address, mid, token), now):  # a retransmission is counted once
+        # a retransmission is counted once; the key is a hash so an entry holds no datagram's objects
+        if not self.recent.seen(hash((address, mid, token)), now):
             self.metrics.reject("COAP", link.refusal_reason())
         if not is_request or code >= 32 or mtype > wire.NON:
             return  # empty messages, responses, reserved codes, ACK/RST: nothing to answer
