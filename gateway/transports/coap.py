@@ -129,7 +129,7 @@ class CoapService:
             dispatch(link, data)
             return
         key = (link.key, req.mid)
-        print_ = fingerprint(req.token, req.payload)
+        print_ = hash((req.token, req.payload))  # exchanges.fingerprint, inlined on the hot path
         cached = self.exchanges.get(key, print_)
         if cached is not None:
             self._duplicates.inc()
@@ -139,17 +139,17 @@ class CoapService:
         try:
             topic = topic_from_query(req.query)
         except BadTopic as exc:
-            self._refuse(link, req, wire.BAD_REQUEST, str(exc).encode(), "bad_topic", (key, print_))
+            self._refuse(link, req, wire.BAD_REQUEST, str(exc).encode(), "bad_topic", key, print_)
             return
         if len(req.payload) > self.max_payload:
-            self._refuse(link, req, wire.REQUEST_ENTITY_TOO_LARGE, b"payload too large", "oversize", (key, print_))
+            self._refuse(link, req, wire.REQUEST_ENTITY_TOO_LARGE, b"payload too large", "oversize", key, print_)
             return
         if req.mtype == wire.CON:
             answer = wire.response(wire.ACK, wire.CHANGED, req.mid, req.token)
         else:
             answer = wire.response(wire.NON, wire.CHANGED, self.next_mid(), req.token)
         self.exchanges.begin(key, print_)
-        self.pipeline.uplink(sim, "COAP", req.payload, topic, (self._acknowledge, link, (key, print_), answer))
+        self.pipeline.uplink(sim, "COAP", req.payload, topic, (self._acknowledge, link, key, print_, answer))
 
     def begin_exchange(self, link: Any, req: wire.Request) -> Hashable | None:
         """For a fast handler: the exchange of a new request (to pass to :meth:`reply`), or None
@@ -178,19 +178,19 @@ class CoapService:
             self.exchanges.complete(*exchange, answer)  # type: ignore[misc]
         link.send(answer)
 
-    def _acknowledge(self, link: Any, exchange: tuple[Hashable, int], answer: bytes) -> None:
-        self.exchanges.complete(*exchange, answer)
+    def _acknowledge(self, link: Any, key: Hashable, print_: int, answer: bytes) -> None:
+        self.exchanges.complete(key, print_, answer)
         link.send(answer)
 
     def _refuse(self, link: Any, req: wire.Request, code: int, diagnostic: bytes, reason: str,
-                exchange: tuple[Hashable, int]) -> None:
+                key: Hashable, print_: int) -> None:
         """Refuse a known SIM's request (bad topic, too large), remembered for retransmissions."""
         self.metrics.reject("COAP", reason)
         if req.mtype == wire.CON:
             answer = wire.response(wire.ACK, code, req.mid, req.token, diagnostic)
         else:
             answer = wire.response(wire.NON, code, self.next_mid(), req.token, diagnostic)
-        self.exchanges.begin(*exchange, answer)
+        self.exchanges.begin(key, print_, answer)
         link.send(answer)
 
 
