@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import random
 import shutil
 import socket
 import tracemalloc
@@ -127,6 +128,31 @@ async def test_answers_to_unknown_sources_are_limited_in_total(tmp_path, start_g
     assert sample(gw, "nce_coap_refusals_unanswered_total", reason="rate_limit") == 5
 
 
+async def test_random_datagrams_from_unknown_sources_get_nothing_larger(tmp_path, start_gateway):
+    config = make_config(tmp_path, coap={"unauthorized_answers_per_ip_per_second": 10_000})
+    gw = await start_gateway(config, [sim(38)])
+    rng = random.Random(19)
+    garbage = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40))) for _ in range(400)]
+    garbage += [bytes([0x40 | rng.randrange(0x30), rng.randrange(256), 0, 0])
+                + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40))) for _ in range(400)]
+    by_mid = {}
+    for n, datagram in enumerate(garbage):  # a distinct message ID for each, to match the answers
+        if len(datagram) >= 4:
+            garbage[n] = datagram = datagram[:2] + n.to_bytes(2, "big") + datagram[4:]
+            by_mid[n] = datagram
+    answers = await asyncio.to_thread(exchange, gw.coap_port, "127.0.0.87", garbage, 1.0)
+    assert answers
+    for answer in answers:
+        decoded = Message.decode(answer)
+        request = by_mid[decoded.mid] if decoded.mtype == 2 else None  # NON answers have our own IDs
+        assert decoded.code == Code.UNAUTHORIZED and not decoded.payload
+        if request is not None:
+            assert len(answer) <= len(request) and 0 < request[1] < 32
+            assert answer[4:] == request[4:4 + (request[0] & 0x0F)]
+    assert len(gw.coap_service.exchanges) == 0
+    assert gw.coap.endpoint.handler_errors == 0
+
+
 async def test_silence_for_unknown_sources_is_configurable(tmp_path, start_gateway):
     gw = await start_gateway(make_config(tmp_path, coap={"answer_unauthorized": False}), [sim(24)])
     assert await asyncio.to_thread(exchange, gw.coap_port, "127.0.0.97", [raw_post(1, b"\x01", b"x")]) == []
@@ -160,6 +186,9 @@ async def test_disabled_and_unknown_sims_counted_apart_and_once_per_request(tmp_
 # 8 bytes: an empty message / a 2.05 response / a 4.00 response, each with a Uri-Path of 3 bytes
 # that are not UTF-8; aiocoap's decoder raises UnicodeDecodeError on them
 UNDECODABLE = [bytes([0x40, code, code, n, 0xB3, 0xFF, 0xFE, 0xFD]) for code in (0x00, 0x45, 0x80) for n in range(100)]
+# type and code that do not fit: an empty NON, a POST as ACK, a GET as RST, a 2.05 as RST, 1.00, 7.31
+MISFITS = [bytes([first, code, 0x77, n]) for first, code in ((0x50, 0), (0x60, 2), (0x70, 1), (0x70, 0x45),
+                                                              (0x40, 32), (0x40, 0xFF)) for n in range(50)]
 
 
 async def test_undecodable_datagrams_are_counted_not_logged(tmp_path, start_gateway, caplog):
@@ -170,12 +199,13 @@ async def test_undecodable_datagrams_are_counted_not_logged(tmp_path, start_gate
     await until(lambda: sample(gw, "nce_uplink_rejected_total", protocol="COAP", reason="unknown_sim") == 300)
     # unknown sources: never decoded past the header, nothing logged
     assert [r for r in caplog.records if r.name.startswith("nce")] == []
-    await asyncio.to_thread(exchange, gw.coap_port, device.ip_address, UNDECODABLE, 0.3)
-    await until(lambda: sample(gw, "nce_uplink_rejected_total", protocol="COAP", reason="malformed") == 300)
-    # a known SIM's: counted, and one summary line with no traceback
+    answers = await asyncio.to_thread(exchange, gw.coap_port, device.ip_address, UNDECODABLE + MISFITS, 0.3)
+    await until(lambda: sample(gw, "nce_uplink_rejected_total", protocol="COAP", reason="malformed") == 600)
+    # a known SIM's: counted, and one summary line with no traceback (aiocoap warns about none)
     logged = [r for r in caplog.records if r.name.startswith("nce") and r.levelno >= logging.INFO]
     assert len(logged) == 1 and logged[0].exc_info is None and logged[0].occurrences == 1
     assert "UnicodeDecodeError" in logged[0].getMessage()
+    assert answers == []
     assert gw.coap.endpoint.handler_errors == 0
 
 

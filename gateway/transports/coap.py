@@ -85,7 +85,7 @@ class CoapService:
                                  per_second=unauthorized_answers_per_second, lifetime=exchange_lifetime)
         metrics.coap_exchanges.set_function(self.exchanges.__len__)
         # a known SIM's datagram that aiocoap cannot decode: counted (malformed), logged rarely
-        self.undecodable = LogSummary(log, "CoAP datagrams aiocoap could not decode", level=logging.INFO)
+        self.undecodable = LogSummary(log, "malformed CoAP datagrams of known SIMs", level=logging.INFO)
         self._next_mid = 0
         self._received = metrics.received_by["COAP"]
         self._duplicates = metrics.duplicates_by["COAP"]
@@ -117,7 +117,13 @@ class CoapService:
         code = req.code
         if code == 0 or code >= 64:
             # pings, empty ACK/RST, responses to our own requests: aiocoap's business
-            dispatch(link, data)
+            if req.mtype != wire.NON if code == 0 else code < 192 and req.mtype != wire.RST:
+                dispatch(link, data)
+            else:
+                self._misfit(link, req)
+            return
+        if code >= 32 or req.mtype > wire.NON:  # reserved class 1, or a request as ACK/RST
+            self._misfit(link, req)
             return
         self._received.inc()
         if code != wire.POST or not req.fast or req.path not in UPLINK_PATHS:
@@ -150,6 +156,13 @@ class CoapService:
             answer = wire.response(wire.NON, wire.CHANGED, self.next_mid(), req.token)
         self.exchanges.begin(key, print_)
         self.pipeline.uplink(sim, "COAP", req.payload, topic, (self._acknowledge, link, key, print_, answer))
+
+    def _misfit(self, link: Any, req: wire.Request) -> None:
+        """A type and code that do not fit together (RFC 7252 §4.2-4.3, §12.1): malformed,
+        dropped here instead of one aiocoap warning per datagram."""
+        self.metrics.reject("COAP", "malformed")
+        self.undecodable.note(f"type {req.mtype} with code {req.code >> 5}.{req.code & 31:02d}",
+                              event="coap_malformed", source=link.address[0])
 
     def begin_exchange(self, link: Any, req: wire.Request) -> Hashable | None:
         """For a fast handler: the exchange of a new request (to pass to :meth:`reply`), or None
