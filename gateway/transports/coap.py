@@ -117,7 +117,8 @@ class CoapService:
         code = req.code
         if code == 0 or code >= 64:
             # pings, empty ACK/RST, responses to our own requests: aiocoap's business
-            if req.mtype != wire.NON if code == 0 else code < 192 and req.mtype != wire.RST:
+            fits = req.mtype != wire.NON if code == 0 else (code < 192 and req.mtype != wire.RST)
+            if fits:
                 dispatch(link, data)
             else:
                 self._misfit(link, req)
