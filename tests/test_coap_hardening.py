@@ -334,3 +334,34 @@ async def test_libcoap_blockwise_upload_over_the_limit_is_refused_early(tmp_path
     assert sample(gw, "nce_uplink_received_total", protocol="COAP") == 5
     await gw.committer.flush()
     assert [m["payload"] for m in gw.store.messages()] == [b"y" * 3900]
+
+
+class _Remote:
+    """Just what the spool reads of a remote (the network tests above use real sockets)."""
+
+    blockwise_key = ("127.0.0.1", 1)
+
+    def sim(self):
+        return None
+
+
+def test_block1_reassembly_keeps_blocks_and_joins_them_once():
+    from gateway.metrics import Metrics
+    from gateway.transports.block1 import Block1Limits, BoundedBlock1Spool
+    from aiocoap.blockwise import ContinueException
+
+    limits = Block1Limits(Metrics(), max_payload=4 << 20, max_transfers=1, max_transfers_per_sim=1)
+    spool = BoundedBlock1Spool(limits)
+    body = bytes(range(256)) * 8192  # 2 MiB in 2,048 blocks of 1 KiB
+    remote = _Remote()
+    result = None
+    for n in range(2048):
+        message = Message.decode(block(n, n, n < 2047, body[n * 1024:(n + 1) * 1024], szx=6), remote=remote)
+        try:
+            result = spool.feed_and_take(message)
+        except ContinueException:
+            (assembly,) = limits.assemblies.values()
+            # the first block's message is not grown block by block: no quadratic recopy
+            assert len(assembly.chunks) == n + 1 and len(assembly.request.payload) == 1024
+    assert result is not None and result.payload == body and result.opt.block1 == (2047, False, 6)
+    assert not limits.assemblies and limits.bytes == 0
