@@ -33,6 +33,7 @@ from .identity import SimRegistry
 from .lwm2m.service import LwM2MService
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .transports.block1 import Block1Limits, bound_block1
 from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
 from .transports.coaps import CoapDtlsInterface, start_coaps
 from .transports.udp import UdpUplink
@@ -68,8 +69,15 @@ class Gateway:
         self.committer.observers.append(self.integrations)
         self.templates = TemplateService(self.store, write=self.committer.write, read=self.read)
         self.pipeline = Pipeline(self.committer, self.integrations, translator=self.templates)
-        self.coap_service = CoapService(self.pipeline, self.metrics, max_payload=config.coap.max_payload,
-                                        exchange_lifetime=config.coap.exchange_lifetime_seconds)
+        coap = config.coap
+        self.coap_service = CoapService(
+            self.pipeline, self.metrics, max_payload=coap.max_payload,
+            exchange_lifetime=coap.exchange_lifetime_seconds, answer_unauthorized=coap.answer_unauthorized,
+            unauthorized_answers_per_ip_per_second=coap.unauthorized_answers_per_ip_per_second,
+            unauthorized_answers_per_second=coap.unauthorized_answers_per_second)
+        self.block1 = Block1Limits(self.metrics, max_payload=coap.max_payload,
+                                   max_transfers=coap.max_block1_transfers,
+                                   max_transfers_per_sim=coap.max_block1_transfers_per_sim)
         self.lwm2m: LwM2MService | None = LwM2MService(self) if config.lwm2m.enabled and (
             config.coap.enabled or config.coaps.enabled) else None
         if self.lwm2m is not None:
@@ -169,6 +177,7 @@ class Gateway:
         site.add_resource(["bootstrap"], BootstrapResource(self.psks, self.metrics, self.config.coaps.public_url))
         if self.lwm2m is not None:
             self.lwm2m.add_resources(site)
+        bound_block1(site, self.block1)
         return site
 
     async def stop(self) -> None:

@@ -22,6 +22,12 @@ def request_sim(request: aiocoap.Message) -> Any:
     return sim_of() if sim_of is not None else None
 
 
+def request_refusal_reason(request: aiocoap.Message) -> str:
+    """``unknown_sim`` or ``disabled_sim`` for a request that found no enabled SIM."""
+    reason_of = getattr(request.remote, "refusal_reason", None)
+    return reason_of() if reason_of is not None else "unknown_sim"
+
+
 def error_response(code: aiocoap.numbers.codes.Code, text: str) -> aiocoap.Message:
     return aiocoap.Message(code=code, payload=text.encode("utf-8"))
 
@@ -38,7 +44,7 @@ class UplinkResource(resource.Resource):
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         sim = request_sim(request)
         if sim is None:
-            self.metrics.reject("COAP", "unknown_sim")
+            self.metrics.reject("COAP", request_refusal_reason(request))
             return error_response(aiocoap.UNAUTHORIZED, "unknown or disabled SIM")
         try:
             query = [q.encode("utf-8", "surrogateescape") for q in request.opt.uri_query]

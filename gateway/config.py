@@ -90,6 +90,15 @@ class CoapConfig:
     max_payload: int = 65000
     exchange_lifetime_seconds: float = 247.0
     receive_buffer_bytes: int = 4 * 1024 * 1024
+    # Requests of unknown or disabled SIMs (also over DTLS) get a bare 4.01, no longer than the
+    # request, at most this often per source address (bursts of 5) and in total; false: no answer.
+    answer_unauthorized: bool = True
+    unauthorized_answers_per_ip_per_second: float = 1.0
+    unauthorized_answers_per_second: float = 200.0
+    # Block-wise (Block1) uploads being reassembled at once, in total and per SIM; each holds at
+    # most max_payload bytes.
+    max_block1_transfers: int = 256
+    max_block1_transfers_per_sim: int = 4
 
 
 @dataclass
@@ -380,6 +389,12 @@ def _validate(cfg: GatewayConfig) -> None:
         port = getattr(cfg, section).port
         if not 0 <= port <= 65535:
             raise ConfigError(f"{section}.port: {port} is not a port number (0 means ephemeral)")
+    coap = cfg.coap
+    if coap.max_payload < 1 or coap.max_block1_transfers < 1 or coap.max_block1_transfers_per_sim < 1:
+        raise ConfigError("coap.max_payload/max_block1_transfers/max_block1_transfers_per_sim: must be at least 1")
+    if coap.unauthorized_answers_per_ip_per_second <= 0 or coap.unauthorized_answers_per_second <= 0:
+        raise ConfigError("coap.unauthorized_answers_per_ip_per_second/_per_second: must be positive "
+                          "(answer_unauthorized = false answers none)")
     if cfg.api.token_ttl_seconds < 1:
         raise ConfigError("api.token_ttl_seconds: must be at least 1")
     if cfg.api.login_max_failures_per_user < 1 or cfg.api.login_max_failures_per_ip < 1:

@@ -45,3 +45,11 @@ class SimRegistry:
     def enabled_sim_for_iccid(self, iccid: str) -> Sim | None:
         sim = self.by_iccid.get(iccid)
         return sim if sim is not None and sim.status == "Enabled" else None
+
+    def refusal_for_ip(self, ip: str) -> str:
+        """The rejection reason for traffic from ``ip`` that found no enabled SIM."""
+        return "unknown_sim" if ip not in self.by_ip else "disabled_sim"
+
+    def refusal_for_iccid(self, iccid: str) -> str:
+        """The same for a DTLS identity (ICCID)."""
+        return "unknown_sim" if iccid not in self.by_iccid else "disabled_sim"

@@ -80,6 +80,17 @@ class Metrics(CommitObserver):
         self.api_logins = Counter("nce_api_logins_total", "Logins at /oauth/token by outcome: ok, bad_credentials, "
                                   "throttled (over a limit, not checked), busy (check queue full)", ["outcome"],
                                   registry=r)
+        # CoAP hardening: what unauthenticated traffic and block-wise uploads hold (docs/operations.md)
+        self.refusals_unanswered = Counter(
+            "nce_coap_refusals_unanswered_total",
+            "Requests of unknown or disabled SIMs left unanswered (rate_limit, or config: answer_unauthorized = false)",
+            ["reason"], registry=r)
+        self.coap_exchanges = Gauge("nce_coap_exchanges", "Entries in the CoAP exchange (retransmission) cache",
+                                    registry=r)
+        self.block1_transfers = Gauge("nce_coap_block1_transfers", "Block-wise (Block1) uploads being reassembled",
+                                      registry=r)
+        self.block1_bytes = Gauge("nce_coap_block1_bytes", "Bytes held by Block1 uploads being reassembled",
+                                  registry=r)
         self.received_by = {p: HotCounter(self.received.labels(p)) for p in PROTOCOLS}
         self.stored_by = {p: self.stored.labels(p) for p in PROTOCOLS}
         self.duplicates_by = {p: HotCounter(self.duplicates.labels(p)) for p in PROTOCOLS}

@@ -12,7 +12,7 @@ from typing import Any
 import aiocoap
 from aiocoap import resource
 
-from .coap_site import error_response, request_sim
+from .coap_site import error_response, request_refusal_reason, request_sim
 
 
 class BootstrapResource(resource.Resource):
@@ -27,7 +27,7 @@ class BootstrapResource(resource.Resource):
             return error_response(aiocoap.FORBIDDEN, "bootstrap is plain CoAP only")
         sim = request_sim(request)
         if sim is None:
-            self.metrics.reject("COAP", "unknown_sim")
+            self.metrics.reject("COAP", request_refusal_reason(request))
             return error_response(aiocoap.UNAUTHORIZED, "unknown or disabled SIM")
         key = await self.psks.for_bootstrap(sim.iccid, "COAP")  # durable before it is handed out
         if not (key.isascii() and key.decode("ascii").isprintable() and b"," not in key):

@@ -94,7 +94,9 @@ async def test_unknown_and_disabled_sims_are_refused(tmp_path, receiver, ca_file
     assert [e["device"]["iccid"] for e in receiver.events] == [enabled.iccid]
     assert [m["iccid"] for m in gw.store.messages()] == [enabled.iccid]
     text = gw.metrics.render().decode()
-    assert 'nce_uplink_rejected_total{protocol="COAP",reason="unknown_sim"} 2.0' in text
+    # a Disabled SIM is told apart from an address no SIM has, on CoAP as on UDP
+    assert 'nce_uplink_rejected_total{protocol="COAP",reason="unknown_sim"} 1.0' in text
+    assert 'nce_uplink_rejected_total{protocol="COAP",reason="disabled_sim"} 1.0' in text
     assert 'nce_uplink_rejected_total{protocol="UDP",reason="unknown_sim"} 1.0' in text
     assert 'nce_uplink_rejected_total{protocol="UDP",reason="disabled_sim"} 1.0' in text
 

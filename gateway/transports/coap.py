@@ -32,7 +32,9 @@ from inspector.records import Sim
 from ..metrics import Metrics
 from ..topics import BadTopic, topic_from_query
 from . import coap_wire as wire
-from .exchanges import ExchangeCache
+from .exchanges import ExchangeCache, fingerprint
+from .limits import LogSummary
+from .refusals import Refusals
 from .sockets import UdpEndpoint
 
 log = logging.getLogger("nce.coap")
@@ -44,10 +46,13 @@ class Link(Protocol):
     """A device's way back: a UDP address or a DTLS session."""
 
     key: Hashable
+    address: tuple[str, int]
 
     def send(self, data: bytes) -> None: ...
 
     def sim(self) -> Sim | None: ...
+
+    def refusal_reason(self) -> str: ...
 
 
 FastHandler = Callable[[Any, wire.Request, Sim], None]
@@ -62,14 +67,25 @@ class CoapService:
     and answers it with :meth:`reply` (now or later), using :meth:`begin_exchange` for the
     retransmission rule. Requests with options the scanner does not process (Block1, ...)
     still go to aiocoap, where the feature's resources serve them.
+
+    A datagram whose sender is no enabled SIM goes to :class:`~.refusals.Refusals` before
+    anything past its header is read.
     """
 
     def __init__(self, pipeline: Any, metrics: Metrics, *, max_payload: int = 65000,
-                 exchange_lifetime: float = 247.0) -> None:
+                 exchange_lifetime: float = 247.0, answer_unauthorized: bool = True,
+                 unauthorized_answers_per_ip_per_second: float = 1.0,
+                 unauthorized_answers_per_second: float = 200.0) -> None:
         self.pipeline = pipeline
         self.metrics = metrics
         self.max_payload = max_payload
         self.exchanges = ExchangeCache(exchange_lifetime)
+        self.refusals = Refusals(metrics, self.next_mid, answer=answer_unauthorized,
+                                 per_source_per_second=unauthorized_answers_per_ip_per_second,
+                                 per_second=unauthorized_answers_per_second, lifetime=exchange_lifetime)
+        metrics.coap_exchanges.set_function(self.exchanges.__len__)
+        # a known SIM's datagram that aiocoap cannot decode: counted (malformed), logged rarely
+        self.undecodable = LogSummary(log, "malformed CoAP datagrams of known SIMs", level=logging.INFO)
         self._next_mid = 0
         self._received = metrics.received_by["COAP"]
         self._duplicates = metrics.duplicates_by["COAP"]
@@ -85,6 +101,10 @@ class CoapService:
 
     def handle(self, link: Any, data: bytes, dispatch: Any) -> None:
         """One datagram (plaintext) from ``link``; ``dispatch(link, data)`` hands it to aiocoap."""
+        sim = link.sim()
+        if sim is None:
+            self.refusals.refuse(link, data)
+            return
         try:
             req = wire.scan(data)
         except wire.Malformed as exc:
@@ -97,14 +117,17 @@ class CoapService:
         code = req.code
         if code == 0 or code >= 64:
             # pings, empty ACK/RST, responses to our own requests: aiocoap's business
-            dispatch(link, data)
+            fits = req.mtype != wire.NON if code == 0 else (code < 192 and req.mtype != wire.RST)
+            if fits:
+                dispatch(link, data)
+            else:
+                self._misfit(link, req)
+            return
+        if code >= 32 or req.mtype > wire.NON:  # reserved class 1, or a request as ACK/RST
+            self._misfit(link, req)
             return
         self._received.inc()
         if code != wire.POST or not req.fast or req.path not in UPLINK_PATHS:
-            sim = link.sim()
-            if sim is None:
-                self._refuse(link, req, wire.UNAUTHORIZED, b"unknown or disabled SIM", "unknown_sim")
-                return
             if req.fast and req.path and self.fast_handlers:
                 handler = self.fast_handlers.get((code, req.path[0]))
                 if handler is not None:
@@ -113,70 +136,75 @@ class CoapService:
             dispatch(link, data)
             return
         key = (link.key, req.mid)
-        cached = self.exchanges.get(key)
+        print_ = hash((req.token, req.payload))  # exchanges.fingerprint, inlined on the hot path
+        cached = self.exchanges.get(key, print_)
         if cached is not None:
             self._duplicates.inc()
             if cached:  # PENDING (empty) while the first copy is being committed
                 link.send(cached)
             return
-        sim = link.sim()
-        if sim is None:
-            self._refuse(link, req, wire.UNAUTHORIZED, b"unknown or disabled SIM", "unknown_sim", key)
-            return
         try:
             topic = topic_from_query(req.query)
         except BadTopic as exc:
-            self._refuse(link, req, wire.BAD_REQUEST, str(exc).encode(), "bad_topic", key)
+            self._refuse(link, req, wire.BAD_REQUEST, str(exc).encode(), "bad_topic", key, print_)
             return
         if len(req.payload) > self.max_payload:
-            self._refuse(link, req, wire.REQUEST_ENTITY_TOO_LARGE, b"payload too large", "oversize", key)
+            self._refuse(link, req, wire.REQUEST_ENTITY_TOO_LARGE, b"payload too large", "oversize", key, print_)
             return
         if req.mtype == wire.CON:
             answer = wire.response(wire.ACK, wire.CHANGED, req.mid, req.token)
         else:
             answer = wire.response(wire.NON, wire.CHANGED, self.next_mid(), req.token)
-        self.exchanges.begin(key)
-        self.pipeline.uplink(sim, "COAP", req.payload, topic, (self._acknowledge, link, key, answer))
+        self.exchanges.begin(key, print_)
+        self.pipeline.uplink(sim, "COAP", req.payload, topic, (self._acknowledge, link, key, print_, answer))
+
+    def _misfit(self, link: Any, req: wire.Request) -> None:
+        """A type and code that do not fit together (RFC 7252 §4.2-4.3, §12.1): malformed,
+        dropped here instead of one aiocoap warning per datagram."""
+        self.metrics.reject("COAP", "malformed")
+        self.undecodable.note(f"type {req.mtype} with code {req.code >> 5}.{req.code & 31:02d}",
+                              event="coap_malformed", source=link.address[0])
 
     def begin_exchange(self, link: Any, req: wire.Request) -> Hashable | None:
-        """For a fast handler: the exchange key of a new request, or None for a retransmission
-        (which has been answered again here, or is still being processed)."""
+        """For a fast handler: the exchange of a new request (to pass to :meth:`reply`), or None
+        for a retransmission (which has been answered again here, or is still being processed)."""
         key = (link.key, req.mid)
-        cached = self.exchanges.get(key)
+        print_ = fingerprint(req.token, req.payload)
+        cached = self.exchanges.get(key, print_)
         if cached is not None:
             self._duplicates.inc()
             if cached:
                 link.send(cached)
             return None
-        self.exchanges.begin(key)
-        return key
+        self.exchanges.begin(key, print_)
+        return key, print_
 
-    def reply(self, link: Any, req: wire.Request, key: Hashable | None, code: int, payload: bytes = b"",
+    def reply(self, link: Any, req: wire.Request, exchange: Hashable | None, code: int, payload: bytes = b"",
               options: list[tuple[int, bytes]] | None = None) -> None:
         """Answer a fast-handler request (piggybacked ACK for CON, NON for NON) and remember the
-        answer for retransmissions under ``key``."""
+        answer for retransmissions of ``exchange``."""
         mtype, mid = (wire.ACK, req.mid) if req.mtype == wire.CON else (wire.NON, self.next_mid())
         if options:
             answer = wire.response_with_options(mtype, code, mid, req.token, options, payload)
         else:
             answer = wire.response(mtype, code, mid, req.token, payload)
-        if key is not None:
-            self.exchanges.complete(key, answer)
+        if exchange is not None:
+            self.exchanges.complete(*exchange, answer)  # type: ignore[misc]
         link.send(answer)
 
-    def _acknowledge(self, link: Any, key: Hashable, answer: bytes) -> None:
-        self.exchanges.complete(key, answer)
+    def _acknowledge(self, link: Any, key: Hashable, print_: int, answer: bytes) -> None:
+        self.exchanges.complete(key, print_, answer)
         link.send(answer)
 
     def _refuse(self, link: Any, req: wire.Request, code: int, diagnostic: bytes, reason: str,
-                key: Hashable | None = None) -> None:
+                key: Hashable, print_: int) -> None:
+        """Refuse a known SIM's request (bad topic, too large), remembered for retransmissions."""
         self.metrics.reject("COAP", reason)
         if req.mtype == wire.CON:
             answer = wire.response(wire.ACK, code, req.mid, req.token, diagnostic)
         else:
             answer = wire.response(wire.NON, code, self.next_mid(), req.token, diagnostic)
-        if key is not None:
-            self.exchanges.begin(key, answer)
+        self.exchanges.begin(key, print_, answer)
         link.send(answer)
 
 
@@ -237,6 +265,9 @@ class PlainRemote(DeviceRemote):
     def sim(self) -> Sim | None:
         return self.interface.registry.enabled_sim_for_ip(self.address[0])
 
+    def refusal_reason(self) -> str:
+        return self.interface.registry.refusal_for_ip(self.address[0])
+
     @property
     def blockwise_key(self) -> Hashable:
         return self.address
@@ -269,8 +300,9 @@ class DeviceInterface(interfaces.MessageInterface):
             return
         try:
             message = Message.decode(data, remote=remote)
-        except error.UnparsableMessage:
+        except (error.UnparsableMessage, ValueError) as exc:  # ValueError: e.g. a non-UTF-8 string option
             self.service.metrics.reject("COAP", "malformed")
+            self.service.undecodable.note(f"{type(exc).__name__}: {exc}", event="coap_malformed", source=remote.address[0])
             return
         self.mman.dispatch_message(message)
 

@@ -179,3 +179,15 @@ def peek_header(data: bytes) -> tuple[int, int] | None:
     if len(data) < 4 or data[0] >> 6 != 1:
         return None
     return data[0] >> 4 & 3, data[2] << 8 | data[3]
+
+
+def peek_request(data: bytes) -> tuple[int, int, int, bytes] | None:
+    """(type, code, message id, token) of a datagram, reading nothing past the token: what a
+    refusal to an unauthenticated source needs. None when even that much is not CoAP."""
+    if len(data) < 4:
+        return None
+    first = data[0]
+    tkl = first & 0x0F
+    if first >> 6 != 1 or tkl > 8 or len(data) < 4 + tkl:
+        return None
+    return first >> 4 & 3, data[1], data[2] << 8 | data[3], data[4:4 + tkl]

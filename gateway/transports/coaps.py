@@ -50,6 +50,9 @@ class DtlsRemote(DeviceRemote):
     def sim(self) -> Sim | None:
         return self.interface.registry.enabled_sim_for_iccid(self.psk_identity)
 
+    def refusal_reason(self) -> str:
+        return self.interface.registry.refusal_for_iccid(self.psk_identity)
+
     @property
     def address(self) -> tuple[str, int]:  # type: ignore[override]
         return self.session.addr

@@ -15,6 +15,8 @@ import logging
 import socket
 from collections.abc import Callable
 
+from .limits import LogSummary
+
 log = logging.getLogger("nce.transport")
 
 Address = tuple[str, int]
@@ -40,6 +42,8 @@ class UdpEndpoint:
         self.sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.send_errors = 0
+        self.handler_errors = 0
+        self._failures = LogSummary(log, "handling a datagram failed", level=logging.ERROR)
 
     def open(self, bind: str, port: int, receive_buffer: int = 0) -> Address:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -79,8 +83,10 @@ class UdpEndpoint:
                 continue
             try:
                 handle(data, addr)
-            except Exception:  # one bad datagram must never stop the socket
-                log.exception("handling a datagram from %s failed", addr)
+            except Exception as exc:  # one bad datagram must never stop the socket (nor fill the log)
+                self.handler_errors += 1
+                self._failures.note(f"{type(exc).__name__} from {addr[0]}", exc_info=True,
+                                    event="datagram_handler_failed")
 
     def sendto(self, data: bytes, addr: Address) -> None:
         sock = self.sock

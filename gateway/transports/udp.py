@@ -28,8 +28,7 @@ class UdpUplink:
         self._received.inc()
         sim = self.registry.enabled_sim_for_ip(addr[0])
         if sim is None:
-            reason = "disabled_sim" if addr[0] in self.registry.by_ip else "unknown_sim"
-            self.metrics.reject("UDP", reason)
+            self.metrics.reject("UDP", self.registry.refusal_for_ip(addr[0]))
             return
         if len(data) > self.max_payload:
             self.metrics.reject("UDP", "oversize")
