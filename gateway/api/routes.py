@@ -55,12 +55,14 @@ READ = "read"          # read SIMs, devices, history, integrations
 MANAGE = "manage"      # change SIMs, integrations, templates, PSKs; device actions
 PURCHASE = "purchase"  # top-ups, extensions, limits (not implemented: 501 after the role check)
 USERS = "users"        # user administration (finer rules per target role: gateway.accounts)
+OPERATE = "operate"    # replay stored events into an integration (Owner and Admin)
 ACCESS_ROLES: dict[str, frozenset[str]] = {
     ANY: frozenset(ROLES),
     READ: frozenset(ROLES),
     MANAGE: frozenset(ROLES),
     PURCHASE: frozenset({OWNER, ADMIN}),
     USERS: frozenset({OWNER, ADMIN}),
+    OPERATE: frozenset({OWNER, ADMIN}),
 }
 
 GATEWAY_KEY: web.AppKey[Any] = web.AppKey("nce.gateway")
