@@ -44,9 +44,12 @@ async def replay(request: web.Request) -> web.Response:
             worker.notify()
     log.info("integration replay", extra={"event": "integration_replay", "integration": row["name"],
                                           "queued": queued, "by": principal_of(request).username})
-    return json_response({"integrationId": row["uuid"], "name": row["name"], "queued": queued,
-                          "since": format_time(window.since_ms), "until": format_time(window.until_ms),
-                          "eventTypes": list(window.event_types), "iccid": window.iccid})
+    answer = {"integrationId": row["uuid"], "name": row["name"], "queued": queued,
+              "since": format_time(window.since_ms), "until": format_time(window.until_ms),
+              "eventTypes": list(window.event_types)}
+    if window.iccid is not None:
+        answer["iccid"] = window.iccid
+    return json_response(answer)
 
 
 _OPERATION = {
@@ -80,7 +83,7 @@ _SCHEMAS = {
                            "queued": {"type": "integer", "description": "events queued for delivery"},
                            "since": {"type": "string"}, "until": {"type": "string"},
                            "eventTypes": {"type": "array", "items": {"type": "string"}},
-                           "iccid": {"type": ["string", "null"]}}},
+                           "iccid": {"type": "string", "description": "when the replay was for one SIM"}}},
 }
 
 
