@@ -136,6 +136,15 @@ def test_value_out_of_range_buffer_too_small_and_bad_utf8(tmp_path):
 
 
 @needs_gcc
+def test_a_string_that_is_the_whole_payload(tmp_path):
+    # found by Hypothesis: the length check "n < 0" of an unsigned n did not build with -Werror
+    template = {"sense": [{"asset": "s", "value": {"byte": 0, "endbyte": 0, "type": "string"}}]}
+    assert roundtrip(template, "héllo".encode(), tmp_path) == "héllo".encode().hex()
+    (empty,) = run_driver(tmp_path / "driver", ["-"])
+    assert empty == ""
+
+
+@needs_gcc
 def test_reads_sharing_bytes_must_agree(tmp_path):
     vec = next(v for v in VECTORS if v["name"] == "full-maintenance")
     plan = plan_of(vec["template"])

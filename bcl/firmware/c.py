@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from ..model import ValueType
-from .plan import MAX_LENGTH, Field, Guard, Item, PathPlan, Plan, identifier
+from .plan import MAX_LENGTH, Field, Guard, Item, PathPlan, Plan, comment_text, identifier
 
 __all__ = ["generate_c", "driver_c"]
 
@@ -135,9 +135,6 @@ static int place(uint8_t *buf, size_t a, const uint8_t *s, size_t w, size_t *ra,
 }
 
 
-def _comment(text: str) -> str:
-    """Template text as it may appear inside a C comment."""
-    return re.sub(r"[^A-Za-z0-9 ._:\-\[\]/+]", "_", text)[:120]
 
 
 def c_type(fld: Field) -> str:
@@ -153,7 +150,7 @@ def c_type(fld: Field) -> str:
 def _member(fld: Field) -> list[str]:
     kinds = ", ".join(sorted({s.type.value for s in fld.selectors}))
     what = f"switch {fld.origin}" if fld.is_selector else f"asset {fld.origin}"
-    note = f"/* {_comment(what)} ({_comment(kinds)}) */"
+    note = f"/* {comment_text(what)} ({comment_text(kinds)}) */"
     if fld.family in ("string", "hex"):
         if fld.width is not None:
             return [f"    {c_type(fld)} {fld.name}[{fld.width}]; {note}"]
@@ -210,26 +207,14 @@ class _Emitter:
     def emit(self, text: str, depth: int = 2) -> None:
         self.lines.append("    " * depth + text)
 
-    # positions --------------------------------------------------------------------------
-    def position(self, it: Item, path: PathPlan) -> tuple[str, str]:
-        """C expressions of the start and the width of a read (literals when the length is fixed)."""
-        if path.length is not None:
-            a, b = it.static_range(path.length)
-            return str(a), str(b - a)
-        sel = it.sel
-        if sel.byte is None:
-            return f"n - {-sel.endbyte}", str(sel.bytelength)  # type: ignore[operator]
-        if sel.endbyte is None:
-            return str(sel.byte), str(sel.bytelength)
-        return str(sel.byte), f"n - {sel.byte - sel.endbyte}"
 
     # one read ------------------------------------------------------------------------------
     def item(self, it: Item, path: PathPlan, k: int) -> None:
         fld, sel = it.field, it.sel
         ref = f"v->{fld.name}"
-        a, w = self.position(it, path)
+        a, w = path.position(it)
         little = "1" if sel.byteorder == "little" else "0"
-        self.emit(f"/* {_comment(it.label)}: {sel.type.value} */")
+        self.emit(f"/* {comment_text(it.label)}: {sel.type.value} */")
         self.emit(f"a = {a};")
         self.emit(f"w = {w};")
         static_w = int(w) if w.isdigit() else None
@@ -275,18 +260,16 @@ class _Emitter:
 
     def free_check(self, it: Item, path: PathPlan) -> None:
         """A replaced read still has to be readable: its width must suit its type."""
-        if path.length is not None or not it.span or it.sel.type in (ValueType.STRING, ValueType.HEX):
-            return
-        widths = {ValueType.INT: (1, 2, 4, 8), ValueType.UINT: (1, 2, 4, 8), ValueType.FLOAT: (4, 8),
-                  ValueType.BOOLEAN: (1,)}[it.sel.type]
-        _, w = self.position(it, path)
-        cond = " && ".join(f"({w}) != {x}" for x in widths)
-        self.emit(f"if ({cond}) {{ {self.err('RANGE')} }} /* {_comment(it.label)} is replaced, but read */")
+        check = path.width_to_check(it)
+        if check is not None:
+            w, widths = check
+            cond = " && ".join(f"({w}) != {x}" for x in widths)
+            self.emit(f"if ({cond}) {{ {self.err('RANGE')} }} /* {comment_text(it.label)} is replaced, but read */")
 
     # one path ---------------------------------------------------------------------------------
     def path(self, path: PathPlan) -> None:
         cond = " && ".join(_guard(g) for g in path.guards) or "1"
-        self.lines.append(f"    if ({cond}) {{ /* {_comment(path.description)} */")
+        self.lines.append(f"    if ({cond}) {{ /* {comment_text(path.description)} */")
         if path.length is not None:
             self.emit(f"n = {path.length};")
         else:
@@ -297,7 +280,8 @@ class _Emitter:
             if lead.field.width is None:
                 self.emit(f"if ({length} > {MAX_LENGTH}) {{ {self.err('RANGE')} }}")
             self.emit(f"n = {lead.sel.byte - lead.sel.endbyte} + {length};")
-            self.emit(f"if (n < {path.n_min} || n > {MAX_LENGTH}) {{ {self.err('RANGE')} }}")
+            low = f"n < {path.n_min} || " if path.n_min > 0 else ""  # n is unsigned: "n < 0" would not build
+            self.emit(f"if ({low}n > {MAX_LENGTH}) {{ {self.err('RANGE')} }}")
         self.emit(f"if (n > size) {{ {self.err('BUFFER')} }}")
         self.emit("memset(buf, 0, n);")
         for it in path.items:
@@ -333,7 +317,7 @@ def generate_c(plan: Plan, prefix: str) -> dict[str, str]:
     upper = prefix.upper()
     emitter = _Emitter(plan, prefix)
     function = emitter.function()
-    title = _comment(plan.name or prefix)
+    title = comment_text(plan.name or prefix)
     head = [
         f"/* {prefix}.h: encoder of the Energy Saver template {title}.",
         " * Generated by `nce-gateway template codegen --lang c`; do not edit, generate again.",

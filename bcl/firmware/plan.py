@@ -31,9 +31,9 @@ from typing import Any
 from ..encode import execution_paths, reachable_cases, replay_writes
 from ..errors import BclError
 from ..floats import shortest_float32
-from ..model import ALLOWED_LENGTHS, Constant, Mapping, Selector, Statement, Switch, Template, ValueType
+from ..model import ALLOWED_LENGTHS, Mapping, Selector, Statement, Switch, Template, ValueType
 
-__all__ = ["CodegenRefused", "Field", "Item", "Guard", "PathPlan", "Plan", "plan_for", "MAX_PATHS", "MAX_LENGTH"]
+__all__ = ["comment_text", "CodegenRefused", "Field", "Item", "Guard", "PathPlan", "Plan", "plan_for", "MAX_PATHS", "MAX_LENGTH"]
 
 MAX_PATHS = 256
 MAX_LENGTH = 65535  # the largest payload a generated encoder builds
@@ -135,6 +135,32 @@ class PathPlan:
     @property
     def written(self) -> list[Item]:
         return [it for it in self.items if not it.free]
+
+    def position(self, it: Item) -> tuple[str, str]:
+        """Start and width of a read as expressions over the payload length ``n`` (the same
+        text in C and Python), or literals when the path's length is fixed."""
+        if self.length is not None:
+            a, b = it.static_range(self.length)
+            return str(a), str(b - a)
+        sel = it.sel
+        if sel.byte is None:
+            return f"n - {-sel.endbyte}", str(sel.bytelength)  # type: ignore[operator]
+        if sel.endbyte is None:
+            return str(sel.byte), str(sel.bytelength)
+        return str(sel.byte), f"n - {sel.byte - sel.endbyte}"
+
+    def width_to_check(self, it: Item) -> tuple[str, tuple[int, ...]] | None:
+        """(width expression, allowed widths) of a replaced number read whose width follows the
+        payload's length: the decoder still reads it, so the width must suit its type."""
+        allowed = ALLOWED_LENGTHS[it.sel.type]
+        if self.length is not None or not it.span or allowed is None:
+            return None
+        return self.position(it)[1], allowed
+
+
+def comment_text(text: str) -> str:
+    """Template text as it may appear in a generated comment (no */, no trigraphs, one line)."""
+    return re.sub(r"[^A-Za-z0-9 ._:\-\[\]/+]", "_", text)[:120]
 
 
 @dataclass
