@@ -42,6 +42,7 @@ async def replay(request: web.Request) -> web.Response:
         worker = gateway.integrations.workers.get(row["id"])
         if worker is not None and n:
             worker.notify()
+    gateway.metrics.replayed.labels(row["name"]).inc(queued)
     log.info("integration replay", extra={"event": "integration_replay", "integration": row["name"],
                                           "queued": queued, "by": principal_of(request).username})
     answer = {"integrationId": row["uuid"], "name": row["name"], "queued": queued,
