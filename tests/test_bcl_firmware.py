@@ -173,6 +173,13 @@ def test_refuses_numbers_no_payload_length_suits():
         plan_of(template)
 
 
+def test_refuses_a_float_selector_whose_width_follows_a_string():
+    template = {"sense": [{"switch": {"byte": 0, "endbyte": -2, "type": "float"}, "on": [
+        {"case": 0.1, "do": [{"asset": "tail", "value": {"byte": 2, "endbyte": 0, "type": "hex"}}]}]}]}
+    with pytest.raises(CodegenRefused, match="the float switch selector at /sense/0/switch runs to endbyte"):
+        plan_of(template)
+
+
 def test_refuses_too_many_paths():
     switch = {"switch": {"byte": 0, "type": "uint"}, "on": [{"case": i, "do": []} for i in range(7)]}
     template = {"sense": [switch, switch, switch]}  # 8 * 8 * 8 = 512 paths

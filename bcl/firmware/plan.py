@@ -425,6 +425,18 @@ def _check_free_strings(items: list[Item], n: int | None, where: str) -> None:
                     f"bytes may hold {other.label}: they would not always be valid UTF-8, so the decoder could fail")
 
 
+def _check_float_selectors(items: list[Item], n: int | None, where: str) -> None:
+    """A float switch selector read through byte+endbyte must be 8 bytes wide: at 4 bytes the
+    decoder compares the float's shortest decimal with the cases, which the guard (a plain
+    comparison of the member) would not match."""
+    for it in items:
+        if it.field.is_selector and it.span and it.sel.type is ValueType.FLOAT:
+            if n is None or n + it.sel.endbyte - it.sel.byte != 8:  # type: ignore[operator]
+                raise CodegenRefused(f"{where}: the float switch selector at {it.sel.pointer} runs to endbyte, so "
+                                     f"its width follows the payload and may be 4 bytes, compared by their shortest "
+                                     f"decimal; give it a bytelength")
+
+
 def _path_plan(path: list, by_mapping: dict[int, Field], by_switch: dict[str, Field]) -> PathPlan | None:
     if not _reachable(path, by_switch):
         return None
@@ -447,8 +459,10 @@ def _path_plan(path: list, by_mapping: dict[int, Field], by_switch: dict[str, Fi
     if sizing:
         n_min = _n_min(items)
         _check_free_strings(items, None, where)
+        _check_float_selectors(items, None, where)
         return PathPlan(guards, items, None, sizing[0], n_min, where)
     n = _static_length(items, where)
+    _check_float_selectors(items, n, where)
     if n > MAX_LENGTH:
         raise CodegenRefused(f"{where}: the payload would be {n} bytes, more than {MAX_LENGTH}")
     for it in items:
