@@ -84,7 +84,7 @@ def replay_chunk(store: Any, w: ReplayWindow, after_seq: int, limit: int = CHUNK
     where, args = _where(w)
     conn = store.connection()
     with transaction(conn):
-        rows = conn.execute(f"SELECT seq, iccid FROM events WHERE seq > ? AND {where} ORDER BY seq LIMIT ?",
+        rows = conn.execute(f"SELECT seq, iccid FROM events NOT INDEXED WHERE seq > ? AND {where} ORDER BY seq LIMIT ?",
                             [after_seq, *args, limit]).fetchall()
         conn.executemany("INSERT INTO outbox (integration_id, event_seq, iccid, replayed) VALUES (?, ?, ?, 1)",
                          [(w.integration_id, seq, iccid) for seq, iccid in rows])

@@ -402,6 +402,10 @@ class SqliteStore:
 def mark_replayed(body: str) -> str:
     """The delivered JSON of a replayed event (inspector/replay.py): the stored envelope plus
     ``"replayed": true``, its ``id`` unchanged."""
+    # Stored envelopes are compact JSON objects written by gateway/events.py: adding the last
+    # member is a splice (no parse per delivered row); anything else is parsed and rewritten.
+    if body.endswith("}") and body != "{}":
+        return body[:-1] + ',"replayed":true}'
     envelope = json.loads(body)
     envelope["replayed"] = True
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
