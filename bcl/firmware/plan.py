@@ -334,7 +334,9 @@ def _describe(path: list) -> str:
     return ", ".join(parts) if parts else "the only path"
 
 
-def _guards(path: list, by_switch: dict[str, Field]) -> list[Guard]:
+def _guards(path: list, by_switch: dict[str, Field]) -> list[Guard] | None:
+    """The conditions on selector members that make the decoder take `path`; None when no
+    value of a member can equal a case the path takes (the path never runs)."""
     guards: list[Guard] = []
     for kind, ch in path:
         if kind != "switch" or not isinstance(ch.switch.selector, Selector):
@@ -347,17 +349,9 @@ def _guards(path: list, by_switch: dict[str, Field]) -> list[Guard]:
         else:
             lit = case_literal(sel, ch.case.value)
             if lit is None:
-                return []  # a case no value of the field reaches: the path never runs
+                return None
             guards.append(Guard(fld, lit, [], ch.switch.pointer, ch.describe()))
     return guards
-
-
-def _reachable(path: list, by_switch: dict[str, Field]) -> bool:
-    for kind, ch in path:
-        if kind == "switch" and isinstance(ch.switch.selector, Selector) and not ch.by_default:
-            if case_literal(ch.switch.selector, ch.case.value) is None:
-                return False
-    return True
 
 
 def _allowed(sel: Selector, width: int) -> bool:
@@ -438,7 +432,8 @@ def _check_float_selectors(items: list[Item], n: int | None, where: str) -> None
 
 
 def _path_plan(path: list, by_mapping: dict[int, Field], by_switch: dict[str, Field]) -> PathPlan | None:
-    if not _reachable(path, by_switch):
+    guards = _guards(path, by_switch)
+    if guards is None:
         return None
     where = _describe(path)
     _, writes, surviving = replay_writes(path)
@@ -455,7 +450,6 @@ def _path_plan(path: list, by_mapping: dict[int, Field], by_switch: dict[str, Fi
         if isinstance(ev.value, Selector):
             items.append(Item(ev.value, by_mapping[id(ev)], ev.asset, idx not in surviving))
     sizing = [it for it in items if not it.free and it.span and it.sel.type in (ValueType.STRING, ValueType.HEX)]
-    guards = _guards(path, by_switch)
     if sizing:
         n_min = _n_min(items)
         _check_free_strings(items, None, where)
