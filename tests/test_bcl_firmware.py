@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,12 @@ from hypothesis import strategies as st
 
 from bcl import TemplateError, TranslationError, compile_template, encode, same_json
 from bcl.firmware import CodegenRefused, generate, plan_of
+from gateway.cli import main
 from tests.firmware_support import (build_driver, driver_line, load_python, needs_gcc, python_outcome, run_driver,
                                     values_from_payload)
 from tests.test_bcl_properties import invertible_templates, templates
 from tests.test_bcl_vectors import VECTORS
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("BCL_FIRMWARE_EXAMPLES", "25"))
 FIRMWARE_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
@@ -194,28 +193,32 @@ def test_invalid_template_is_a_template_error():
 
 # -- the command line ----------------------------------------------------------------------------------
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway", "template", "codegen", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``nce-gateway template codegen ARGS`` in this process (exit code, stdout, stderr)."""
+    code = main(["template", "codegen", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
-def test_cli_writes_the_files(tmp_path):
+def test_cli_writes_the_files(tmp_path, capsys):
     vec = next(v for v in VECTORS if v["name"] == "sdk-blueprint-energy-saver")
     (tmp_path / "t.json").write_text(json.dumps(vec["template"]))
-    result = _cli(str(tmp_path / "t.json"), "--lang", "c", "--name", "blueprint", "--out", str(tmp_path / "gen"))
-    assert result.returncode == 0, result.stderr
+    code, out, err = _cli(capsys, str(tmp_path / "t.json"), "--lang", "c", "--name", "blueprint",
+                          "--out", str(tmp_path / "gen"))
+    assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["blueprint.c", "blueprint.h"]
-    assert result.stdout.splitlines() == [f"wrote {tmp_path / 'gen' / 'blueprint.h'}",
-                                          f"wrote {tmp_path / 'gen' / 'blueprint.c'}"]
+    assert out.splitlines() == [f"wrote {tmp_path / 'gen' / 'blueprint.h'}", f"wrote {tmp_path / 'gen' / 'blueprint.c'}"]
     assert (tmp_path / "gen" / "blueprint.h").read_text() == generate(vec["template"], "c", "blueprint")["blueprint.h"]
-    result = _cli(str(tmp_path / "t.json"), "--lang", "python")  # no --out: printed
-    assert result.returncode == 0 and "def encode(v: Values) -> bytes:" in result.stdout
+    code, out, err = _cli(capsys, str(tmp_path / "t.json"), "--lang", "python")  # no --out: printed
+    assert code == 0 and "def encode(v: Values) -> bytes:" in out
 
 
-def test_cli_refusal_is_a_clear_error(tmp_path):
+def test_cli_refusal_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "t.json").write_text(json.dumps({"sense": [
         {"asset": "a", "value": {"byte": 0, "endbyte": 0, "type": "float"}},
         {"asset": "b", "value": {"byte": 0, "endbyte": -1, "type": "float"}}]}))
-    result = _cli(str(tmp_path / "t.json"), "--lang", "c")
-    assert result.returncode == 1
-    assert result.stderr.startswith("error: cannot generate an encoder: the only path: no payload length gives")
+    code, out, err = _cli(capsys, str(tmp_path / "t.json"), "--lang", "c")
+    assert code == 1 and out == ""
+    assert err.startswith("error: cannot generate an encoder: the only path: no payload length gives")
+    code, _, err = _cli(capsys, str(tmp_path / "missing.json"))
+    assert code == 1 and err == f"error: {tmp_path / 'missing.json'}: No such file or directory\n"
