@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= examples/gateway.toml
 FUZZ_RUNS ?= 200000
 
-.PHONY: install run test bench fuzz demo c-example console-screenshots clean-venv
+.PHONY: install run test test-firmware-deep bench fuzz demo c-example console-screenshots clean-venv
 
 ## install: create .venv and install the project with its test tools
 install: $(STAMP)
@@ -27,6 +27,10 @@ run: $(STAMP)
 ## test: the whole test suite (real sockets on loopback)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## test-firmware-deep: generated C/Python encoders against the decoder on 500 Hypothesis templates each
+test-firmware-deep: $(STAMP)
+	BCL_FIRMWARE_EXAMPLES=500 $(BIN)/python -m pytest tests/test_bcl_firmware.py -q
 
 ## c-example: build the C firmware example (needs libcoap3-dev)
 c-example:

@@ -50,7 +50,7 @@ from .model import (
 )
 from .reference import branch_for, key_matches, resolve_range
 
-__all__ = ["encode", "same_json"]
+__all__ = ["encode", "same_json", "execution_paths", "replay_writes", "reachable_cases"]
 
 MAX_PATHS = 2000
 MAX_LENGTH = 65536  # payloads the encoder may build (UDP datagrams are smaller)
@@ -253,7 +253,7 @@ class _Choice:
 _Event = tuple[str, Any]  # ("map", Mapping) | ("switch", _Choice)
 
 
-def _reachable_cases(sw: Switch) -> list[Case]:
+def reachable_cases(sw: Switch) -> list[Case]:
     """Cases that can run: the first of equal values, of the selector's kind."""
     sel = sw.selector
     out: list[Case] = []
@@ -276,9 +276,17 @@ def _choices(sw: Switch, selectors: MappingABC[str, Any]) -> list[_Choice]:
         return [_Choice(sw, case, case is None or case.is_default, key, True)]
     if isinstance(sw.selector, Constant):
         return [_Choice(sw, branch_for(sw, sw.selector.value), False)]
-    out = [_Choice(sw, case, False) for case in _reachable_cases(sw)]
+    out = [_Choice(sw, case, False) for case in reachable_cases(sw)]
     out.append(_Choice(sw, sw.default, True))
     return out
+
+
+def execution_paths(stmts: tuple[Statement, ...], selectors: MappingABC[str, Any] | None = None) -> Iterator[list[_Event]]:
+    """Every execution path of `stmts` (which entry of each switch reached runs), in template
+    order: a list of ``("map", Mapping)`` and ``("switch", choice)`` events, where a choice has
+    ``switch``, ``case`` (None: no entry runs) and ``by_default`` (the selector equals none of
+    the cases).  The encoder searches them; `bcl.firmware` generates code for each."""
+    return _paths(stmts, 0, selectors or {})
 
 
 def _paths(stmts: tuple[Statement, ...], i: int, selectors: MappingABC[str, Any]) -> Iterator[list[_Event]]:
@@ -319,8 +327,11 @@ def _leaves(d: dict, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
             yield (*prefix, k)
 
 
-def _items_for(path: list[_Event], values: dict) -> list[_Item]:
-    """Replay the writes of a path against `values`; return the reads to place."""
+def replay_writes(path: list[_Event]) -> tuple[dict, list[Mapping], set[int]]:
+    """Replay the asset writes of an execution path as the decoder does them (a later write
+    wins, an object replaces a value and back): the output's shape (leaves hold the index
+    of the write that survives there), the writes in order, and the indexes that survive.
+    Also used by the firmware encoder generator (`bcl.firmware`)."""
     shape: dict = {}
     writes: list[Mapping] = []
     for kind, ev in path:
@@ -334,10 +345,14 @@ def _items_for(path: list[_Event], values: dict) -> list[_Item]:
                 d = nxt
             d[ev.path[-1]] = len(writes)
             writes.append(ev)
-    surviving: set[int] = set()
+    surviving = {_lookup(shape, leaf) for leaf in _leaves(shape)}
+    return shape, writes, surviving
+
+
+def _items_for(path: list[_Event], values: dict) -> list[_Item]:
+    """Replay the writes of a path against `values`; return the reads to place."""
+    shape, writes, surviving = replay_writes(path)
     for leaf in _leaves(shape):
-        idx = _lookup(shape, leaf)
-        surviving.add(idx)
         if _lookup(values, leaf) is _MISSING:
             raise _Fail(f"no value for asset {'.'.join(leaf)}")
     for leaf in _leaves(values):

@@ -59,6 +59,8 @@ class Metrics(CommitObserver):
                                ["integration"], registry=r)
         self.failed = Counter("nce_delivery_failed_total", "Events whose last attempt failed (integration disabled)",
                               ["integration"], registry=r)
+        self.replayed = Counter("nce_delivery_replayed_total", "Stored events queued again by API replays",
+                                ["integration"], registry=r)
         self.queue_depth = Gauge("nce_delivery_queue_depth", "Undelivered events in memory per integration",
                                  ["integration"], registry=r)
         self.delivery_latency = Histogram(

@@ -1,20 +1,25 @@
 """The C firmware example, built with gcc against libcoap, against a gateway with the SDK
-blueprint's template active: onboarding, DTLS, translated events at the webhook."""
+blueprint's template active: onboarding, DTLS, translated events at the webhook. Its payload
+encoder is generated at build time from examples/blueprint-template.json, the same file the
+gateway translates with here."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_config, sim, webhook
-from tests.test_templates import BLUEPRINT
+from bcl.firmware import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = Path("/usr/include/coap3/coap.h")
+TEMPLATE = ROOT / "examples/blueprint-template.json"
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or not HEADER.exists(),
                                 reason="needs gcc and libcoap3-dev (apt-get install libcoap3-dev)")
@@ -22,15 +27,20 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or not HEADER.exists
 
 @pytest.fixture(scope="module")
 def binary() -> Path:
-    result = subprocess.run(["make", "-C", str(ROOT / "firmware_examples/c")], capture_output=True, text=True)
+    result = subprocess.run(["make", "-C", str(ROOT / "firmware_examples/c"), f"PYTHON={sys.executable}"],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    # the encoder the firmware was built with is the one the template gives now
+    generated = ROOT / "firmware_examples/c/build/gen"
+    for name, text in generate(TEMPLATE.read_text(), "c", "blueprint").items():
+        assert (generated / name).read_text() == text
     return ROOT / "firmware_examples/c/build/nce_device"
 
 
 async def test_c_example_onboards_and_sends_translated_readings(binary, tmp_path, receiver, ca_file, start_gateway):
     device = sim(49)
     gw = await start_gateway(make_config(tmp_path, webhooks=[webhook(receiver, ca_file)]), [device])
-    await gw.templates.create(name="blueprint", template=BLUEPRINT, protocols=["COAP"], status="ACTIVE")
+    await gw.templates.create(name="blueprint", template=json.loads(TEMPLATE.read_text()), protocols=["COAP"], status="ACTIVE")
     process = await asyncio.create_subprocess_exec(
         str(binary), "-h", "127.0.0.1", "-a", device.ip_address, "-p", str(gw.coap_port), "-s", str(gw.coaps_port),
         "-n", "2", "-i", "1", "-t", "c_example", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

@@ -19,7 +19,7 @@ def test_purge_removes_only_old_rows(tmp_path):
                              [EventRecord(f"e-{name}", "TELEMETRY_DATA", "8988280666000000010", t, "{}", (1,))]))
     store.commit(batch)
     counts = store.purge(now - 7 * day, chunk=1)
-    assert counts == {"messages": 1, "events": 1, "outbox": 1, "positions": 0}
+    assert counts == {"messages": 1, "events": 1, "outbox": 1, "positions": 0, "admin_logs": 0}
     assert [m["payload"] for m in store.messages()] == [b"new", b"recent"]
     assert [o.event_seq for o in store.load_outbox(1, 0, 10)] == [2, 3]
     assert store.latest("8988280666000000010") == {"UDP": 3}

@@ -2,9 +2,9 @@
  * nce_device: what the 1NCE blueprints do, on libcoap.
  *
  *   1. onboarding (the SDK's os_auth): plain CoAP GET /bootstrap -> "ICCID,PSK[,coaps URL]"
- *   2. every INTERVAL seconds: a reading compressed like the SDK's os_energy_save
- *      (byte 0 = selector, then each value in the device's native little-endian order),
- *      POSTed over CoAP with DTLS 1.2 PSK (identity = ICCID, key = the PSK's ASCII bytes).
+ *   2. every INTERVAL seconds: a reading packed by the encoder generated from the Energy Saver
+ *      template (examples/blueprint-template.json), POSTed over CoAP with DTLS 1.2 PSK
+ *      (identity = ICCID, key = the PSK's ASCII bytes).
  *
  * Build: make -C firmware_examples/c      (needs Debian's libcoap3-dev)
  * Run:   ./nce_device -h 127.0.0.1 -p 5683 -s 5684 -a 127.0.0.10 -n 3 -i 1 -t sensors
@@ -22,38 +22,11 @@
 #define SDK_URI_HOST "coap.os.1nce.com" /* the SDK names 1NCE's host; the gateway ignores it */
 #define WAIT_MS 15000
 
-/* ---- os_energy_save: the SDK's payload layout ------------------------------------------ */
-
-enum os_type { OS_U8, OS_I16, OS_U16, OS_U32, OS_F32, OS_STR };
-
-struct os_value {
-    enum os_type type;
-    union { uint8_t u8; int16_t i16; uint16_t u16; uint32_t u32; float f32; const char *str; } v;
-};
-
-/* Writes selector + values into out (native byte order, as the SDK does on little-endian
- * modems); returns the length, or 0 if it does not fit. */
-static size_t os_energy_save(uint8_t *out, size_t size, uint8_t selector, const struct os_value *values, size_t n) {
-    size_t len = 0;
-    if (size < 1) return 0;
-    out[len++] = selector;
-    for (size_t i = 0; i < n; i++) {
-        const void *src;
-        size_t width;
-        switch (values[i].type) {
-        case OS_U8: src = &values[i].v.u8; width = 1; break;
-        case OS_I16: src = &values[i].v.i16; width = 2; break;
-        case OS_U16: src = &values[i].v.u16; width = 2; break;
-        case OS_U32: src = &values[i].v.u32; width = 4; break;
-        case OS_F32: src = &values[i].v.f32; width = 4; break;
-        default: src = values[i].v.str; width = strlen(values[i].v.str); break;
-        }
-        if (len + width > size) return 0;
-        memcpy(out + len, src, width);
-        len += width;
-    }
-    return len;
-}
+/* ---- the payload: packed by the encoder generated from the template ---------------------
+ * build/gen/blueprint.[ch] are written by `nce-gateway template codegen` from
+ * examples/blueprint-template.json (see the Makefile), the template the gateway translates
+ * with: the firmware and the gateway cannot disagree about the bytes. */
+#include "blueprint.h"
 
 /* ---- one request at a time over a libcoap session ------------------------------------- */
 
@@ -185,13 +158,20 @@ int main(int argc, char **argv) {
     int failures = 0;
     for (int i = 0; i < count; i++) {
         /* the SDK blueprint's Energy Saver reading: selector 1, battery %, signal, firmware version */
-        struct os_value values[] = {
-            {OS_U8, {.u8 = (uint8_t)(99 - i)}},
-            {OS_U8, {.u8 = 84}},
-            {OS_STR, {.str = "2.2.1"}},
-        };
-        uint8_t payload[64];
-        size_t len = os_energy_save(payload, sizeof(payload), 1, values, 3);
+        blueprint_values_t reading;
+        memset(&reading, 0, sizeof(reading));
+        reading.sel_0 = 1;
+        reading.battery_level = (uint8_t)(99 - i);
+        reading.signal_strength = 84;
+        memcpy(reading.software_version, "2.2.1", sizeof(reading.software_version));
+        uint8_t payload[BLUEPRINT_MAX_LENGTH];
+        int encoded = blueprint_encode(&reading, payload, sizeof(payload));
+        if (encoded < 0) {
+            fprintf(stderr, "reading %d: the values do not fit the template (error %d)\n", i, encoded);
+            failures++;
+            continue;
+        }
+        size_t len = (size_t)encoded;
         if (request(ctx, session, COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, NULL, NULL, topic ? query : NULL,
                     payload, len) != 0) {
             fprintf(stderr, "reading %d: no answer\n", i);

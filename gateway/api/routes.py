@@ -58,6 +58,7 @@ MANAGE = "manage"      # change SIMs, templates, PSKs; device actions; test and 
 INTEGRATE = "integrate"  # create, change, delete integrations: they choose where device data goes
 PURCHASE = "purchase"  # top-ups, extensions, limits (not implemented: 501 after the role check)
 USERS = "users"        # user administration (finer rules per target role: gateway.accounts)
+OPERATE = "operate"    # replay stored events into an integration (Owner and Admin)
 ACCESS_ROLES: dict[str, frozenset[str]] = {
     ANY: frozenset(ROLES),
     READ: frozenset(ROLES),
@@ -65,6 +66,7 @@ ACCESS_ROLES: dict[str, frozenset[str]] = {
     INTEGRATE: frozenset({OWNER, ADMIN}),
     PURCHASE: frozenset({OWNER, ADMIN}),
     USERS: frozenset({OWNER, ADMIN}),
+    OPERATE: frozenset({OWNER, ADMIN}),
 }
 
 GATEWAY_KEY: web.AppKey[Any] = web.AppKey("nce.gateway")

@@ -10,8 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from bcl import compile_template
+from bcl import TemplateError, compile_template
 from bcl.cli import test_file, validate_file
+from bcl.firmware import LANGUAGES, CodegenRefused, generate
 
 from ..cli import CommandError, add_config_argument
 from ..pipeline import TRANSLATOR_ERROR
@@ -35,6 +36,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     payload.add_argument("--payload-hex", help="the payload as hex bytes")
     payload.add_argument("--payload-b64", help="the payload as base64")
     p.set_defaults(func=test)
+
+    p = sub.add_parser("codegen", help="generate a firmware encoder (C99 header and source, or Python) that "
+                                       "packs the template's values into the bytes it translates")
+    p.add_argument("file")
+    p.add_argument("--lang", choices=LANGUAGES, default="c", help="c (device firmware) or python (emulators)")
+    p.add_argument("--name", help="prefix of the files, type and function (default: the template's name)")
+    p.add_argument("--out", metavar="DIR", help="write the files to DIR (default: print them)")
+    p.set_defaults(func=codegen)
 
     p = sub.add_parser("add", help="store a template (in force in the running gateway when the command returns)")
     p.add_argument("file")
@@ -76,6 +85,31 @@ def test(args: argparse.Namespace) -> int:
         code, text = 1, f"{TRANSLATOR_ERROR}: {why_nothing(template, payload)}"
     print(text, file=sys.stdout if code == 0 else sys.stderr)
     return code
+
+
+def codegen(args: argparse.Namespace) -> int:
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+        files = generate(text, args.lang, args.name)
+    except OSError as exc:
+        raise CommandError(f"{args.file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{args.file}: not UTF-8 text") from None
+    except TemplateError as exc:
+        raise CommandError(str(exc)) from None
+    except CodegenRefused as exc:
+        raise CommandError(f"cannot generate an encoder: {exc}") from None
+    if args.out is None:
+        for name, body in files.items():
+            print(f"/* ---- {name} ---- */" if args.lang == "c" else f"# ---- {name} ----")
+            print(body)
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (out / name).write_text(body, encoding="utf-8")
+        print(f"wrote {out / name}")
+    return 0
 
 
 def _service(args: argparse.Namespace) -> TemplateService:
