@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 from aiocoap.protocol import Context
 from aiohttp import web
 
+from inspector import bindings as bindings_sql
 from inspector.committer import GroupCommitter
 from inspector.sqlite import SqliteStore
 from integrators.manager import IntegrationManager
@@ -96,6 +97,7 @@ class Gateway:
         cfg = self.config
         loop = self._loop = asyncio.get_running_loop()
         await self.read(self.registry.reload)
+        await self.read(self.registry.load_bindings)
         await self.read(self.psks.reload)
         await self.read(self.templates.reload)
         await self.committer.write(self.integrations.sync_config, cfg)
@@ -120,6 +122,7 @@ class Gateway:
                                                cfg.coaps)
             self.coaps_port = self.coaps.endpoint.port
             self.registry.on_change(self._close_sessions_of_disabled_sims)
+            self.registry.on_access_lost(self._close_sessions_of)
         if self.lwm2m is not None and self.coap_context is not None:
             await self.lwm2m.start(self.coap_context, self.coap)
         if cfg.api.enabled:
@@ -131,6 +134,8 @@ class Gateway:
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.follower.follow("SIM registry", self.store.sims_version, lambda: self.registry.version,
                              lambda: self.read(self.registry.reload))
+        self.follower.follow("address bindings", lambda: self.store.read_with(bindings_sql.version),
+                             lambda: self.registry.bindings_seq, self._follow_bindings)
         self.follower.follow("PSKs", self.store.psks_version, lambda: self.psks.version,
                              lambda: self.read(self.psks.reload))
         self.follower.follow("templates", self.store.templates_version, lambda: self.templates.version,
@@ -145,7 +150,7 @@ class Gateway:
         log.info("gateway started", extra={"event": "started", "udp_port": self.udp_port,
                                            "coap_port": self.coap_port, "coaps_port": self.coaps_port,
                                            "api_port": self.api_port,
-                                           "store": cfg.store.path, "sims": len(self.registry.by_iccid)})
+                                           "store": cfg.store.path, "sims": len(self.registry)})
 
     def _close_sessions_of_disabled_sims(self) -> None:
         """A SIM that is no longer enabled loses its DTLS sessions (registry reloads run in a
@@ -157,6 +162,24 @@ class Gateway:
             for session in list(self.coaps.dtls.sessions):
                 iccid = (session.identity or b"").decode("ascii", "replace")
                 if session.identity is not None and self.registry.enabled_sim_for_iccid(iccid) is None:
+                    self.coaps.dtls.close(session)
+        self._loop.call_soon_threadsafe(close)
+
+    async def _follow_bindings(self) -> None:
+        """Rows changed by any process, read in the writer thread (so in order with this
+        process's own commits and their acknowledgements), applied on the event loop."""
+        rows = await self.committer.write(self.store.read_with, bindings_sql.changed_since, self.registry.bindings_seq)
+        self.registry.apply_rows(rows)
+
+    def _close_sessions_of(self, iccids: set[str]) -> None:
+        """SIMs that lost their address or the right to send lose their DTLS sessions."""
+        if self.coaps is None or self._loop is None:
+            return
+        identities = {i.encode("ascii") for i in iccids}
+        def close() -> None:
+            assert self.coaps is not None
+            for session in list(self.coaps.dtls.sessions):
+                if session.identity in identities:
                     self.coaps.dtls.close(session)
         self._loop.call_soon_threadsafe(close)
 

@@ -11,13 +11,16 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
+from . import bindings as bindings_sql
 from .records import EventRecord, OutboxItem, Pending, Sim
 from .schema import migrations
 
+T = TypeVar("T")
 SIM_COLUMNS = ("iccid", "imsi", "ip_address", "msisdn", "imei", "label", "status", "imei_lock")
 
 
@@ -141,6 +144,17 @@ class SqliteStore:
                 raise StoreError(f"SIM {iccid}: {exc}") from None
         return self.get_sim(iccid)
 
+    # repositories that take a connection (inspector/bindings.py) -------------------------
+
+    def read_with(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(connection, *args)`` on this thread's connection (a repository read)."""
+        return fn(self.connection(), *args)
+
+    def write_with(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(connection, *args)`` in one write transaction (a repository write)."""
+        with transaction(self.connection()) as conn:
+            return fn(conn, *args)
+
     # pre-shared keys ---------------------------------------------------------------------
 
     def psks_version(self) -> int:
@@ -206,7 +220,10 @@ class SqliteStore:
             events = []
             outbox = []
             positions = []
+            binding_rows = []
             for pending in batch:
+                if pending.bindings:
+                    binding_rows.extend(pending.bindings)
                 if pending.positions:
                     positions.extend((p.iccid, p.received_ms, p.source, p.protocol, p.lat, p.lon)
                                      for p in pending.positions)
@@ -241,6 +258,8 @@ class SqliteStore:
                 conn.executemany(
                     "INSERT INTO outbox (integration_id, event_seq, iccid) VALUES (?, ?, ?)", outbox
                 )
+            if binding_rows:
+                bindings_sql.write(conn, binding_rows)
             if positions:
                 conn.executemany(
                     "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon) VALUES (?, ?, ?, ?, ?, ?)",

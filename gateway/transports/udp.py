@@ -28,7 +28,7 @@ class UdpUplink:
         self._received.inc()
         sim = self.registry.enabled_sim_for_ip(addr[0])
         if sim is None:
-            reason = "disabled_sim" if addr[0] in self.registry.by_ip else "unknown_sim"
+            reason = self.registry.refusal_reason(addr[0])
             self.metrics.reject("UDP", reason)
             return
         if len(data) > self.max_payload:
