@@ -24,6 +24,9 @@ from integrators.manager import IntegrationManager
 
 from .api.app import build_api
 from .coap_site import build_site
+from .connectivity.disconnect import open_disconnect_client
+from .connectivity.radius import RadiusAccountingServer, start_radius
+from .connectivity.service import ConnectivityService
 from .follow import StoreFollower
 from .onboarding import BootstrapResource
 from .psk import PskService
@@ -67,6 +70,14 @@ class Gateway:
         self.committer.observers.append(self.integrations)
         self.templates = TemplateService(self.store, write=self.committer.write, read=self.read)
         self.pipeline = Pipeline(self.committer, self.integrations, translator=self.templates)
+        c = config.connectivity
+        self.connectivity = ConnectivityService(
+            self.registry, self.committer, self.integrations, self.metrics, store=self.store,
+            data_quota_mb=c.data_quota_mb, sms_quota=c.sms_quota, lifetime_years=c.lifetime_years,
+            secrets=config.radius.clients, disconnect_port=config.radius.disconnect_port,
+            store_read=lambda fn, *args: self.read(self.store.read_with, fn, *args))
+        self.radius: RadiusAccountingServer | None = None
+        self.radius_port = 0
         self.coap_service = CoapService(self.pipeline, self.metrics, max_payload=config.coap.max_payload,
                                         exchange_lifetime=config.coap.exchange_lifetime_seconds)
         self.lwm2m: LwM2MService | None = LwM2MService(self) if config.lwm2m.enabled and (
@@ -98,11 +109,19 @@ class Gateway:
         loop = self._loop = asyncio.get_running_loop()
         await self.read(self.registry.reload)
         await self.read(self.registry.load_bindings)
+        await self.read(self.connectivity.load)
         await self.read(self.psks.reload)
         await self.read(self.templates.reload)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.integrations.start()
+        if cfg.radius.enabled:
+            r = cfg.radius
+            self.connectivity.sender = await open_disconnect_client(r.disconnect_timeout_seconds, r.disconnect_attempts)
+            with listening("RADIUS accounting", r.bind, r.port):
+                self.radius = await start_radius(r.bind, r.port, r.clients, self.connectivity, self.metrics,
+                                                 r.duplicate_window_seconds)
+            self.radius_port = self.radius.port
         if cfg.udp.enabled:
             self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
             with listening("UDP", cfg.udp.bind, cfg.udp.port):
@@ -150,6 +169,7 @@ class Gateway:
         log.info("gateway started", extra={"event": "started", "udp_port": self.udp_port,
                                            "coap_port": self.coap_port, "coaps_port": self.coaps_port,
                                            "api_port": self.api_port,
+                                           "radius_port": self.radius_port,
                                            "store": cfg.store.path, "sims": len(self.registry)})
 
     def _close_sessions_of_disabled_sims(self) -> None:
@@ -201,6 +221,10 @@ class Gateway:
         if self.lwm2m is not None:
             await self.lwm2m.stop()
         await self.committer.flush()  # acknowledge what is in flight while the sockets are open
+        if self.radius is not None and self.radius.transport is not None:
+            self.radius.transport.close()
+        if self.connectivity.sender is not None:
+            self.connectivity.sender.close()
         if self.udp is not None:
             self.udp.endpoint.close()
         if self.coap_context is not None:

@@ -1,0 +1,188 @@
+"""RADIUS accounting listener (RFC 2866; 3GPP TS 29.061 attributes) on the gateway's event loop.
+
+pyrad decodes and encodes the packets (with the dictionary shipped beside this file); the socket
+is our own asyncio ``DatagramProtocol`` because pyrad's server loop is blocking and would need a
+thread of its own, away from the SIM directory it updates (docs/dependencies.md).
+
+Rules, in the order a datagram meets them:
+* a source address that is no configured client, a malformed packet, a code other than
+  Accounting-Request, a wrong Request Authenticator (shared secret) or a wrong
+  Message-Authenticator: dropped unanswered and counted (``nce_radius_dropped_total``);
+* a retransmission (same client address and port, identifier and authenticator) is not processed
+  again: answered with the stored reply once the first copy was, ignored while it is in flight;
+* everything else goes to the :class:`~gateway.connectivity.service.ConnectivityService`, which
+  answers through ``respond`` only after the request's effects are durable and visible.
+Memory spent on a peer is bounded: replies of the last ``duplicate_window_seconds`` are kept, at
+most ``max_remembered`` of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from pyrad import packet as rp
+from pyrad.dictionary import Dictionary
+
+from .location import LocationError, decode_uli
+
+log = logging.getLogger("nce.radius")
+
+STATUS = {1: "Start", 2: "Stop", 3: "Interim-Update", 7: "Accounting-On", 8: "Accounting-Off"}
+_GIGA = 1 << 32
+
+
+def dictionary() -> Dictionary:
+    """The RADIUS dictionary shipped with the gateway (standard + 3GPP attributes)."""
+    with resources.as_file(resources.files("gateway.connectivity") / "radius.dict") as path:
+        return Dictionary(str(path))
+
+
+@dataclass(slots=True)
+class AccountingRecord:
+    """What one Accounting-Request says about a SIM's session."""
+
+    status: str
+    imsi: str | None
+    session_id: str | None
+    framed_ip: str | None
+    msisdn: str | None
+    apn: str | None
+    imeisv: str | None
+    rat_type: int | None
+    location: dict | None
+    input_octets: int  # from the device (its TX), gigawords included
+    output_octets: int  # to the device (its RX)
+    nas_ip: str  # where Disconnect-Requests for this session go: NAS-IP-Address, else the source
+
+
+def _first(pkt: rp.Packet, name: str) -> Any:
+    try:
+        values = pkt[name]
+    except KeyError:
+        return None
+    return values[0] if values else None
+
+
+def parse(pkt: rp.Packet, source_ip: str) -> AccountingRecord:
+    """Read the attributes a packet gateway sends (missing ones are None or 0)."""
+    status = _first(pkt, "Acct-Status-Type")
+    uli = _first(pkt, "3GPP-User-Location-Info")
+    location = None
+    if uli:
+        try:
+            location = decode_uli(uli)
+        except LocationError as exc:
+            log.info("User-Location-Info not decoded: %s", exc, extra={"event": "radius_bad_uli"})
+    rat = _first(pkt, "3GPP-RAT-Type")
+    return AccountingRecord(
+        status=STATUS.get(status, str(status)) if isinstance(status, int) else str(status),
+        imsi=_first(pkt, "3GPP-IMSI") or None,
+        session_id=_first(pkt, "Acct-Session-Id"),
+        framed_ip=_first(pkt, "Framed-IP-Address"),
+        msisdn=_first(pkt, "Calling-Station-Id"),
+        apn=_first(pkt, "Called-Station-Id"),
+        imeisv=_first(pkt, "3GPP-IMEISV"),
+        rat_type=rat[0] if rat else None,
+        location=location,
+        input_octets=(_first(pkt, "Acct-Input-Gigawords") or 0) * _GIGA + (_first(pkt, "Acct-Input-Octets") or 0),
+        output_octets=(_first(pkt, "Acct-Output-Gigawords") or 0) * _GIGA + (_first(pkt, "Acct-Output-Octets") or 0),
+        nas_ip=_first(pkt, "NAS-IP-Address") or source_ip,
+    )
+
+
+class RadiusAccountingServer(asyncio.DatagramProtocol):
+    """The accounting socket. ``service.accounting(record, respond)`` must call ``respond()``
+    exactly once (at once, or after its commit)."""
+
+    def __init__(self, clients: dict[str, str], service: Any, metrics: Any, *, duplicate_window: float = 30.0,
+                 max_remembered: int = 100_000) -> None:
+        self.secrets = {address: secret.encode() for address, secret in clients.items()}
+        self.service = service
+        self.metrics = metrics
+        self.dict = dictionary()
+        self.window = duplicate_window
+        self.max_remembered = max_remembered
+        self._recent: OrderedDict[tuple, tuple[float, bytes | None]] = OrderedDict()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return self.transport.get_extra_info("sockname")[1]
+
+    def _drop(self, reason: str, addr: tuple) -> None:
+        self.metrics.radius_dropped.labels(reason).inc()
+        log.debug("accounting datagram from %s dropped: %s", addr[0], reason)
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        secret = self.secrets.get(addr[0])
+        if secret is None:
+            self._drop("unknown_client", addr)
+            return
+        if len(data) < 20:
+            self._drop("malformed", addr)
+            return
+        key = (addr, data[1], data[4:20])
+        now = time.monotonic()
+        self._expire(now)
+        seen = self._recent.get(key)
+        if seen is not None:
+            self.metrics.radius_duplicates.inc()
+            if seen[1] is not None and self.transport is not None:
+                self.transport.sendto(seen[1], addr)
+            return
+        try:
+            pkt = rp.AcctPacket(packet=data, secret=secret, dict=self.dict)
+        except Exception:  # pyrad raises PacketError, and KeyError/struct errors on odd attributes
+            self._drop("malformed", addr)
+            return
+        if pkt.code != rp.AccountingRequest:
+            self._drop("unsupported_code", addr)
+            return
+        if not pkt.VerifyAcctRequest():
+            self._drop("bad_authenticator", addr)
+            return
+        if pkt.message_authenticator and not pkt.verify_message_authenticator():
+            self._drop("bad_message_authenticator", addr)
+            return
+        try:
+            record = parse(pkt, addr[0])
+        except Exception:
+            self._drop("malformed", addr)
+            return
+        self._recent[key] = (now, None)
+        self.metrics.radius_requests.labels(record.status).inc()
+        self.service.accounting(record, (self._respond, pkt, addr, key))
+
+    def _respond(self, pkt: rp.AcctPacket, addr: tuple, key: tuple) -> None:
+        raw = pkt.CreateReply().ReplyPacket()
+        if key in self._recent:
+            self._recent[key] = (self._recent[key][0], raw)
+        if self.transport is not None:
+            self.transport.sendto(raw, addr)
+
+    def _expire(self, now: float) -> None:
+        recent = self._recent
+        while recent:
+            first_key = next(iter(recent))
+            if now - recent[first_key][0] < self.window and len(recent) < self.max_remembered:
+                break
+            del recent[first_key]
+
+
+async def start_radius(bind: str, port: int, clients: dict[str, str], service: Any, metrics: Any,
+                       duplicate_window: float) -> RadiusAccountingServer:
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_datagram_endpoint(
+        lambda: RadiusAccountingServer(clients, service, metrics, duplicate_window=duplicate_window),
+        local_addr=(bind, port))
+    return protocol
