@@ -223,6 +223,7 @@ class Gateway:
         await self.committer.flush()  # acknowledge what is in flight while the sockets are open
         if self.radius is not None and self.radius.transport is not None:
             self.radius.transport.close()
+        await self.connectivity.stop()
         if self.connectivity.sender is not None:
             self.connectivity.sender.close()
         if self.udp is not None:

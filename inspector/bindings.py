@@ -187,3 +187,46 @@ def device_events(conn: Any, iccid: str, types: Sequence[str], offset: int, limi
     rows = conn.execute(f"SELECT body FROM events WHERE iccid = ? AND type IN ({marks}) ORDER BY seq DESC"
                         " LIMIT ? OFFSET ?", (iccid, *types, limit, offset))
     return total, [r[0] for r in rows]
+
+
+# limits, settings, lifetime --------------------------------------------------------------------
+
+def limits(conn: Any) -> dict[str, int]:
+    """Self-set monthly limit option per service (data, smsMo, smsMt)."""
+    return dict(conn.execute("SELECT service, limit_id FROM sim_limits"))
+
+
+def set_limits(conn: Any, chosen: dict[str, int], now_ms: int) -> None:
+    conn.executemany("INSERT INTO sim_limits (service, limit_id, updated_ms) VALUES (?, ?, ?)"
+                     " ON CONFLICT (service) DO UPDATE SET limit_id = excluded.limit_id, updated_ms = excluded.updated_ms",
+                     [(service, limit_id, now_ms) for service, limit_id in chosen.items()])
+
+
+def auto_topup(conn: Any) -> set[str]:
+    """ICCIDs with automatic top-up on."""
+    return {r[0] for r in conn.execute("SELECT iccid FROM sim_settings WHERE auto_topup = 1")}
+
+
+def set_auto_topup(conn: Any, iccids: Sequence[str], enabled: bool, now_ms: int) -> None:
+    conn.executemany("INSERT INTO sim_settings (iccid, auto_topup, updated_ms) VALUES (?, ?, ?)"
+                     " ON CONFLICT (iccid) DO UPDATE SET auto_topup = excluded.auto_topup, updated_ms = excluded.updated_ms",
+                     [(iccid, int(enabled), now_ms) for iccid in iccids])
+
+
+def extend(conn: Any, iccids: Sequence[str], defaults: dict[str, int], default_expiry_ms: int, lifetime_ms: int,
+           now_ms: int) -> None:
+    """Extend the lifetime of both quotas of each SIM by ``lifetime_ms`` (a SIM without rows gets
+    default rows expiring a lifetime after the default expiry)."""
+    for iccid in iccids:
+        for service, total in defaults.items():
+            conn.execute(
+                "INSERT INTO sim_quotas (iccid, service, total, used, expiry_ms, last_volume_added, last_change_ms)"
+                " VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (iccid, service) DO UPDATE SET"
+                " expiry_ms = sim_quotas.expiry_ms + ?, last_change_ms = excluded.last_change_ms",
+                (iccid, service, total, default_expiry_ms + lifetime_ms, total, now_ms, lifetime_ms))
+
+
+def month_usage(conn: Any, first_day: str) -> dict[str, int]:
+    """Bytes (rx + tx) per SIM since ``first_day`` (the month's first day)."""
+    return dict(conn.execute("SELECT iccid, SUM(rx_bytes + tx_bytes) FROM sim_usage_daily WHERE day >= ?"
+                             " GROUP BY iccid", (first_day,)))

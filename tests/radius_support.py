@@ -54,3 +54,48 @@ def sample(metric: Any, **labels: str) -> float:
     """The current value of a prometheus counter (with labels, if any)."""
     child = metric.labels(**labels) if labels else metric
     return child._value.get()
+
+
+class NasStandIn(asyncio.DatagramProtocol):
+    """The packet gateway's Dynamic Authorization server (RFC 5176) on pyrad: records every
+    Disconnect-Request whose authenticator checks out with the shared secret, answers ACK (or
+    ``answer = rp.DisconnectNAK``)."""
+
+    def __init__(self, secret: str = SECRET) -> None:
+        from pyrad import packet as rp
+
+        from gateway.connectivity.radius import dictionary
+
+        self.rp = rp
+        self.secret = secret.encode()
+        self.dict = dictionary()
+        self.requests: list[Any] = []
+        self.answer = rp.DisconnectACK
+        self.arrived = asyncio.Event()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        pkt = self.rp.CoAPacket(packet=data, secret=self.secret, dict=self.dict)
+        if pkt.code != self.rp.DisconnectRequest or not pkt.VerifyCoARequest():
+            return
+        self.requests.append(pkt)
+        reply = pkt.CreateReply()
+        reply.code = self.answer
+        self.transport.sendto(reply.ReplyPacket(), addr)
+        self.arrived.set()
+
+    async def wait(self, count: int, timeout: float = 5.0) -> None:
+        async def _wait() -> None:
+            while len(self.requests) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        await asyncio.wait_for(_wait(), timeout)
+
+
+async def start_nas() -> tuple[NasStandIn, int]:
+    loop = asyncio.get_running_loop()
+    transport, nas = await loop.create_datagram_endpoint(NasStandIn, local_addr=("127.0.0.1", 0))
+    return nas, transport.get_extra_info("sockname")[1]

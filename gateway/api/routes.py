@@ -53,7 +53,7 @@ PUBLIC = "public"
 ANY = "any"            # any valid token: who am I, revoke my token, the OpenAPI document
 READ = "read"          # read SIMs, devices, history, integrations
 MANAGE = "manage"      # change SIMs, integrations, templates, PSKs; device actions
-PURCHASE = "purchase"  # top-ups, extensions, limits (not implemented: 501 after the role check)
+PURCHASE = "purchase"  # top-ups, automatic top-up, extensions, setting limits (Owner and Admin)
 USERS = "users"        # user administration (finer rules per target role: gateway.accounts)
 ACCESS_ROLES: dict[str, frozenset[str]] = {
     ANY: frozenset(ROLES),

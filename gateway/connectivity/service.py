@@ -9,6 +9,7 @@ binding visible to the uplink path. The last state of every reported SIM is kept
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from inspector import bindings as sql
 from inspector.records import BindingRow, EventRecord, Pending, Sim
 
 from .. import events
+from .limits import data_limit_bytes
 from .location import rat_name
 from .radius import AccountingRecord
 
@@ -27,6 +29,7 @@ log = logging.getLogger("nce.connectivity")
 
 MB = 1_000_000
 DATA_QUOTA_BLOCK = "DATA_QUOTA_EXHAUSTED"
+DATA_LIMIT_BLOCK = "DATA_LIMIT_REACHED"
 IMEI_LOCK_BLOCK = "IMEI_LOCK"
 
 
@@ -64,6 +67,11 @@ class ConnectivityService:
         self._tasks: set[Any] = set()
         self.sessions: dict[str, BindingRow] = {}
         self.data_used: dict[str, tuple[int, int]] = {}  # iccid -> (total, used) bytes
+        self.month = ""  # "YYYY-MM" of month_used
+        self.month_used: dict[str, int] = {}  # iccid -> bytes this month
+        self.data_limit: int | None = None  # bytes per month, None = no limit
+        self.auto_topup: set[str] = set()
+        self.threshold_percent = 20
 
     # start-up ---------------------------------------------------------------------------------
 
@@ -72,6 +80,10 @@ class ConnectivityService:
         self.sessions = {r.iccid: r for r in self.store.read_with(sql.load_all)}
         self.data_used = {i: (q["total"], q["used"]) for (i, service), q in self.store.read_with(sql.quotas).items()
                           if service == "data"}
+        self.data_limit = data_limit_bytes(self.store.read_with(sql.limits).get("data"))
+        self.auto_topup = self.store.read_with(sql.auto_topup)
+        self.month = utc_day(self.clock())[:7]
+        self.month_used = self.store.read_with(sql.month_usage, self.month + "-01")
 
     def quota_expiry_ms(self, ms: int) -> int:
         return ms + self.lifetime_ms
@@ -118,9 +130,16 @@ class ConnectivityService:
             quota_total=self.data_quota, quota_expiry_ms=self.quota_expiry_ms(at))
         current = replace(sim, ip_address=ip or sim.ip_address)
         evs = self._events(current, prev, same, rec, row, at)
-        block = self._block_for(sim, row, rx_delta + tx_delta)
+        block = self._block_for(sim, prev, row, rx_delta + tx_delta)
+        if row.block_reason == DATA_LIMIT_BLOCK and block is None:
+            row.block_reason = None  # a new month (or a higher limit): the monthly limit no longer holds
+            evs.append(self._net(current, at, "SIM_UNBLOCKED", "SIM unblocked: monthly data limit no longer reached",
+                                 {"reason": None}))
         if block is not None and row.block_reason is None:
             row.block_reason = block
+            kind = "QUOTA_EXHAUSTED" if block == DATA_QUOTA_BLOCK else (
+                "LIMIT_REACHED" if block == DATA_LIMIT_BLOCK else "IMEI_LOCK_VIOLATED")
+            evs.append(self._net(current, at, kind, f"{block}: the SIM is blocked", {"reason": block}))
             evs.append(self._net(current, at, "SIM_BLOCKED", f"SIM blocked: {block}", {"reason": block}))
         else:
             block = None
@@ -129,22 +148,45 @@ class ConnectivityService:
 
     def _committed(self, row: BindingRow, respond: tuple, block: str | None) -> None:
         self.directory.bind(row.iccid, row.ip_address)
-        if row.block_reason is not None:
-            self.directory.block(row.iccid, row.block_reason)
+        self.directory.block(row.iccid, row.block_reason)
         respond[0](*respond[1:])
         if block is not None and row.ip_address is not None:
             self.start_reset(row.iccid, block, row)
 
-    def _block_for(self, sim: Sim, row: BindingRow, delta: int) -> str | None:
-        """A block this report causes: IMEI lock broken, or the data quota used up."""
-        if sim.imei_lock and sim.imei and row.imeisv and imei_of(row.imeisv) != imei_of(sim.imei):
+    def _block_for(self, sim: Sim, prev: BindingRow | None, row: BindingRow, delta: int) -> str | None:
+        """A block this report causes: IMEI lock broken, data quota used up, monthly data limit
+        reached. (Counts this report's bytes in memory; the store counts them in the commit.)"""
+        locked_to = sim.imei or (prev.imeisv if prev else None)
+        if sim.imei_lock and locked_to and row.imeisv and imei_of(row.imeisv) != imei_of(locked_to):
             return IMEI_LOCK_BLOCK
         total, used = self.data_used.get(sim.iccid, (self.data_quota, 0))
         used += delta
+        if (sim.iccid in self.auto_topup and delta and total - used < total * self.threshold_percent / 100):
+            total += self.data_quota
+            self.start_task(self._auto_topup(sim.iccid))
         self.data_used[sim.iccid] = (total, used)
+        month = (row.usage_day or "")[:7]
+        if month != self.month:
+            self.month, self.month_used = month, {}
+        month_used = self.month_used.get(sim.iccid, 0) + delta
+        self.month_used[sim.iccid] = month_used
         if used >= total:
             return DATA_QUOTA_BLOCK
+        if self.data_limit is not None and month_used >= self.data_limit:
+            return DATA_LIMIT_BLOCK
         return None
+
+    async def _auto_topup(self, iccid: str) -> None:
+        """Automatic top-up below the threshold: stored, and announced with an event (the
+        in-memory quota was raised already, so the report that triggered it is not blocked)."""
+        at = self.clock()
+        await self.committer.write(self.store.write_with, sql.add_quota, iccid, "data", self.data_quota,
+                                   self.quota_expiry_ms(at), self.data_quota, at)
+        sim = self.directory.sim_for_iccid(iccid)
+        if sim is not None:
+            self.emit(self._net(sim, at, "QUOTA_AUTO_TOPUP",
+                                f"less than {self.threshold_percent} % of the data quota left: topped up",
+                                {"service": "data", "addedBytes": self.data_quota}))
 
     def _net(self, sim: Sim, at: int, kind: str, description: str, details: dict) -> EventRecord:
         return events.network_event(sim, at, kind, description, details, self.router.routes("NETWORK_EVENT"))
@@ -178,11 +220,22 @@ class ConnectivityService:
 
     def start_reset(self, iccid: str, reason: str, row: BindingRow | None = None) -> None:
         """Queue a Disconnect-Request in the background (from a commit acknowledgement)."""
-        import asyncio
+        self.start_task(self.reset(iccid, reason, row))
 
-        task = asyncio.get_running_loop().create_task(self.reset(iccid, reason, row))
+    def start_task(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: Any) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("connectivity task failed", exc_info=task.exception())
+
+    async def stop(self) -> None:
+        """Wait for resets in flight (they end by their timeout)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def reset(self, iccid: str, reason: str, row: BindingRow | None = None) -> dict:
         """Send a Disconnect-Request to the NAS of the SIM's session, record the outcome

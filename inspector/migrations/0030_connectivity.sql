@@ -63,3 +63,16 @@ CREATE TABLE sim_resets (
     answered_ms BIGINT
 );
 CREATE INDEX sim_resets_by_device ON sim_resets (iccid, id);
+
+-- Self-set monthly limits of the account (one per service: data, smsMo, smsMt; an option id of
+-- gateway/connectivity/limits.py), and per-SIM settings (automatic top-up).
+CREATE TABLE sim_limits (
+    service    TEXT PRIMARY KEY,
+    limit_id   INTEGER NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE TABLE sim_settings (
+    iccid      TEXT PRIMARY KEY,
+    auto_topup INTEGER NOT NULL DEFAULT 0,
+    updated_ms BIGINT NOT NULL
+);
