@@ -153,6 +153,9 @@ class Gateway:
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.follower.follow("SIM registry", self.store.sims_version, lambda: self.registry.version,
                              lambda: self.read(self.registry.reload))
+        if cfg.connectivity.announce_new_sims:
+            self.registry.on_change(self._announce_soon)
+            await self.connectivity.announce_new_sims()
         self.follower.follow("address bindings", lambda: self.store.read_with(bindings_sql.version),
                              lambda: self.registry.bindings_seq, self._follow_bindings)
         self.follower.follow("PSKs", self.store.psks_version, lambda: self.psks.version,
@@ -184,6 +187,11 @@ class Gateway:
                 if session.identity is not None and self.registry.enabled_sim_for_iccid(iccid) is None:
                     self.coaps.dtls.close(session)
         self._loop.call_soon_threadsafe(close)
+
+    def _announce_soon(self) -> None:
+        """After a registry reload (reader thread): announce SIMs added since, on the loop."""
+        if self._loop is not None and not self._stopped:
+            self._loop.call_soon_threadsafe(self.connectivity.start_task, self.connectivity.announce_new_sims())
 
     async def _follow_bindings(self) -> None:
         """Rows changed by any process, read in the writer thread (so in order with this

@@ -231,6 +231,8 @@ class ConnectivityConfig:
     sms_quota: int = 250
     lifetime_years: int = 10
     auto_topup_threshold_percent: int = 20
+    # a LIFECYCLE event SIM_ADDED for every SIM added (import, API) once, to integrations
+    announce_new_sims: bool = True
 
 
 @dataclass

@@ -230,3 +230,18 @@ def month_usage(conn: Any, first_day: str) -> dict[str, int]:
     """Bytes (rx + tx) per SIM since ``first_day`` (the month's first day)."""
     return dict(conn.execute("SELECT iccid, SUM(rx_bytes + tx_bytes) FROM sim_usage_daily WHERE day >= ?"
                              " GROUP BY iccid", (first_day,)))
+
+
+# new SIMs announced (sims.announced_ms) ----------------------------------------------------------
+
+def claim_unannounced(conn: Any, now_ms: int, limit: int = 1000) -> list[tuple[str, str, str | None]]:
+    """(iccid, imsi, ip_address) of SIMs not yet announced, marked announced in the caller's
+    transaction; a SIM another process claimed first is skipped (its UPDATE changes no row)."""
+    rows = list(conn.execute("SELECT iccid, imsi, ip_address FROM sims WHERE announced_ms IS NULL ORDER BY iccid"
+                             " LIMIT ?", (limit,)))
+    claimed = []
+    for iccid, imsi, ip in rows:
+        if conn.execute("UPDATE sims SET announced_ms = ? WHERE iccid = ? AND announced_ms IS NULL",
+                        (now_ms, iccid)).rowcount:
+            claimed.append((iccid, imsi, ip))
+    return claimed

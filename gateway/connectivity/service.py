@@ -314,3 +314,28 @@ class ConnectivityService:
             total = self.data_quota if service == "data" else self.sms_quota
             row = {"total": total, "used": 0, "expiry_ms": None, "last_volume_added": total, "last_change_ms": None}
         return row
+
+    # new SIMs ------------------------------------------------------------------------------------
+
+    async def announce_new_sims(self) -> int:
+        """Emit a LIFECYCLE ``SIM_ADDED`` event for every SIM not yet announced (import, API, any
+        process), claimed and stored in one transaction so each SIM is announced exactly once."""
+        routes = self.router.routes("LIFECYCLE")
+        pending: list[Pending] = []
+
+        def claim_and_store(conn: Any) -> None:
+            at = self.clock()
+            claimed = sql.claim_unannounced(conn, at)
+            if claimed:
+                evs = [events.lifecycle(Sim(iccid=i, imsi=imsi, ip_address=ip or ""), at, "SIM_ADDED",
+                                        f"SIM {i} was added to the gateway", routes) for i, imsi, ip in claimed]
+                pending.append(Pending(None, evs))
+                self.store.commit_in(conn, pending)
+
+        await self.committer.write(self.store.write_with, claim_and_store)
+        for observer in self.committer.observers:
+            observer.committed(pending, 0.0)
+        count = len(pending[0].events) if pending else 0
+        if count:
+            log.info("%d new SIM(s) announced", count, extra={"event": "sims_announced", "count": count})
+        return count

@@ -76,3 +76,9 @@ CREATE TABLE sim_settings (
     auto_topup INTEGER NOT NULL DEFAULT 0,
     updated_ms BIGINT NOT NULL
 );
+
+-- When the SIM was announced to integrations (a LIFECYCLE event SIM_ADDED). SIMs that exist when
+-- this migration runs count as announced; a SIM added later is announced once, by whichever
+-- gateway process claims it first.
+ALTER TABLE sims ADD COLUMN announced_ms BIGINT;
+UPDATE sims SET announced_ms = created_ms;
