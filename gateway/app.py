@@ -196,7 +196,9 @@ class Gateway:
     async def _follow_bindings(self) -> None:
         """Rows changed by any process, read in the writer thread (so in order with this
         process's own commits and their acknowledgements), applied on the event loop."""
-        rows = await self.committer.write(self.store.read_with, bindings_sql.changed_since, self.registry.bindings_seq)
+        rows, quotas = await self.committer.write(self.store.read_with, self.connectivity.changes_since,
+                                                  self.registry.bindings_seq)
+        self.connectivity.apply_followed(rows, quotas)
         self.registry.apply_rows(rows)
 
     def _close_sessions_of(self, iccids: set[str]) -> None:

@@ -85,6 +85,26 @@ class ConnectivityService:
         self.month = utc_day(self.clock())[:7]
         self.month_used = self.store.read_with(sql.month_usage, self.month + "-01")
 
+    def changes_since(self, conn: Any, seq: int) -> tuple[list[BindingRow], dict]:
+        """Rows changed since ``seq`` and the quotas of their SIMs (run in the writer thread)."""
+        rows = sql.changed_since(conn, seq)
+        quotas: dict = {}
+        for iccid in {r.iccid for r in rows}:
+            quotas.update(sql.quotas(conn, iccid))
+        return rows, quotas
+
+    def apply_followed(self, rows: list[BindingRow], quotas: dict) -> None:
+        """Take in changes any process made (another gateway's RADIUS, the CLI's top-up): newer
+        stored states replace the remembered ones, except a state still waiting for its commit."""
+        for row in rows:
+            current = self.sessions.get(row.iccid)
+            if current is None or (current.change_seq and row.change_seq >= current.change_seq):
+                self.sessions[row.iccid] = row
+        for (iccid, service), q in quotas.items():
+            if service == "data":
+                used = max(q["used"], self.data_used.get(iccid, (0, 0))[1])
+                self.data_used[iccid] = (q["total"], used)
+
     def quota_expiry_ms(self, ms: int) -> int:
         return ms + self.lifetime_ms
 
