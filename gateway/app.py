@@ -119,7 +119,7 @@ class Gateway:
             r = cfg.radius
             self.connectivity.sender = await open_disconnect_client(r.disconnect_timeout_seconds, r.disconnect_attempts)
             with listening("RADIUS accounting", r.bind, r.port):
-                self.radius = await start_radius(r.bind, r.port, r.clients, self.connectivity, self.metrics,
+                self.radius = start_radius(r.bind, r.port, r.clients, self.connectivity, self.metrics,
                                                  r.duplicate_window_seconds)
             self.radius_port = self.radius.port
         if cfg.udp.enabled:
@@ -231,8 +231,8 @@ class Gateway:
         if self.lwm2m is not None:
             await self.lwm2m.stop()
         await self.committer.flush()  # acknowledge what is in flight while the sockets are open
-        if self.radius is not None and self.radius.transport is not None:
-            self.radius.transport.close()
+        if self.radius is not None:
+            self.radius.close()
         await self.connectivity.stop()
         if self.connectivity.sender is not None:
             self.connectivity.sender.close()

@@ -37,8 +37,19 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_day_cache: tuple[int, int, str] = (0, 0, "")
+
+
 def utc_day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d")
+    """``YYYY-MM-DD`` (UTC) of a time; the current day's text is kept (this runs per request)."""
+    global _day_cache
+    start, end, text = _day_cache
+    if start <= ms < end:
+        return text
+    start = ms - ms % 86_400_000
+    text = datetime.fromtimestamp(start / 1000, timezone.utc).strftime("%Y-%m-%d")
+    _day_cache = (start, start + 86_400_000, text)
+    return text
 
 
 def imei_of(imeisv: str | None) -> str | None:
