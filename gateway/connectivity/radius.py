@@ -136,6 +136,7 @@ class RadiusAccountingServer:
         self.max_remembered = max_remembered
         self._recent: OrderedDict[tuple, tuple[float, bytes | None]] = OrderedDict()
         self.endpoint = UdpEndpoint(self.datagram_received)
+        self._by_status: dict[str, Any] = {}
 
     @property
     def port(self) -> int:
@@ -185,7 +186,10 @@ class RadiusAccountingServer:
             self._drop("malformed", addr)
             return
         self._recent[key] = (now, None)
-        self.metrics.radius_requests.labels(record.status).inc()
+        counter = self._by_status.get(record.status)
+        if counter is None:
+            counter = self._by_status[record.status] = self.metrics.radius_requests.labels(record.status)
+        counter.inc()
         self.service.accounting(record, (self._respond, pkt, addr, key))
 
     def _respond(self, pkt: rp.AcctPacket, addr: tuple, key: tuple) -> None:

@@ -159,7 +159,7 @@ class ConnectivityService:
             block_reason=prev.block_reason if prev else None, updated_ms=at,
             rx_delta=rx_delta, tx_delta=tx_delta, usage_day=utc_day(at),
             quota_total=self.data_quota, quota_expiry_ms=self.quota_expiry_ms(at))
-        current = replace(sim, ip_address=ip or sim.ip_address)
+        current = sim if ip is None or ip == sim.ip_address else replace(sim, ip_address=ip)
         evs = self._events(current, prev, same, rec, row, at)
         block = self._block_for(sim, prev, row, rx_delta + tx_delta)
         if row.block_reason == DATA_LIMIT_BLOCK and block is None:
