@@ -216,7 +216,7 @@ class RadiusConfig:
     enabled: bool = False
     bind: str = "0.0.0.0"
     port: int = 1813
-    clients: dict[str, str] = field(default_factory=dict)
+    clients: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: kept out of reprs
     disconnect_port: int = 3799
     disconnect_timeout_seconds: float = 3.0
     disconnect_attempts: int = 3
