@@ -148,6 +148,11 @@ async def test_imei_lock_blocks_another_device(start_gateway, tmp_path, nas):
     await stand_in.wait(1)
     kinds = [e["networkEvent"]["type"] for e in reversed(gw.store.events(event_type="NETWORK_EVENT"))]
     assert kinds[:4] == ["SESSION_CREATED", "IMEI_CHANGED", "IMEI_LOCK_VIOLATED", "SIM_BLOCKED"]
+    # the locked device comes back: the block no longer holds
+    await radclient(gw.radius_port, attributes("Start", LOCKED.imsi, "127.0.0.72", session="s2",
+                                               _3GPP_IMEISV="3566780912345601"))
+    assert gw.registry.block_reason(LOCKED.iccid) is None
+    assert gw.registry.enabled_sim_for_ip("127.0.0.72").iccid == LOCKED.iccid
 
 
 async def test_reset_sends_disconnect_and_records_the_answer(start_gateway, tmp_path, nas):

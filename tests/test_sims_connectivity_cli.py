@@ -65,4 +65,11 @@ async def test_cli_status_usage_events_topup_and_imei_lock(tmp_path, start_gatew
                                                _3GPP_IMEISV="3520990017614823", Acct_Input_Octets=750,
                                                Acct_Output_Octets=400))
     assert gw.registry.block_reason(A.iccid) == "IMEI_LOCK"
+    assert cli(["sims", "imei-lock", A.iccid, "--off", *cfg]) == 0
+    assert capsys.readouterr().out.strip() == f"{A.iccid}: IMEI lock off; unblocked"
+    for _ in range(50):
+        if gw.registry.block_reason(A.iccid) is None:
+            break
+        await asyncio.sleep(0.05)
+    assert gw.registry.enabled_sim_for_ip("127.0.0.60") is not None
     assert cli(["sims", "imei-lock", "8988280669999999999", *cfg]) == 1

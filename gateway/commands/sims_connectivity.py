@@ -17,7 +17,7 @@ from inspector import bindings as sql
 
 from ..cli import CommandError, add_config_argument
 from ..connectivity.location import rat_name
-from ..connectivity.service import DATA_QUOTA_BLOCK, MB
+from ..connectivity.service import DATA_QUOTA_BLOCK, IMEI_LOCK_BLOCK, MB
 from . import config_of, store_of
 
 
@@ -163,7 +163,11 @@ def imei_lock(args: argparse.Namespace) -> int:
     sim = _known(store, args.iccid)
     if args.off:
         store.update_sim(sim.iccid, imei_lock=False)
-        print(f"{sim.iccid}: IMEI lock off")
+        row = store.read_with(sql.get, sim.iccid)
+        lifted = row is not None and row.block_reason == IMEI_LOCK_BLOCK
+        if lifted:
+            store.write_with(sql.set_block, sim.iccid, None, int(datetime.now(timezone.utc).timestamp() * 1000))
+        print(f"{sim.iccid}: IMEI lock off" + ("; unblocked" if lifted else ""))
         return 0
     imei = args.imei
     if imei is None:

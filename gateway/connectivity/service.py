@@ -162,10 +162,11 @@ class ConnectivityService:
         current = sim if ip is None or ip == sim.ip_address else replace(sim, ip_address=ip)
         evs = self._events(current, prev, same, rec, row, at)
         block = self._block_for(sim, prev, row, rx_delta + tx_delta)
-        if row.block_reason == DATA_LIMIT_BLOCK and block is None:
-            row.block_reason = None  # a new month (or a higher limit): the monthly limit no longer holds
-            evs.append(self._net(current, at, "SIM_UNBLOCKED", "SIM unblocked: monthly data limit no longer reached",
-                                 {"reason": None}))
+        if row.block_reason in (DATA_LIMIT_BLOCK, IMEI_LOCK_BLOCK) and block is None:
+            # the cause is gone: a new month (or a higher limit), or the locked device (or no lock)
+            evs.append(self._net(current, at, "SIM_UNBLOCKED", f"SIM unblocked: {row.block_reason} no longer holds",
+                                 {"reason": None, "previousReason": row.block_reason}))
+            row.block_reason = None
         if block is not None and row.block_reason is None:
             row.block_reason = block
             kind = "QUOTA_EXHAUSTED" if block == DATA_QUOTA_BLOCK else (
