@@ -88,6 +88,17 @@ class SimRegistry:
         """The address RADIUS bound to the SIM, if it has a session."""
         return self._bound.get(iccid)
 
+    @property
+    def by_iccid(self) -> dict[str, Sim]:
+        """Deprecated read-only view (ICCID → SIM with its address in force): use
+        ``sim_for_iccid`` or ``iccid in registry``. Kept for code written before the directory."""
+        return self._by_iccid
+
+    @property
+    def by_ip(self) -> dict[str, Sim]:
+        """Deprecated read-only view (address → SIM): use ``sim_for_ip``."""
+        return self._by_ip
+
     def __len__(self) -> int:
         return len(self._by_iccid)
 

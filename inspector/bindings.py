@@ -1,5 +1,5 @@
 """Connectivity repository: the SQL of ``sim_bindings``, ``sim_usage_daily``, ``sim_quotas`` and
-``sim_resets`` (migration ``0030_connectivity.sql``), in one place.
+``sim_resets`` (migration ``0040_connectivity.sql``), in one place.
 
 Every function takes a DB-API connection and uses portable SQL only (``INSERT ... ON CONFLICT
 ... DO UPDATE`` with table-qualified references, no ``INSERT OR REPLACE``, no ``rowid``), so a
@@ -182,10 +182,11 @@ def resets(conn: Any, iccid: str, limit: int = 50) -> list[dict]:
 def device_events(conn: Any, iccid: str, types: Sequence[str], offset: int, limit: int) -> tuple[int, list[str]]:
     """(total, bodies newest first) of the SIM's events of the given types."""
     marks = ", ".join("?" * len(types))
-    total = conn.execute(f"SELECT COUNT(*) FROM events WHERE iccid = ? AND type IN ({marks})",
-                         (iccid, *types)).fetchone()[0]
-    rows = conn.execute(f"SELECT body FROM events WHERE iccid = ? AND type IN ({marks}) ORDER BY seq DESC"
-                        " LIMIT ? OFFSET ?", (iccid, *types, limit, offset))
+    # "type != 'TELEMETRY_DATA'" lets the partial index events_by_device serve the query
+    where = f"iccid = ? AND type != 'TELEMETRY_DATA' AND type IN ({marks})"
+    total = conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", (iccid, *types)).fetchone()[0]
+    rows = conn.execute(f"SELECT body FROM events WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                        (iccid, *types, limit, offset))
     return total, [r[0] for r in rows]
 
 

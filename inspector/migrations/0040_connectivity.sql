@@ -34,9 +34,9 @@ CREATE TABLE sim_usage_daily (
     PRIMARY KEY (iccid, day)
 );
 
--- Per-SIM network events (the Data Streamer's events are in `events`; this index serves
--- GET /v1/sims/{iccid}/events).
-CREATE INDEX events_by_device ON events (iccid, seq);
+-- Per-SIM network events are in `events`; GET /v1/sims/{iccid}/events reads them through this
+-- index (the same definition as the device-events migration's, hence IF NOT EXISTS).
+CREATE INDEX IF NOT EXISTS events_by_device ON events (iccid, seq) WHERE type != 'TELEMETRY_DATA';
 
 -- Lifetime quotas per SIM and service ('data' in bytes, 'sms' in messages). A SIM without a
 -- row has the configured default and has used nothing.
