@@ -19,6 +19,7 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "delivery": ("bench.delivery", ["--events", "20000"]),
     "api": ("bench.api", []),
     "replay": ("bench.replay", ["--events", "100000"]),
+    "radius": ("bench.radius", ["--seconds", "6"]),
 }
 
 

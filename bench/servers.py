@@ -1,6 +1,7 @@
 """Baseline servers for the uplink benchmark, each run in its own process.
 
     python -m bench.servers echo PORT      bare asyncio UDP: answers a CoAP ACK 2.04 per datagram
+    python -m bench.servers radius-echo PORT   bare asyncio UDP: a 20-byte Accounting-Response per datagram
     python -m bench.servers aiocoap PORT   bare aiocoap server: one resource answering 2.04
     python -m bench.servers webhook PORT CERT KEY   HTTPS receiver (aiohttp): reads the body, answers 200
 """
@@ -23,9 +24,15 @@ class _Echo(asyncio.DatagramProtocol):
         self.transport.sendto(bytes((0x60 | tkl, 0x44, data[2], data[3])) + data[4:4 + tkl], addr)
 
 
-async def echo(port: int) -> None:
+class _RadiusEcho(_Echo):
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        # Accounting-Response, same identifier (no authenticator check: the baseline does no work)
+        self.transport.sendto(bytes((5, data[1], 0, 20)) + data[4:20], addr)
+
+
+async def echo(port: int, protocol: type = _Echo) -> None:
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", port))
+    transport, _ = await loop.create_datagram_endpoint(protocol, local_addr=("127.0.0.1", port))
     enlarge_receive_buffer(transport.get_extra_info("socket"), 4 * 1024 * 1024)  # as the gateway does
     print("ready", flush=True)
     await asyncio.Event().wait()
@@ -72,4 +79,5 @@ if __name__ == "__main__":
     if kind == "webhook":
         asyncio.run(webhook(port, sys.argv[3], sys.argv[4]))
     else:
-        asyncio.run({"echo": echo, "aiocoap": bare_aiocoap}[kind](port))
+        asyncio.run({"echo": echo, "aiocoap": bare_aiocoap,
+                     "radius-echo": lambda p: echo(p, _RadiusEcho)}[kind](port))

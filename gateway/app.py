@@ -17,12 +17,16 @@ from typing import Any, Callable, TypeVar
 from aiocoap.protocol import Context
 from aiohttp import web
 
+from inspector import bindings as bindings_sql
 from inspector.committer import GroupCommitter
 from inspector.sqlite import SqliteStore
 from integrators.manager import IntegrationManager
 
 from .api.app import build_api
 from .coap_site import build_site
+from .connectivity.disconnect import open_disconnect_client
+from .connectivity.radius import RadiusAccountingServer, start_radius
+from .connectivity.service import ConnectivityService
 from .control import ControlServer
 from .follow import StoreFollower
 from .onboarding import BootstrapResource
@@ -69,6 +73,14 @@ class Gateway:
         self.committer.observers.append(self.integrations)
         self.templates = TemplateService(self.store, write=self.committer.write, read=self.read)
         self.pipeline = Pipeline(self.committer, self.integrations, translator=self.templates)
+        c = config.connectivity
+        self.connectivity = ConnectivityService(
+            self.registry, self.committer, self.integrations, self.metrics, store=self.store,
+            data_quota_mb=c.data_quota_mb, sms_quota=c.sms_quota, lifetime_years=c.lifetime_years,
+            secrets=config.radius.clients, disconnect_port=config.radius.disconnect_port,
+            store_read=lambda fn, *args: self.read(self.store.read_with, fn, *args))
+        self.radius: RadiusAccountingServer | None = None
+        self.radius_port = 0
         coap = config.coap
         self.coap_service = CoapService(
             self.pipeline, self.metrics, max_payload=coap.max_payload,
@@ -107,11 +119,20 @@ class Gateway:
         cfg = self.config
         loop = self._loop = asyncio.get_running_loop()
         await self.read(self.registry.reload)
+        await self.read(self.registry.load_bindings)
+        await self.read(self.connectivity.load)
         await self.read(self.psks.reload)
         await self.read(self.templates.reload)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.integrations.start()
+        if cfg.radius.enabled:
+            r = cfg.radius
+            self.connectivity.sender = await open_disconnect_client(r.disconnect_timeout_seconds, r.disconnect_attempts)
+            with listening("RADIUS accounting", r.bind, r.port):
+                self.radius = start_radius(r.bind, r.port, r.clients, self.connectivity, self.metrics,
+                                                 r.duplicate_window_seconds)
+            self.radius_port = self.radius.port
         if cfg.udp.enabled:
             self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
             with listening("UDP", cfg.udp.bind, cfg.udp.port):
@@ -131,6 +152,7 @@ class Gateway:
                                                cfg.coaps)
             self.coaps_port = self.coaps.endpoint.port
             self.registry.on_change(self._close_sessions_of_disabled_sims)
+            self.registry.on_access_lost(self._close_sessions_of)
         if self.lwm2m is not None and self.coap_context is not None:
             await self.lwm2m.start(self.coap_context, self.coap)
         if cfg.api.enabled:
@@ -142,6 +164,11 @@ class Gateway:
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.follower.follow("SIM registry", self.store.sims_version, lambda: self.registry.version,
                              lambda: self.read(self.registry.reload))
+        if cfg.connectivity.announce_new_sims:
+            self.registry.on_change(self._announce_soon)
+            await self.connectivity.announce_new_sims()
+        self.follower.follow("address bindings", lambda: self.store.read_with(bindings_sql.version),
+                             lambda: self.registry.bindings_seq, self._follow_bindings)
         self.follower.follow("PSKs", self.store.psks_version, lambda: self.psks.version,
                              lambda: self.read(self.psks.reload))
         self.follower.follow("templates", self.store.templates_version, lambda: self.templates.version,
@@ -157,7 +184,8 @@ class Gateway:
         log.info("gateway started", extra={"event": "started", "udp_port": self.udp_port,
                                            "coap_port": self.coap_port, "coaps_port": self.coaps_port,
                                            "api_port": self.api_port,
-                                           "store": cfg.store.path, "sims": len(self.registry.by_iccid)})
+                                           "radius_port": self.radius_port,
+                                           "store": cfg.store.path, "sims": len(self.registry)})
 
     def _close_sessions_of_disabled_sims(self) -> None:
         """A SIM that is no longer enabled loses its DTLS sessions (registry reloads run in a
@@ -169,6 +197,31 @@ class Gateway:
             for session in list(self.coaps.dtls.sessions):
                 iccid = (session.identity or b"").decode("ascii", "replace")
                 if session.identity is not None and self.registry.enabled_sim_for_iccid(iccid) is None:
+                    self.coaps.dtls.close(session)
+        self._loop.call_soon_threadsafe(close)
+
+    def _announce_soon(self) -> None:
+        """After a registry reload (reader thread): announce SIMs added since, on the loop."""
+        if self._loop is not None and not self._stopped:
+            self._loop.call_soon_threadsafe(self.connectivity.start_task, self.connectivity.announce_new_sims())
+
+    async def _follow_bindings(self) -> None:
+        """Rows changed by any process, read in the writer thread (so in order with this
+        process's own commits and their acknowledgements), applied on the event loop."""
+        rows, quotas = await self.committer.write(self.store.read_with, self.connectivity.changes_since,
+                                                  self.registry.bindings_seq)
+        self.connectivity.apply_followed(rows, quotas)
+        self.registry.apply_rows(rows)
+
+    def _close_sessions_of(self, iccids: set[str]) -> None:
+        """SIMs that lost their address or the right to send lose their DTLS sessions."""
+        if self.coaps is None or self._loop is None:
+            return
+        identities = {i.encode("ascii") for i in iccids}
+        def close() -> None:
+            assert self.coaps is not None
+            for session in list(self.coaps.dtls.sessions):
+                if session.identity in identities:
                     self.coaps.dtls.close(session)
         self._loop.call_soon_threadsafe(close)
 
@@ -192,6 +245,11 @@ class Gateway:
         if self.lwm2m is not None:
             await self.lwm2m.stop()
         await self.committer.flush()  # acknowledge what is in flight while the sockets are open
+        if self.radius is not None:
+            self.radius.close()
+        await self.connectivity.stop()
+        if self.connectivity.sender is not None:
+            self.connectivity.sender.close()
         if self.udp is not None:
             self.udp.endpoint.close()
         if self.coap_context is not None:

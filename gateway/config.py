@@ -26,6 +26,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "GEOFENCE",
     "TEST_MESSAGE",
 )
+# The gateway's own connectivity types (docs/connectivity.md): delivered only to integrations
+# that name them in event_types, so a consumer written for 1NCE OS sees nothing new by default.
+OPT_IN_EVENT_TYPES: tuple[str, ...] = ("NETWORK_EVENT", "USAGE")
+ALL_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES + OPT_IN_EVENT_TYPES
 
 
 class ConfigError(ValueError):
@@ -275,6 +279,34 @@ class AwsIntegrationConfig:
 
 
 @dataclass
+class RadiusConfig:
+    """RADIUS accounting from the mobile core (docs/connectivity.md). ``clients`` maps each
+    accounting client's (NAS's) source address to its shared secret; the secrets are never logged.
+    The same secret signs the Disconnect-Requests sent to that NAS on ``disconnect_port``."""
+
+    enabled: bool = False
+    bind: str = "0.0.0.0"
+    port: int = 1813
+    clients: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: kept out of reprs
+    disconnect_port: int = 3799
+    disconnect_timeout_seconds: float = 3.0
+    disconnect_attempts: int = 3
+    duplicate_window_seconds: float = 30.0
+
+
+@dataclass
+class ConnectivityConfig:
+    """Defaults of the 1NCE Connect service (SPEC §8): what a SIM gets for its lifetime."""
+
+    data_quota_mb: float = 500.0
+    sms_quota: int = 250
+    lifetime_years: int = 10
+    auto_topup_threshold_percent: int = 20
+    # a LIFECYCLE event SIM_ADDED for every SIM added (import, API) once, to integrations
+    announce_new_sims: bool = True
+
+
+@dataclass
 class GatewayConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     udp: UdpConfig = field(default_factory=UdpConfig)
@@ -287,6 +319,8 @@ class GatewayConfig:
     log: LogConfig = field(default_factory=LogConfig)
     lwm2m: LwM2MConfig = field(default_factory=LwM2MConfig)
     targets: TargetsConfig = field(default_factory=TargetsConfig)
+    radius: RadiusConfig = field(default_factory=RadiusConfig)
+    connectivity: ConnectivityConfig = field(default_factory=ConnectivityConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
     aws_integrations: list[AwsIntegrationConfig] = field(default_factory=list)
 
@@ -303,6 +337,8 @@ _SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "lwm2m": LwM2MConfig,
     "targets": TargetsConfig,
+    "radius": RadiusConfig,
+    "connectivity": ConnectivityConfig,
 }
 _LISTS: dict[str, type] = {"webhooks": WebhookConfig, "aws_integrations": AwsIntegrationConfig}
 
@@ -422,9 +458,9 @@ def _validate(cfg: GatewayConfig) -> None:
         refused = targets.check_literal(urlsplit(hook.url).hostname or "")
         if refused:
             raise ConfigError(f"{where}.url: {refused}")
-        bad = [t for t in hook.event_types if t not in EVENT_TYPES]
+        bad = [t for t in hook.event_types if t not in ALL_EVENT_TYPES]
         if bad:
-            raise ConfigError(f"{where}.event_types: unknown {', '.join(bad)}; known: {', '.join(EVENT_TYPES)}")
+            raise ConfigError(f"{where}.event_types: unknown {', '.join(bad)}; known: {', '.join(ALL_EVENT_TYPES)}")
         if not hook.retry_schedule or any(s < 0 for s in hook.retry_schedule):
             raise ConfigError(f"{where}.retry_schedule: needs at least one non-negative delay")
         for name, value in hook.headers.items():
@@ -457,8 +493,32 @@ def _validate(cfg: GatewayConfig) -> None:
                               "by [[webhooks]] and [[aws_integrations]])")
         names.add(aws.name)
         validate_aws(aws, where)
+    _validate_radius(cfg)
     if cfg.log.format not in ("json", "text"):
         raise ConfigError("log.format: must be 'json' or 'text'")
+
+
+def _validate_radius(cfg: GatewayConfig) -> None:
+    import ipaddress
+
+    r = cfg.radius
+    for key in ("port", "disconnect_port"):
+        if not 0 <= getattr(r, key) <= 65535:
+            raise ConfigError(f"radius.{key}: {getattr(r, key)} is not a port number")
+    for address, secret in r.clients.items():
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"radius.clients: {address!r} is not an IP address") from None
+        if not secret:
+            raise ConfigError(f"radius.clients.{address}: the shared secret is empty")
+    if r.enabled and not r.clients:
+        raise ConfigError("radius.clients: at least one accounting client (address = \"secret\") is needed")
+    if r.disconnect_timeout_seconds <= 0 or r.disconnect_attempts < 1 or r.duplicate_window_seconds <= 0:
+        raise ConfigError("radius.disconnect_timeout_seconds/disconnect_attempts/duplicate_window_seconds: must be positive")
+    c = cfg.connectivity
+    if c.data_quota_mb < 0 or c.sms_quota < 0 or c.lifetime_years < 1 or not 0 <= c.auto_topup_threshold_percent <= 100:
+        raise ConfigError("connectivity: quotas must be >= 0, lifetime_years >= 1, the threshold 0..100 percent")
 
 
 def validate_aws(aws: AwsIntegrationConfig, where: str, check_files: bool = True) -> None:
@@ -467,10 +527,10 @@ def validate_aws(aws: AwsIntegrationConfig, where: str, check_files: bool = True
         raise ConfigError(f"{where}.name: 1 to 128 characters")
     if aws.mode not in AWS_MODES:
         raise ConfigError(f"{where}.mode: must be \"mqtt\" or \"iot_data\", got {aws.mode!r}")
-    bad = [t for t in aws.event_types if t not in EVENT_TYPES]
+    bad = [t for t in aws.event_types if t not in ALL_EVENT_TYPES]
     if bad or not aws.event_types:
         raise ConfigError(f"{where}.event_types: unknown {', '.join(bad) or '(empty list)'}; "
-                          f"known: {', '.join(EVENT_TYPES)}")
+                          f"known: {', '.join(ALL_EVENT_TYPES)}")
     if not aws.retry_schedule or any(s < 0 for s in aws.retry_schedule):
         raise ConfigError(f"{where}.retry_schedule: needs at least one non-negative delay")
     if aws.timeout_seconds <= 0:

@@ -119,6 +119,25 @@ def location(sim: Sim, created_ms: int, source: str, lon: float, lat: float,
     return EventRecord(event_id, "LOCATION", sim.iccid, created_ms, _dumps(body), routes)
 
 
+def network_event(sim: Sim, created_ms: int, network_event_type: str, description: str, details: dict[str, Any],
+                  routes: tuple[int, ...] = ()) -> EventRecord:
+    """A NETWORK_EVENT (the gateway's own type, docs/connectivity.md): what the mobile core
+    reported or what the gateway did to a SIM's connectivity (session, address, IMEI, location,
+    quota, block, reset)."""
+    event_id = new_event_id()
+    body = _envelope(event_id, "NETWORK_EVENT", created_ms, sim)
+    body["networkEvent"] = {"type": network_event_type, "description": description, **details}
+    return EventRecord(event_id, "NETWORK_EVENT", sim.iccid, created_ms, _dumps(body), routes)
+
+
+def usage(sim: Sim, created_ms: int, usage_record: dict[str, Any], routes: tuple[int, ...] = ()) -> EventRecord:
+    """A USAGE event (the gateway's own type): the data one accounting report added."""
+    event_id = new_event_id()
+    body = _envelope(event_id, "USAGE", created_ms, sim)
+    body["usage"] = usage_record
+    return EventRecord(event_id, "USAGE", sim.iccid, created_ms, _dumps(body), routes)
+
+
 def test_message(created_ms: int, integration_uuid: str, integration_name: str,
                  routes: tuple[int, ...] = ()) -> EventRecord:
     event_id = new_event_id()

@@ -93,6 +93,21 @@ class Metrics(CommitObserver):
                                       registry=r)
         self.block1_bytes = Gauge("nce_coap_block1_bytes", "Bytes held by Block1 uploads being reassembled",
                                   registry=r)
+        # connectivity: RADIUS accounting from the mobile core, Disconnect-Requests to it
+        self.radius_requests = Counter("nce_radius_accounting_total",
+                                       "Accounting requests processed (retransmissions counted once), by status",
+                                       ["status"], registry=r)
+        self.radius_dropped = Counter("nce_radius_dropped_total",
+                                      "Accounting datagrams dropped unanswered, by reason", ["reason"], registry=r)
+        self.radius_duplicates = Counter("nce_radius_duplicates_total",
+                                         "Retransmitted accounting requests (answered again, not processed again)",
+                                         registry=r)
+        self.radius_unknown_imsi = Counter("nce_radius_unknown_imsi_total",
+                                           "Accounting requests for an IMSI of no known SIM (answered, not bound)",
+                                           registry=r)
+        self.disconnects = Counter("nce_radius_disconnect_total",
+                                   "Disconnect-Requests sent to a NAS, by outcome (ACK, NAK, TIMEOUT, NO_SESSION)",
+                                   ["result"], registry=r)
         self.received_by = {p: HotCounter(self.received.labels(p)) for p in PROTOCOLS}
         self.stored_by = {p: self.stored.labels(p) for p in PROTOCOLS}
         self.duplicates_by = {p: HotCounter(self.duplicates.labels(p)) for p in PROTOCOLS}

@@ -75,6 +75,39 @@ class Pending:
     events: list[EventRecord] = field(default_factory=list)
     ack: tuple | None = None
     positions: list[PositionRecord] | None = None
+    bindings: list["BindingRow"] | None = None  # connectivity state from RADIUS accounting
+
+
+@dataclass(slots=True)
+class BindingRow:
+    """A SIM's connectivity state as the mobile core last reported it (``sim_bindings``).
+
+    ``ip_address`` None means no session. ``rx_delta``/``tx_delta`` are the bytes this report adds
+    to the day's usage and the data quota (a new row gets ``quota_total``/``quota_expiry_ms``).
+    ``change_seq`` is given by the store when the row is written.
+    """
+
+    iccid: str
+    ip_address: str | None
+    source: str = "radius"
+    session_id: str | None = None
+    nas_ip: str | None = None
+    imeisv: str | None = None
+    rat_type: int | None = None
+    apn: str | None = None
+    msisdn: str | None = None
+    location: str | None = None  # JSON text of the decoded User-Location-Info
+    session_started_ms: int | None = None
+    input_octets: int = 0
+    output_octets: int = 0
+    block_reason: str | None = None
+    updated_ms: int = 0
+    change_seq: int = 0
+    rx_delta: int = 0
+    tx_delta: int = 0
+    usage_day: str | None = None
+    quota_total: int = 0
+    quota_expiry_ms: int = 0
 
 
 @dataclass(slots=True)

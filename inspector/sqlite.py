@@ -23,13 +23,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
+from . import bindings as bindings_sql
 from .records import EventRecord, OutboxItem, Pending, Sim
 from .schema import migrations
 from .secretbox import MARK, SecretBox, SecretsKeyError, is_sealed
 
 log = logging.getLogger("nce.store")
 
+T = TypeVar("T")
 SIM_COLUMNS = ("iccid", "imsi", "ip_address", "msisdn", "imei", "label", "status", "imei_lock")
 
 
@@ -226,6 +229,17 @@ class SqliteStore:
                 raise StoreError(f"SIM {iccid}: {exc}") from None
         return self.get_sim(iccid)
 
+    # repositories that take a connection (inspector/bindings.py) -------------------------
+
+    def read_with(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(connection, *args)`` on this thread's connection (a repository read)."""
+        return fn(self.connection(), *args)
+
+    def write_with(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(connection, *args)`` in one write transaction (a repository write)."""
+        with transaction(self.connection()) as conn:
+            return fn(conn, *args)
+
     # pre-shared keys ---------------------------------------------------------------------
 
     def psks_version(self) -> int:
@@ -283,54 +297,63 @@ class SqliteStore:
         Sequence numbers are assigned here, under the write lock, so events and their outbox
         rows can be inserted with ``executemany`` instead of one round trip per row.
         """
-        conn = self.connection()
-        with transaction(conn):
-            msg_seq, ev_seq = self._last_sequences(conn)
-            messages = []
-            latest: dict[tuple[str, str], int] = {}
-            events = []
-            outbox = []
-            positions = []
-            for pending in batch:
-                if pending.positions:
-                    positions.extend((p.iccid, p.received_ms, p.source, p.protocol, p.lat, p.lon)
-                                     for p in pending.positions)
-                m = pending.message
-                if m is not None:
-                    msg_seq += 1
-                    messages.append((msg_seq, m.iccid, m.protocol, m.received_ms, m.topic, m.payload,
-                                     m.translated, m.error, m.event_id))
-                    latest[(m.iccid, m.protocol)] = msg_seq
-                for e in pending.events:
-                    ev_seq += 1
-                    events.append((ev_seq, e.event_id, e.type, e.iccid, e.created_ms, e.body))
-                    for integration_id in e.routes:
-                        outbox.append((integration_id, ev_seq, e.iccid))
-            if messages:
-                conn.executemany(
-                    "INSERT INTO messages (seq, iccid, protocol, received_ms, topic, payload, translated, error,"
-                    " event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    messages,
-                )
-                conn.executemany(
-                    "INSERT INTO latest (iccid, protocol, message_seq) VALUES (?, ?, ?)"
-                    " ON CONFLICT (iccid, protocol) DO UPDATE SET message_seq = excluded.message_seq",
-                    [(k[0], k[1], v) for k, v in latest.items()],
-                )
-            if events:
-                conn.executemany(
-                    "INSERT INTO events (seq, id, type, iccid, created_ms, body) VALUES (?, ?, ?, ?, ?, ?)",
-                    events,
-                )
-            if outbox:
-                conn.executemany(
-                    "INSERT INTO outbox (integration_id, event_seq, iccid) VALUES (?, ?, ?)", outbox
-                )
-            if positions:
-                conn.executemany(
-                    "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon) VALUES (?, ?, ?, ?, ?, ?)",
-                    positions,
-                )
+        with transaction(self.connection()) as conn:
+            self.commit_in(conn, batch)
+
+    def commit_in(self, conn: sqlite3.Connection, batch: Sequence[Pending]) -> None:
+        """The body of :meth:`commit`, inside a transaction the caller holds (so a repository
+        write and its events can be one transaction)."""
+        msg_seq, ev_seq = self._last_sequences(conn)
+        messages = []
+        latest: dict[tuple[str, str], int] = {}
+        events = []
+        outbox = []
+        positions = []
+        binding_rows = []
+        for pending in batch:
+            if pending.bindings:
+                binding_rows.extend(pending.bindings)
+            if pending.positions:
+                positions.extend((p.iccid, p.received_ms, p.source, p.protocol, p.lat, p.lon)
+                                 for p in pending.positions)
+            m = pending.message
+            if m is not None:
+                msg_seq += 1
+                messages.append((msg_seq, m.iccid, m.protocol, m.received_ms, m.topic, m.payload,
+                                 m.translated, m.error, m.event_id))
+                latest[(m.iccid, m.protocol)] = msg_seq
+            for e in pending.events:
+                ev_seq += 1
+                events.append((ev_seq, e.event_id, e.type, e.iccid, e.created_ms, e.body))
+                for integration_id in e.routes:
+                    outbox.append((integration_id, ev_seq, e.iccid))
+        if messages:
+            conn.executemany(
+                "INSERT INTO messages (seq, iccid, protocol, received_ms, topic, payload, translated, error,"
+                " event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                messages,
+            )
+            conn.executemany(
+                "INSERT INTO latest (iccid, protocol, message_seq) VALUES (?, ?, ?)"
+                " ON CONFLICT (iccid, protocol) DO UPDATE SET message_seq = excluded.message_seq",
+                [(k[0], k[1], v) for k, v in latest.items()],
+            )
+        if events:
+            conn.executemany(
+                "INSERT INTO events (seq, id, type, iccid, created_ms, body) VALUES (?, ?, ?, ?, ?, ?)",
+                events,
+            )
+        if outbox:
+            conn.executemany(
+                "INSERT INTO outbox (integration_id, event_seq, iccid) VALUES (?, ?, ?)", outbox
+            )
+        if binding_rows:
+            bindings_sql.write(conn, binding_rows)
+        if positions:
+            conn.executemany(
+                "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon) VALUES (?, ?, ?, ?, ?, ?)",
+                positions,
+            )
 
     @staticmethod
     def _last_sequences(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -22,6 +22,8 @@ FIXED_TOPICS = {
     "LOCATION": "location",
     "GEOFENCE": "geofence",
     "TEST_MESSAGE": "integration-status",
+    "NETWORK_EVENT": "network-events",  # the gateway's own types (docs/connectivity.md)
+    "USAGE": "usage",
 }
 
 

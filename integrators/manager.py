@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import events
-from gateway.config import EVENT_TYPES, GatewayConfig, WebhookConfig
+from gateway.config import ALL_EVENT_TYPES, EVENT_TYPES, GatewayConfig, WebhookConfig
 from inspector.committer import CommitObserver
 from inspector.records import Pending
 
@@ -79,7 +79,7 @@ class IntegrationManager(CommitObserver):
         self.metrics = metrics
         self.senders = dict(SENDERS if senders is None else senders)
         self.workers: dict[int, DeliveryWorker] = {}
-        self._routes: dict[str, tuple[int, ...]] = {t: () for t in EVENT_TYPES}
+        self._routes: dict[str, tuple[int, ...]] = {t: () for t in ALL_EVENT_TYPES}
         self.version = -1
         self._reloading = asyncio.Lock()
 
@@ -148,7 +148,7 @@ class IntegrationManager(CommitObserver):
             if worker is not None:
                 worker.handle.name = handle.name
         self._routes = {t: tuple(i for i, h in handles.items() if t in h.event_types and h.state not in NOT_RUNNING)
-                        for t in EVENT_TYPES}
+                        for t in ALL_EVENT_TYPES}
         self.version = version
 
     async def _start_worker(self, handle: IntegrationHandle) -> None:

@@ -97,6 +97,7 @@ def make_config(tmp_path: Path, **sections: Any) -> GatewayConfig:
     config.udp.port = config.coap.port = config.coaps.port = config.api.port = 0
     config.registry.poll_interval_seconds = 0.2
     config.targets.allow_loopback = True  # the receivers of the tests are on loopback
+    config.connectivity.announce_new_sims = False  # on in tests/test_sim_announce.py
     for name, values in sections.items():
         if name == "webhooks":
             config.webhooks = values

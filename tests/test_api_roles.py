@@ -19,12 +19,12 @@ CLASSES = {
     "manage": ("PUT", f"/v1/sims/{ICCID}", {"iccid": ICCID, "status": "Enabled", "label": "changed"}),
     "integrate": ("DELETE", "/v1/integrate/clouds/no-such-integration", None),  # 404 for those who may
     "users": ("GET", "/v1/users", None),
-    "purchase": ("POST", "/v1/sims/topup", {}),  # 501 for those who may
+    "purchase": ("POST", "/v1/sims/topup", [ICCID]),
     "any": ("GET", "/v1/users/me", None),
 }
 EXPECTED = {  # role -> class -> status
-    "Owner": {"read": 200, "manage": 200, "integrate": 404, "users": 200, "purchase": 501, "any": 200},
-    "Admin": {"read": 200, "manage": 200, "integrate": 404, "users": 200, "purchase": 501, "any": 200},
+    "Owner": {"read": 200, "manage": 200, "integrate": 404, "users": 200, "purchase": 201, "any": 200},
+    "Admin": {"read": 200, "manage": 200, "integrate": 404, "users": 200, "purchase": 201, "any": 200},
     "User": {"read": 200, "manage": 200, "integrate": 403, "users": 403, "purchase": 403, "any": 200},
     "API": {"read": 200, "manage": 200, "integrate": 403, "users": 403, "purchase": 403, "any": 200},
     None: {"read": 401, "manage": 401, "integrate": 401, "users": 401, "purchase": 401, "any": 401},

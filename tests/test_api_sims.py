@@ -90,7 +90,7 @@ async def test_get_and_change_reach_the_running_gateway(api):
     assert (await coap_post(gateway.coap_port, device.ip_address, b"after")).code == "4.01"
     got = await client.get(f"/v1/sims/{device.iccid}")
     assert (got.body["status"], got.body["label"], got.body["imei_lock"]) == ("Disabled", "parked", True)
-    assert gateway.registry.by_iccid[device.iccid].status == "Disabled"
+    assert gateway.registry.sim_for_iccid(device.iccid).status == "Disabled"
     enabled = await client.put(f"/v1/sims/{device.iccid}", json={"iccid": device.iccid, "status": "Enabled"})
     assert enabled.status == 200
     assert (await coap_post(gateway.coap_port, device.ip_address, b"again")).code == "2.04"
@@ -126,7 +126,7 @@ async def test_bulk_change_is_all_or_nothing(api):
     assert api.gateway.store.get_sim("8988280650000000001").status == "Enabled"
     done = await client.post("/v1/sims", json=updates)
     assert done.status == 201
-    assert api.gateway.registry.by_iccid["8988280650000000002"].status == "Disabled"
+    assert api.gateway.registry.sim_for_iccid("8988280650000000002").status == "Disabled"
     assert api.gateway.store.get_sim("8988280650000000002").label == "b"
 
 

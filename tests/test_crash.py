@@ -81,7 +81,8 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path, receiver, ca_file
     process = start(config)
     try:
         async def delivered() -> set[str]:
-            return {base64.b64decode(e["payload"]["value"]).decode() for e in receiver.events}
+            return {base64.b64decode(e["payload"]["value"]).decode() for e in receiver.events
+                    if e["type"] == "TELEMETRY_DATA"}  # (also: LIFECYCLE SIM_ADDED of each SIM)
         for _ in range(200):
             if acknowledged <= await delivered():
                 break
@@ -90,7 +91,8 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path, receiver, ca_file
         # in order per SIM, despite the crash (duplicates of the last unconfirmed ones are allowed)
         for device in devices:
             numbers = [int(base64.b64decode(e["payload"]["value"]).decode().rsplit("-", 1)[1])
-                       for e in receiver.events if e["device"]["iccid"] == device.iccid]
+                       for e in receiver.events
+                       if e["type"] == "TELEMETRY_DATA" and e["device"]["iccid"] == device.iccid]
             deduplicated = list(dict.fromkeys(numbers))
             assert deduplicated == sorted(deduplicated)
     finally:

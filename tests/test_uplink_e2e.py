@@ -109,13 +109,13 @@ async def test_registry_change_applies_without_restart(tmp_path, start_gateway):
     from inspector.sqlite import SqliteStore
     SqliteStore(gw.config.store.path).upsert_sims([device])
     for _ in range(50):
-        if device.iccid in gw.registry.by_iccid:
+        if device.iccid in gw.registry:
             break
         await asyncio.sleep(0.05)
     assert (await coap_post(gw.coap_port, device.ip_address, b"x")).code == "2.04"
     SqliteStore(gw.config.store.path).update_sim(device.iccid, status="Disabled")
     for _ in range(50):
-        if gw.registry.by_iccid[device.iccid].status == "Disabled":
+        if gw.registry.sim_for_iccid(device.iccid).status == "Disabled":
             break
         await asyncio.sleep(0.05)
     assert (await coap_post(gw.coap_port, device.ip_address, b"x")).code == "4.01"

@@ -37,7 +37,7 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({
         "status": "ok",
         "uptimeSeconds": round(time.time() - gateway.started_at, 3),
-        "sims": len(gateway.registry.by_iccid),
+        "sims": len(gateway.registry),
         "pendingCommits": gateway.committer.pending_count,
         "integrations": {w.handle.name: w.handle.state for w in gateway.integrations.workers.values()},
     })

@@ -37,6 +37,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_config_argument(p)
     p.set_defaults(func=set_status)
 
+    from . import sims_connectivity  # status, usage, events, topup, imei-lock (docs/connectivity.md)
+
+    sims_connectivity.register(sub)
+
 
 def import_sims(args: argparse.Namespace) -> int:
     store = store_of(args)

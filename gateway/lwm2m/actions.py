@@ -149,7 +149,7 @@ class DeviceActions:
     async def submit(self, iccid: str, action: str, resource_address: str, data: str | None = None,
                      request_mode: str | None = None, send_attempts: Any = None) -> dict[str, Any]:
         """Validate, store and start an action; returns its record (``record["id"]``)."""
-        sim = self.sims.by_iccid.get(iccid)
+        sim = self.sims.sim_for_iccid(iccid)
         if sim is None:
             raise ActionError(f"device {iccid} not found", 404)
         fields = validate(action, resource_address, data, request_mode, send_attempts, self.lwm2m.objects)
@@ -342,7 +342,7 @@ class DeviceActions:
                                                             "iccid": record["iccid"], "action": record["action"],
                                                             "resource": record["resource"], "result": result})
         if status == "FAILED":
-            sim = self.sims.by_iccid.get(record["iccid"])
+            sim = self.sims.sim_for_iccid(record["iccid"])
             if sim is not None:
                 why = result.get("code") or result.get("error")
                 self.pipeline.emit(events.error(

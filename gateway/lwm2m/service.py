@@ -125,7 +125,7 @@ class LwM2MService:
         count = 0
         for (reg_id, iccid, lifetime, version, binding, queue, sms, links, transport, ip, port, registered_ms,
              updated_ms, expires_ms) in rows:
-            sim = sims.by_iccid.get(iccid)
+            sim = sims.sim_for_iccid(iccid)
             iccid = sim.iccid if sim is not None else iccid
             remote = (ip, port) if transport == "coap" else None  # DTLS: wait for the device's next update
             reg = Registration(reg_id, iccid, lifetime, version, binding, bool(queue), sms,

@@ -87,7 +87,7 @@ class CoapDtlsInterface(DeviceInterface):
         sim = self.registry.enabled_sim_for_iccid(iccid)
         if sim is None:
             return None
-        owner = self.registry.by_ip.get(addr[0])
+        owner = self.registry.sim_for_ip(addr[0])
         if owner is not None and owner.iccid != iccid:
             log.warning("DTLS identity %s from the IP of SIM %s refused", iccid, owner.iccid,
                         extra={"event": "dtls_identity_ip_mismatch", "iccid": iccid})
@@ -96,7 +96,7 @@ class CoapDtlsInterface(DeviceInterface):
 
     def _sessions_of_sim(self, ip: str, candidates: list[DtlsSession]) -> Iterable[DtlsSession]:
         """Rebinding (a new source port) continues only the session of the SIM owning the IP."""
-        owner = self.registry.by_ip.get(ip)
+        owner = self.registry.sim_for_ip(ip)
         if owner is None:
             return candidates
         identity = owner.iccid.encode("ascii")

@@ -25,7 +25,7 @@ async def list_events(request: web.Request) -> web.Response:
     gateway = gateway_of(request)
     params = params_of(request)
     iccid = params["deviceId"]
-    if iccid not in gateway.registry.by_iccid and await gateway.read(sim_list.get_sim_row, gateway.store,
+    if iccid not in gateway.registry and await gateway.read(sim_list.get_sim_row, gateway.store,
                                                                       iccid) is None:
         raise not_found(f"no device {iccid}")
     size = params["pageSize"]

@@ -88,7 +88,7 @@ async def telemetry(request: web.Request) -> web.Response:
     params = params_of(request)
     device = params["deviceId"]
     rows = await gateway.read(history.latest_messages, gateway.store, device, params.get("protocol"))
-    if not rows and device not in gateway.registry.by_iccid:
+    if not rows and device not in gateway.registry:
         if await gateway.read(sim_list.get_sim_row, gateway.store, device) is None:
             raise not_found(f"no device {device}")
     state: dict[str, Any] = {}

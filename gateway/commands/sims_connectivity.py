@@ -1,0 +1,182 @@
+"""``nce-gateway sims status|usage|events|topup|imei-lock``: a SIM's connectivity from the store.
+
+These run in their own process against the store; a running gateway sees their writes within
+``registry.poll_interval_seconds`` (bindings, blocks and quotas are followed like the registry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date, datetime, timedelta, timezone
+
+from rich.console import Console
+from rich.table import Table
+
+from inspector import bindings as sql
+
+from ..cli import CommandError, add_config_argument
+from ..connectivity.location import rat_name
+from ..connectivity.service import DATA_QUOTA_BLOCK, IMEI_LOCK_BLOCK, MB
+from . import config_of, store_of
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="a SIM's connectivity: session, address, RAT, cell, IMEI, block, quota",
+                       description="What the mobile core last reported about a SIM over RADIUS accounting.")
+    p.add_argument("iccid")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_config_argument(p)
+    p.set_defaults(func=status)
+
+    p = sub.add_parser("usage", help="data used per day (from RADIUS accounting)")
+    p.add_argument("iccid")
+    p.add_argument("--days", type=int, default=30, help="how many days back from today (default 30)")
+    add_config_argument(p)
+    p.set_defaults(func=usage)
+
+    p = sub.add_parser("events", help="a SIM's network events, newest first")
+    p.add_argument("iccid")
+    p.add_argument("--limit", type=int, default=20)
+    add_config_argument(p)
+    p.set_defaults(func=events)
+
+    p = sub.add_parser("topup", help="add one quota of data and SMS to a SIM (lifts a quota block)",
+                       description="Add [connectivity] data_quota_mb and sms_quota (or --data-mb/--sms) to the SIM's "
+                                   "lifetime quotas; a SIM blocked because its data quota was used up is unblocked.")
+    p.add_argument("iccid")
+    p.add_argument("--data-mb", type=float, help="MB of data to add (default: one quota)")
+    p.add_argument("--sms", type=int, help="SMS to add (default: one quota)")
+    add_config_argument(p)
+    p.set_defaults(func=topup)
+
+    p = sub.add_parser("imei-lock", help="lock a SIM to an IMEI (or unlock it)",
+                       description="Lock the SIM to --imei, or to the IMEI it was last seen with; an accounting "
+                                   "report with another IMEI then blocks it. --off unlocks.")
+    p.add_argument("iccid")
+    p.add_argument("--imei", help="15-digit IMEI (default: the IMEI of the SIM's last session)")
+    p.add_argument("--off", action="store_true", help="remove the lock")
+    add_config_argument(p)
+    p.set_defaults(func=imei_lock)
+
+
+def _ms(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if ms else "-"
+
+
+def _known(store, iccid: str):
+    sim = store.get_sim(iccid)
+    if sim is None:
+        raise CommandError(f"no SIM with ICCID {iccid}")
+    return sim
+
+
+def status(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    sim = _known(store, args.iccid)
+    row = store.read_with(sql.get, sim.iccid)
+    quota = store.read_with(sql.quotas, sim.iccid).get((sim.iccid, "data"))
+    default_total = int(config_of(args).connectivity.data_quota_mb * MB)
+    total, used = (quota["total"], quota["used"]) if quota else (default_total, 0)
+    info = {
+        "iccid": sim.iccid, "imsi": sim.imsi, "status": sim.status,
+        "online": bool(row and row.ip_address), "address": row.ip_address if row and row.ip_address else sim.ip_address,
+        "address_source": "radius" if row and row.ip_address else "static",
+        "session": row.session_id if row else None, "session_start": _ms(row.session_started_ms) if row else "-",
+        "apn": row.apn if row else None, "rat": rat_name(row.rat_type) if row else None,
+        "imei": row.imeisv if row else None, "location": json.loads(row.location) if row and row.location else None,
+        "blocked": row.block_reason if row else None, "imei_lock": sim.imei_lock, "locked_imei": sim.imei,
+        "data_left_mb": round(max(0, total - used) / MB, 6), "data_total_mb": total / MB,
+        "last_report": _ms(row.updated_ms) if row else "-",
+    }
+    resets = store.read_with(sql.resets, sim.iccid, 1)
+    if resets:
+        info["last_reset"] = f"{resets[0]['state']} ({resets[0]['reason']}, {_ms(resets[0]['requested_ms'])})"
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    table = Table("field", "value", show_header=False)
+    for key, value in info.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value if value is not None else "-"))
+    Console().print(table)
+    return 0
+
+
+def usage(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    sim = _known(store, args.iccid)
+    end = datetime.now(timezone.utc).date()
+    start = end - timedelta(days=max(0, args.days))
+    rows = store.read_with(sql.daily_usage, sim.iccid, start.isoformat(), end.isoformat())
+    table = Table("day (UTC)", "to device (RX) MB", "from device (TX) MB", "total MB")
+    for day, rx, tx in rows:
+        table.add_row(day, f"{rx / MB:.6f}", f"{tx / MB:.6f}", f"{(rx + tx) / MB:.6f}")
+    Console().print(table)
+    print(f"{len(rows)} day(s) with traffic since {date.isoformat(start)}")
+    return 0
+
+
+def events(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    sim = _known(store, args.iccid)
+    total, bodies = store.read_with(sql.device_events, sim.iccid, ["NETWORK_EVENT"], 0, max(1, args.limit))
+    table = Table("time", "event", "description")
+    for body in bodies:
+        event = json.loads(body)
+        net = event["networkEvent"]
+        table.add_row(_ms(int(event["received"])), net["type"], net.get("description", ""))
+    Console().print(table)
+    print(f"{len(bodies)} of {total} network event(s)")
+    return 0
+
+
+def topup(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    store = store_of(args)
+    sim = _known(store, args.iccid)
+    c = config.connectivity
+    data_default, sms_default = int(c.data_quota_mb * MB), c.sms_quota
+    data = int((args.data_mb if args.data_mb is not None else c.data_quota_mb) * MB)
+    sms = args.sms if args.sms is not None else sms_default
+    if data < 0 or sms < 0:
+        raise CommandError("--data-mb and --sms must not be negative")
+    now = int(datetime.now(timezone.utc).timestamp() * 1000)
+    expiry = now + c.lifetime_years * 365 * 86_400_000
+
+    def write(conn) -> str | None:
+        sql.add_quota(conn, sim.iccid, "data", data_default, expiry, data, now)
+        sql.add_quota(conn, sim.iccid, "sms", sms_default, expiry, sms, now)
+        row = sql.get(conn, sim.iccid)
+        quota = sql.quotas(conn, sim.iccid)[(sim.iccid, "data")]
+        if row is not None and row.block_reason == DATA_QUOTA_BLOCK and quota["used"] < quota["total"]:
+            sql.set_block(conn, sim.iccid, None, now)
+            return "unblocked"
+        return None
+
+    lifted = store.write_with(write)
+    print(f"{sim.iccid}: +{data / MB:g} MB, +{sms} SMS" + (f"; {lifted}" if lifted else ""))
+    return 0
+
+
+def imei_lock(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    sim = _known(store, args.iccid)
+    if args.off:
+        store.update_sim(sim.iccid, imei_lock=False)
+        row = store.read_with(sql.get, sim.iccid)
+        lifted = row is not None and row.block_reason == IMEI_LOCK_BLOCK
+        if lifted:
+            store.write_with(sql.set_block, sim.iccid, None, int(datetime.now(timezone.utc).timestamp() * 1000))
+        print(f"{sim.iccid}: IMEI lock off" + ("; unblocked" if lifted else ""))
+        return 0
+    imei = args.imei
+    if imei is None:
+        row = store.read_with(sql.get, sim.iccid)
+        imei = (row.imeisv or "")[:14] if row and row.imeisv else sim.imei
+        if not imei:
+            raise CommandError(f"{sim.iccid} has never reported an IMEI: give one with --imei")
+    if not imei.isdigit() or len(imei) not in (14, 15, 16):
+        raise CommandError(f"--imei: expected 14 to 16 digits, got {imei!r}")
+    store.update_sim(sim.iccid, imei=imei, imei_lock=True)
+    print(f"{sim.iccid}: locked to IMEI {imei}")
+    return 0
