@@ -5,6 +5,7 @@ store) for the running gateway to carry it out and write the result.
 
     nce-gateway lwm2m read 8988280666000000010 /3/0
     nce-gateway lwm2m write 8988280666000000010 /3303/0/5750 kitchen
+    nce-gateway lwm2m write 8988280666000000010 /3/0/14 -03:00      (a value may start with "-")
     nce-gateway lwm2m execute 8988280666000000010 /3/0/4
     nce-gateway lwm2m observe 8988280666000000010 /3303/0/5700      (observe-end: unobserve)
     nce-gateway lwm2m registrations
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 
 from ..cli import CommandError, add_config_argument
@@ -21,6 +23,18 @@ from ..lwm2m import storage
 from ..lwm2m.actions import FINAL, ActionError, new_record, to_api, validate
 from ..lwm2m.service import load_objects
 from . import config_of, store_of
+
+
+DASH_HELP = ("A value that starts with '-' and a digit, '.', ':' or '+' is taken as a value (-03:00, -1.5); "
+             "for any other value starting with '-', put -- before it: ... /3/0/14 -- -x")
+_DASH_VALUE = re.compile(r"^-[^-A-Za-z]")
+
+
+def values_may_start_with_a_dash(parser: argparse.ArgumentParser) -> None:
+    """Let ``-03:00`` or ``-1.5`` be a positional value: argparse takes only plain negative numbers
+    (``-1``, ``-1.5``) for values and everything else starting with ``-`` for an option. None of
+    these commands has an option that starts with '-' and a non-letter, so nothing is lost."""
+    parser._negative_number_matcher = _DASH_VALUE  # type: ignore[attr-defined]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -31,7 +45,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     for name, action, extra in (("read", "read", None), ("write", "write", "value"),
                                 ("execute", "execute", "arguments"), ("observe", "observe-start", None),
                                 ("unobserve", "observe-end", None)):
-        p = sub.add_parser(name, help=f"{action} a resource of a registered device")
+        p = sub.add_parser(name, help=f"{action} a resource of a registered device", epilog=DASH_HELP)
+        values_may_start_with_a_dash(p)
         p.add_argument("iccid")
         p.add_argument("path", help="resource address, e.g. /3/0 or /3303/0/5700")
         if extra == "value":
