@@ -74,6 +74,8 @@ class CoapService:
         self._received = metrics.received_by["COAP"]
         self._duplicates = metrics.duplicates_by["COAP"]
         self.fast_handlers: dict[tuple[int, bytes], FastHandler] = {}
+        #: the metrics' protocol label of refusals by first path segment (LwM2M: rd, bs, dp)
+        self.path_protocols: dict[bytes, str] = {}
 
     def add_fast_handler(self, method: int, first_segment: bytes, handler: FastHandler) -> None:
         """Serve ``method /first_segment[/...]`` in ``handler(link, request, sim)``."""
@@ -170,7 +172,7 @@ class CoapService:
 
     def _refuse(self, link: Any, req: wire.Request, code: int, diagnostic: bytes, reason: str,
                 key: Hashable | None = None) -> None:
-        self.metrics.reject("COAP", reason)
+        self.metrics.reject(self.path_protocols.get(req.path[0], "COAP") if req.path else "COAP", reason)
         if req.mtype == wire.CON:
             answer = wire.response(wire.ACK, code, req.mid, req.token, diagnostic)
         else:
