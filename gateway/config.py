@@ -359,8 +359,10 @@ def _validate(cfg: GatewayConfig) -> None:
         validate_aws(aws, where)
     if not 12 <= cfg.psk.generated_length <= 32:
         raise ConfigError("psk.generated_length: must be 12..32 characters (tinydtls loads at most 16)")
-    if cfg.psk.rotation_grace_seconds < 0 or cfg.psk.regenerate_after_seconds < 0:
-        raise ConfigError("psk.rotation_grace_seconds and psk.regenerate_after_seconds: must be >= 0")
+    if not 0 <= cfg.psk.rotation_grace_seconds <= 10 * 365 * 86400:
+        raise ConfigError("psk.rotation_grace_seconds: must be 0 to 315360000 (10 years)")
+    if cfg.psk.regenerate_after_seconds < 0:
+        raise ConfigError("psk.regenerate_after_seconds: must be >= 0")
     if cfg.log.format not in ("json", "text"):
         raise ConfigError("log.format: must be 'json' or 'text'")
 

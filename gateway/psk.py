@@ -31,6 +31,8 @@ _ALPHABET = string.ascii_letters + string.digits
 #: at most 16 bytes; Mbed TLS, OpenSSL, GnuTLS more); 16 of 62 symbols are 95 bits of entropy
 GENERATED_LENGTH = 16
 MIN_GENERATED_LENGTH = 12
+#: the longest grace period a rotation may give the previous key (10 years)
+MAX_GRACE_SECONDS = 10 * 365 * 86400
 #: the longest key a DTLS handshake can use: Mbed TLS' MBEDTLS_PSK_MAX_LEN (the engine's MAX_PSK_LEN)
 MAX_KEY_LENGTH = 32
 FORMATS = ("STRING", "HEX")
@@ -185,8 +187,8 @@ class PskService:
         if protocol not in PROTOCOLS:
             raise PskError(f"protocol must be one of {', '.join(PROTOCOLS)}")
         grace = self.grace_seconds if grace_seconds is None else grace_seconds
-        if grace < 0:
-            raise PskError("the grace period cannot be negative")
+        if not 0 <= grace <= MAX_GRACE_SECONDS:
+            raise PskError(f"the grace period must be 0 to {MAX_GRACE_SECONDS} seconds (10 years)")
         created = time.time_ns() // 1_000_000
         old = self.dtls_key(iccid)
         await self.write(self.store.set_psk, iccid, protocol, key, user_set, created, int(grace * 1000))

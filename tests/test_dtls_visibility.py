@@ -67,8 +67,9 @@ async def test_failed_handshakes_are_logged_with_a_budget(caplog):
 
 
 async def test_dtls_metrics_on_the_gateway(tmp_path, start_gateway, caplog):
-    device = sim(41)
-    gw = await start_gateway(make_config(tmp_path), [device])
+    device, disabled = sim(41), sim(40, "Disabled")
+    gw = await start_gateway(make_config(tmp_path), [device, disabled])
+    await gw.psks.set(disabled.iccid, "COAP", b"disabled-key-40")
     await gw.psks.set(device.iccid, "COAP", b"metrics-key-41")
     server = ("127.0.0.1", gw.coaps_port)
     async with CoapsDevice(server, Onboarding(device.iccid, b"metrics-key-41"), device.ip_address) as dev:
@@ -81,21 +82,27 @@ async def test_dtls_metrics_on_the_gateway(tmp_path, start_gateway, caplog):
         with pytest.raises((ConnectionError, TimeoutError)):
             await stranger.connect(timeout=3)
         await stranger.close()
+        off = CoapsDevice(server, Onboarding(disabled.iccid, b"disabled-key-40"), disabled.ip_address)
+        with pytest.raises((ConnectionError, TimeoutError)):
+            await off.connect(timeout=3)
+        await off.close()
         text = gw.metrics.render().decode()
     values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
               for line in text.splitlines() if line.startswith("nce_dtls_")}
     assert values["nce_dtls_sessions"] == 1
     assert values["nce_dtls_half_open"] == 0
-    assert values["nce_dtls_handshakes_started_total"] == 3
+    assert values["nce_dtls_handshakes_started_total"] == 4
     assert values["nce_dtls_handshakes_completed_total"] == 1
     assert values['nce_dtls_handshakes_failed_total{reason="bad_key"}'] == 1
-    assert values['nce_dtls_handshakes_failed_total{reason="unknown_identity"}'] == 1
-    assert values["nce_dtls_cookie_exchanges_total"] == 3
+    assert values['nce_dtls_handshakes_failed_total{reason="unknown_sim"}'] == 1
+    assert values['nce_dtls_handshakes_failed_total{reason="disabled_sim"}'] == 1
+    assert values["nce_dtls_cookie_exchanges_total"] == 4
     assert values['nce_dtls_sessions_closed_total{reason="handshake_failed_bad_key"}'] == 1
     failures = [(r.reason, r.ip, r.identity) for r in caplog.records
                 if getattr(r, "event", None) == "dtls_handshake_failed"]
     assert failures == [("bad_key", device.ip_address, device.iccid),
-                        ("unknown_identity", "127.0.0.99", "8988280666000000077")]
+                        ("unknown_sim", "127.0.0.99", "8988280666000000077"),
+                        ("disabled_sim", disabled.ip_address, disabled.iccid)]
 
 
 async def test_only_the_sims_own_address_supersedes_its_session(tmp_path, start_gateway):

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from ..cli import CommandError, add_config_argument
-from ..psk import PROTOCOLS, PskError, format_key, generate_key, parse_key
+from ..psk import MAX_GRACE_SECONDS, PROTOCOLS, PskError, format_key, generate_key, parse_key
 from . import config_of, store_of
 
 
@@ -46,8 +46,8 @@ def _grace_argument(parser: argparse.ArgumentParser) -> None:
 
 def _grace_ms(args: argparse.Namespace) -> int:
     grace = args.grace_seconds if args.grace_seconds is not None else config_of(args).psk.rotation_grace_seconds
-    if grace < 0:
-        raise CommandError("--grace-seconds cannot be negative")
+    if not 0 <= grace <= MAX_GRACE_SECONDS:
+        raise CommandError(f"--grace-seconds must be 0 to {MAX_GRACE_SECONDS} (10 years)")
     return int(grace * 1000)
 
 

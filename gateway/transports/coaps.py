@@ -19,7 +19,7 @@ from aiocoap.protocol import Context
 from inspector.records import Sim
 
 from .coap import CoapService, DeviceInterface, DeviceRemote, attach_interface
-from .dtls import DtlsConfig, DtlsServer, DtlsSession
+from .dtls import DtlsConfig, DtlsServer, DtlsSession, HandshakeRefused
 
 log = logging.getLogger("nce.coaps")
 
@@ -81,15 +81,15 @@ class CoapDtlsInterface(DeviceInterface):
         try:
             iccid = identity.decode("ascii")
         except UnicodeDecodeError:
-            return None
-        sim = self.registry.enabled_sim_for_iccid(iccid)
-        if sim is None:
-            return None
+            raise HandshakeRefused("unknown_sim") from None
+        sim = self.registry.by_iccid.get(iccid)
+        if sim is None or sim.status != "Enabled":
+            raise HandshakeRefused("unknown_sim" if sim is None else "disabled_sim")
         owner = self.registry.by_ip.get(addr[0])
         if owner is not None and owner.iccid != iccid:
             log.warning("DTLS identity %s from the IP of SIM %s refused", iccid, owner.iccid,
                         extra={"event": "dtls_identity_ip_mismatch", "iccid": iccid})
-            return None
+            raise HandshakeRefused("identity_of_other_sim")
         return self.psks.dtls_key_for(iccid, addr[0])
 
     def _may_supersede(self, old: DtlsSession, new: DtlsSession) -> bool:

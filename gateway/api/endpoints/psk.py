@@ -18,7 +18,7 @@ import logging
 
 from aiohttp import web
 
-from ...psk import PROTOCOLS, PskError, format_key, parse_key
+from ...psk import MAX_GRACE_SECONDS, PROTOCOLS, PskError, format_key, parse_key
 from ..errors import bad_request, not_found
 from ..openapi import reference
 from ..routes import (MANAGE, READ, ApiRoute, body_of, explain_not_implemented, gateway_of, json_response, params_of,
@@ -71,7 +71,10 @@ async def rotate_psk(request: web.Request) -> web.Response:
     body = body_of(request) or {}
     gateway = gateway_of(request)
     protocol = body.get("protocol", "COAP")
-    psk = await gateway.psks.rotate(iccid, protocol, grace_seconds=body.get("graceSeconds"))
+    try:
+        psk = await gateway.psks.rotate(iccid, protocol, grace_seconds=body.get("graceSeconds"))
+    except PskError as exc:
+        raise bad_request(f"graceSeconds: {exc}", "graceSeconds") from None
     log.info("PSK rotated through the API", extra={"event": "api_psk_rotated", "iccid": iccid, "protocol": protocol,
                                                     "by": principal_of(request).username})
     fmt, text = format_key(psk.key)
@@ -104,7 +107,8 @@ ROTATE_SCHEMAS = {
     "pskRotateRequest": {"type": "object", "additionalProperties": False, "properties": {
         "protocol": {"type": "string", "enum": list(PROTOCOLS), "description": "which of the SIM's keys holds the "
                      "new key (the DTLS key is the one set last, whichever protocol); default COAP"},
-        "graceSeconds": {"type": "number", "minimum": 0, "description": "how long the previous key stays valid"}}},
+        "graceSeconds": {"type": "number", "minimum": 0, "maximum": MAX_GRACE_SECONDS,
+                         "description": "how long the previous key stays valid (at most 10 years)"}}},
     "pskRotateResponse": {"type": "object", "additionalProperties": False, "required": [
         "deviceId", "identity", "secretKey", "format", "protocol", "createdAt", "updatedAt"],
         "properties": {"deviceId": {"type": "string"}, "identity": {"type": "string"},

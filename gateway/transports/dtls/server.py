@@ -42,7 +42,7 @@ from .records import (
     split_records,
 )
 
-__all__ = ["DtlsServer", "DtlsSession", "DtlsStats", "Addr", "MAX_PSK_LEN"]
+__all__ = ["DtlsServer", "DtlsSession", "DtlsStats", "Addr", "HandshakeRefused", "MAX_PSK_LEN"]
 
 log = logging.getLogger("gateway.dtls")
 
@@ -75,6 +75,16 @@ ESTABLISHED = "established"
 CLOSED = "closed"
 
 _session_ids = itertools.count(1)
+
+
+class HandshakeRefused(Exception):
+    """Raised by ``psk_for_identity`` to refuse an identity with a reason of the caller's
+    (e.g. ``disabled_sim``): the handshake fails as for an unknown identity (an
+    ``unknown_psk_identity`` alert) and is counted and logged under that reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _run_handshake(buf: Any) -> bool:
@@ -483,14 +493,17 @@ class DtlsServer:
             addr = sess.addr
         else:  # not expected: the PSK arrives in the ClientKeyExchange of a session
             addr = ("", 0)
+        reason = "unknown_identity"
         try:
             psk = self._psk_for_identity(identity, addr)
+        except HandshakeRefused as refused:
+            psk, reason = None, refused.reason
         except Exception:  # noqa: BLE001 - a failing lookup must only fail this handshake
             log.exception("psk_for_identity(%r) raised", identity)
             psk = None
         if not psk:
             if sess is not None:
-                sess._fail_reason = "unknown_identity"
+                sess._fail_reason = reason
             return None
         if sess is not None:
             sess.psk = bytes(psk)
