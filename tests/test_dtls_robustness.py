@@ -247,10 +247,13 @@ async def test_hello_verify_budget():
     h = await DtlsHarness(mode="echo", config=cfg).start()
     try:
         hello = client_hello()
+        t0 = time.monotonic()
         for i in range(300):  # from 300 addresses: the per-source budget does not apply
             h.server.datagram_received(hello, (f"127.0.{3 + i // 200}.{1 + i % 200}", 10000 + i))
-        assert 100 <= h.server.stats.hello_verify_sent <= 102
-        assert h.server.stats.dropped["hello_verify_rate"] >= 198
+        refilled = (time.monotonic() - t0) * 100  # the budget refills while the loop runs (a busy CI)
+        sent = h.server.stats.hello_verify_sent
+        assert 100 <= sent <= 101 + refilled, (sent, refilled)
+        assert h.server.stats.dropped["hello_verify_rate"] == 300 - sent
         await asyncio.sleep(0.1)
         await good_roundtrip(h)
     finally:
@@ -264,10 +267,12 @@ async def test_client_hello_flood_from_one_source_does_not_delay_others():
     h = await DtlsHarness(mode="echo", config=cfg).start()
     try:
         hello = client_hello()
+        t0 = time.monotonic()
         for i in range(1000):
             h.server.datagram_received(hello, ("127.0.3.1", 10000 + i % 64))
+        refilled = (time.monotonic() - t0) * 20
         sent = h.server.stats.hello_verify_sent
-        assert 20 <= sent <= 21, sent
+        assert 20 <= sent <= 21 + refilled, (sent, refilled)
         assert h.server.stats.dropped["hello_verify_source_rate"] == 1000 - sent
         assert h.server.stats.dropped["hello_verify_rate"] == 0
         # right after the flood, another address is answered at once (the global budget is not used up)
