@@ -30,7 +30,6 @@ _ALPHABET = string.ascii_letters + string.digits
 #: default length of generated keys: 16 characters fit every common DTLS stack (tinydtls holds
 #: at most 16 bytes; Mbed TLS, OpenSSL, GnuTLS more); 16 of 62 symbols are 95 bits of entropy
 GENERATED_LENGTH = 16
-MIN_GENERATED_LENGTH = 12
 #: the longest grace period a rotation may give the previous key (10 years)
 MAX_GRACE_SECONDS = 10 * 365 * 86400
 #: the longest key a DTLS handshake can use: Mbed TLS' MBEDTLS_PSK_MAX_LEN (the engine's MAX_PSK_LEN)
@@ -90,7 +89,7 @@ _MAX_PREFERENCES = 10_000
 
 class PskService:
     def __init__(self, store: Any, *, write: Callable[..., Awaitable[Any]], read: Callable[..., Awaitable[Any]],
-                 regenerate_after_seconds: float = 300.0, generated_length: int = GENERATED_LENGTH,
+                 regenerate_after_seconds: float = 0.0, generated_length: int = GENERATED_LENGTH,
                  grace_seconds: float = 7 * 86400.0) -> None:
         self.store = store
         self.write = write

@@ -28,6 +28,9 @@ def path(iccid: str = DEVICE.iccid) -> str:
 
 def test_key_limits():
     assert psk.MAX_KEY_LENGTH == MAX_PSK_LEN == 32
+    # what docs/dtls.md states: 5.95 bits per character, 95 bits for the default 16
+    assert psk.GENERATED_LENGTH == 16 and round(psk.key_entropy_bits(16), 1) == 95.3
+    assert round(psk.key_entropy_bits(12)) == 71 and round(psk.key_entropy_bits(32)) == 191
     assert psk.parse_key("k" * 32) == b"k" * 32
     assert psk.parse_key("00" * 32, "HEX") == bytes(32)
     for secret, fmt in (("k" * 33, "STRING"), ("00" * 33, "HEX"), ("é" * 17, "STRING"), ("", "STRING")):
