@@ -20,6 +20,7 @@ gateway reads can be produced here.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -93,6 +94,7 @@ class LwM2MClient:
         self.bootstrapped = asyncio.Event()
         self.executed: list[tuple[str, bytes]] = []
         self.received: list[tuple[str, str]] = []  # (method, path) of requests from servers
+        self.attributes: dict[str, dict[str, str]] = {}  # Write-Attributes, by path
 
     @classmethod
     async def start(cls, iccid: str, source_ip: str, values: dict[str, Any] | None = None,
@@ -216,6 +218,22 @@ class LwM2MClient:
             path = LwM2MPath(*(int(s) for s in segments))
         except (ValueError, FormatError):
             return aiocoap.Message(code=Code.NOT_FOUND)
+        if method in (Code.FETCH, Code.iPATCH):
+            return self._composite(request, path)
+        if method == Code.PUT and request.opt.content_format is None and request.opt.uri_query:
+            return self._write_attributes(path, list(request.opt.uri_query))
+        if method == Code.POST and len(path) == 1 and request.opt.content_format is not None:
+            values = decode(int(request.opt.content_format), request.payload, path)
+            created = {LwM2MPath.parse(p).ids[:2] for p in values}
+            if any(self._select(LwM2MPath(*ids)) for ids in created):
+                return aiocoap.Message(code=Code.BAD_REQUEST)  # Create of an instance that exists
+            for p, v in values.items():
+                self.set_value(p, v)
+            location = sorted(created)[0] if created else None
+            answer = aiocoap.Message(code=Code.CREATED)
+            if location is not None:
+                answer.opt.location_path = [str(i) for i in location]
+            return answer
         if method == Code.GET:
             if request.opt.accept == ContentFormat.LINK_FORMAT:
                 return self._discover(path)
@@ -251,6 +269,36 @@ class LwM2MClient:
             return aiocoap.Message(code=Code.DELETED)
         return aiocoap.Message(code=Code.METHOD_NOT_ALLOWED)
 
+    def _write_attributes(self, path: LwM2MPath, query: list[str]) -> aiocoap.Message:
+        if not self._select(path):
+            return aiocoap.Message(code=Code.NOT_FOUND)
+        attrs = self.attributes.setdefault(str(path), {})
+        for item in query:
+            name, sep, value = item.partition("=")
+            if name not in ("pmin", "pmax", "gt", "lt", "st"):
+                return aiocoap.Message(code=Code.BAD_REQUEST)
+            if sep and value:
+                attrs[name] = value
+            else:
+                attrs.pop(name, None)
+        return aiocoap.Message(code=Code.CHANGED)
+
+    def _composite(self, request: aiocoap.Message, path: LwM2MPath) -> aiocoap.Message:
+        """Read-Composite (FETCH) and Write-Composite (iPATCH) on / with SenML JSON (LwM2M 1.1)."""
+        if self.lwm2m_version == "1.0" or not path.is_root:
+            return aiocoap.Message(code=Code.METHOD_NOT_ALLOWED)
+        if request.opt.content_format != ContentFormat.SENML_JSON:
+            return aiocoap.Message(code=Code.UNSUPPORTED_CONTENT_FORMAT)
+        if request.code == Code.iPATCH:
+            for p, v in decode(ContentFormat.SENML_JSON, request.payload, path).items():
+                self.set_value(p, v)
+            return aiocoap.Message(code=Code.CHANGED)
+        selected: dict[str, Any] = {}
+        for item in json.loads(request.payload):
+            selected.update(self._select(LwM2MPath.parse(item["n"])))
+        payload = encode(ContentFormat.SENML_JSON, selected, path)
+        return aiocoap.Message(code=Code.CONTENT, payload=payload, content_format=ContentFormat.SENML_JSON)
+
     def _discover(self, path: LwM2MPath) -> aiocoap.Message:
         instances = sorted({LwM2MPath.parse(p).ids[:2] for p in self._select(path)})
         links = [f'</>;lwm2m={self.lwm2m_version}']
@@ -259,6 +307,10 @@ class LwM2MClient:
             if oid == 0 and self.values.get(f"/0/{iid}/1") is False and f"/0/{iid}/10" in self.values:
                 link += f";ssid={self.values[f'/0/{iid}/10']}"
             links.append(link)
+        prefix = str(path)
+        for attr_path, attrs in sorted(self.attributes.items()):
+            if attrs and (attr_path == prefix or attr_path.startswith(prefix + "/")):
+                links.append(f"<{attr_path}>" + "".join(f";{k}={v}" for k, v in sorted(attrs.items())))
         return aiocoap.Message(code=Code.CONTENT, payload=",".join(links).encode(),
                                content_format=ContentFormat.LINK_FORMAT)
 

@@ -40,6 +40,7 @@ from .pipeline import Pipeline
 from .transports.block1 import Block1Limits, bound_block1
 from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
 from .transports.coaps import CoapDtlsInterface, start_coaps
+from .transports.dtls.prometheus import DtlsCollector
 from .transports.udp import UdpUplink
 
 log = logging.getLogger("nce.gateway")
@@ -59,13 +60,16 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.metrics = Metrics()
+        self.metrics.registry.register(DtlsCollector(lambda: self.coaps.dtls if self.coaps is not None else None))
         self.store = SqliteStore(config.store.path, config.store.synchronous, config.store.secrets_key())
         self._readers = ThreadPoolExecutor(4, thread_name_prefix="store-reader")
         self.committer = GroupCommitter(self.store, max_batch=config.store.max_batch,
                                         observers=[self.metrics])
         self.registry = SimRegistry(self.store)
         self.psks = PskService(self.store, write=self.committer.write, read=self.read,
-                               regenerate_after_seconds=config.psk.regenerate_after_seconds)
+                               regenerate_after_seconds=config.psk.regenerate_after_seconds,
+                               generated_length=config.psk.generated_length,
+                               grace_seconds=config.psk.rotation_grace_seconds)
         self.follower = StoreFollower(self.read, config.registry.poll_interval_seconds)
         self.integrations = IntegrationManager(self.store, read=self.read, write=self.committer.write,
                                                emit=self._emit, metrics=self.metrics,

@@ -121,9 +121,14 @@ class CoapsConfig:
 
 @dataclass
 class PskConfig:
-    # a generated PSK older than this is replaced on the next GET /bootstrap (1NCE OS: 5 minutes);
-    # 0 keeps it forever. Keys set by a user are never replaced.
-    regenerate_after_seconds: float = 300.0
+    # a generated PSK older than this is rotated on the next GET /bootstrap (1NCE OS: 5 minutes);
+    # 0 (default) keeps it until rotated explicitly. Keys set by a user are never replaced.
+    regenerate_after_seconds: float = 0.0
+    # length of generated keys in characters (letters and digits, 5.95 bits each): 16 = 95 bits,
+    # which every common DTLS stack loads (tinydtls holds at most 16 bytes); 12..32
+    generated_length: int = 16
+    # after a rotation (or a key set through API/CLI) the old DTLS key stays valid this long
+    rotation_grace_seconds: float = 7 * 86400.0
 
 
 @dataclass
@@ -494,6 +499,12 @@ def _validate(cfg: GatewayConfig) -> None:
         names.add(aws.name)
         validate_aws(aws, where)
     _validate_radius(cfg)
+    if not 12 <= cfg.psk.generated_length <= 32:
+        raise ConfigError("psk.generated_length: must be 12..32 characters (tinydtls loads at most 16)")
+    if not 0 <= cfg.psk.rotation_grace_seconds <= 10 * 365 * 86400:
+        raise ConfigError("psk.rotation_grace_seconds: must be 0 to 315360000 (10 years)")
+    if cfg.psk.regenerate_after_seconds < 0:
+        raise ConfigError("psk.regenerate_after_seconds: must be >= 0")
     if cfg.log.format not in ("json", "text"):
         raise ConfigError("log.format: must be 'json' or 'text'")
 

@@ -250,13 +250,31 @@ class SqliteStore:
         rows = self.connection().execute("SELECT iccid, protocol, key, user_set, created_ms FROM psks")
         return [(r[0], r[1], self.unseal(bytes(r[2])), bool(r[3]), r[4]) for r in rows]
 
-    def set_psk(self, iccid: str, protocol: str, key: bytes, user_set: bool, created_ms: int | None = None) -> None:
+    def set_psk(self, iccid: str, protocol: str, key: bytes, user_set: bool, created_ms: int | None = None,
+                grace_ms: int = 0) -> None:
+        """Store a key. When it changes the SIM's DTLS key (the key set last, of any protocol),
+        the old DTLS key stays valid for ``grace_ms`` (``psk_previous``), in the same transaction."""
+        created_ms = created_ms if created_ms is not None else now_ms()
         with transaction(self.connection()) as conn:
+            old = conn.execute("SELECT key FROM psks WHERE iccid = ? ORDER BY created_ms DESC LIMIT 1",
+                               (iccid,)).fetchone()
             conn.execute(
                 "INSERT INTO psks (iccid, protocol, key, user_set, created_ms) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (iccid, protocol) DO UPDATE SET key = excluded.key, user_set = excluded.user_set,"
                 " created_ms = excluded.created_ms",
-                (iccid, protocol, self.seal(key), int(user_set), created_ms if created_ms is not None else now_ms()))
+                (iccid, protocol, self.seal(key), int(user_set), created_ms))
+            previous = self.unseal(bytes(old[0])) if old is not None else None
+            if previous is not None and previous != key and grace_ms > 0:
+                conn.execute("INSERT INTO psk_previous (iccid, key, until_ms) VALUES (?, ?, ?) ON CONFLICT (iccid)"
+                             " DO UPDATE SET key = excluded.key, until_ms = excluded.until_ms",
+                             (iccid, self.seal(previous), created_ms + grace_ms))
+            elif previous is not None and previous != key:
+                conn.execute("DELETE FROM psk_previous WHERE iccid = ?", (iccid,))
+
+    def previous_psks(self) -> list[tuple[str, bytes, int]]:
+        """(iccid, key, until_ms) of the keys still valid after a rotation (expired ones included)."""
+        return [(r[0], self.unseal(bytes(r[1])), r[2])
+                for r in self.connection().execute("SELECT iccid, key, until_ms FROM psk_previous")]
 
     # translation templates -----------------------------------------------------------------
 

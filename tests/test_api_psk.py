@@ -28,6 +28,9 @@ def path(iccid: str = DEVICE.iccid) -> str:
 
 def test_key_limits():
     assert psk.MAX_KEY_LENGTH == MAX_PSK_LEN == 32
+    # what docs/dtls.md states: 5.95 bits per character, 95 bits for the default 16
+    assert psk.GENERATED_LENGTH == 16 and round(psk.key_entropy_bits(16), 1) == 95.3
+    assert round(psk.key_entropy_bits(12)) == 71 and round(psk.key_entropy_bits(32)) == 191
     assert psk.parse_key("k" * 32) == b"k" * 32
     assert psk.parse_key("00" * 32, "HEX") == bytes(32)
     for secret, fmt in (("k" * 33, "STRING"), ("00" * 33, "HEX"), ("é" * 17, "STRING"), ("", "STRING")):
@@ -135,14 +138,39 @@ async def test_a_key_set_through_the_api_completes_a_dtls_handshake(api):
         assert await dev.post(b"over dtls with an API key", topic="api") == "2.04"
     await gw.committer.flush()
     assert [m["payload"] for m in gw.store.messages(DEVICE.iccid)] == [b"over dtls with an API key"]
-    # a changed key: the old one no longer completes a handshake, the new one does
-    assert (await client.post(path(), json={"secretKey": "00112233445566778899", "protocol": "COAP",
+    # a changed key: the new one works at once; the old one stays valid for the grace period
+    new = bytes.fromhex("00112233445566778899")
+    assert (await client.post(path(), json={"secretKey": new.hex(), "protocol": "COAP",
                                             "format": "HEX"})).status == 200
-    old = CoapsDevice(("127.0.0.1", gw.coaps_port), Onboarding(DEVICE.iccid, key.encode()), DEVICE.ip_address)
-    with pytest.raises((ConnectionError, TimeoutError)):
-        await old.connect(timeout=3)
-    await old.close()
-    async with CoapsDevice(("127.0.0.1", gw.coaps_port),
-                           Onboarding(DEVICE.iccid, bytes.fromhex("00112233445566778899")),
-                           DEVICE.ip_address) as dev:
+    async with CoapsDevice(("127.0.0.1", gw.coaps_port), Onboarding(DEVICE.iccid, new), DEVICE.ip_address) as dev:
         assert await dev.post(b"new key") == "2.04"
+    assert await handshake(gw, key.encode()) == "refused"  # offered the current key first ...
+    assert await handshake(gw, key.encode()) == "2.04"  # ... then the previous one
+    assert gw.psks.previous_key(DEVICE.iccid) == key.encode()
+    # an explicit rotation with no grace: the previous key is refused at once, the new one works
+    answer = await client.post(path() + "/rotate", json={"graceSeconds": 0})
+    assert answer.status == 200
+    body = answer.body
+    rotated = body["secretKey"].encode()
+    assert "previousKeyValidUntil" not in body and body["format"] == "STRING" and len(rotated) == 16
+    assert gw.psks.dtls_key(DEVICE.iccid) == rotated and gw.store.previous_psks() == []
+    for _ in range(2):
+        assert await handshake(gw, new) == "refused"
+    assert await handshake(gw, rotated) == "2.04"
+    # with a grace period the answer says until when the old key is accepted
+    answer = await client.post(path() + "/rotate", json={"graceSeconds": 60})
+    body = answer.body
+    assert body["previousKeyValidUntil"].endswith("Z")
+    assert gw.psks.previous_key(DEVICE.iccid) == rotated
+
+
+async def handshake(gw, key: bytes) -> str:
+    """"2.04" after a DTLS handshake with ``key`` and an uplink, or "refused"."""
+    dev = CoapsDevice(("127.0.0.1", gw.coaps_port), Onboarding(DEVICE.iccid, key), DEVICE.ip_address)
+    try:
+        await dev.connect(timeout=3)
+        return await dev.post(b"x")
+    except (ConnectionError, TimeoutError):
+        return "refused"
+    finally:
+        await dev.close()

@@ -47,7 +47,7 @@ async def test_c_example_onboards_and_sends_translated_readings(binary, tmp_path
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     text = out.decode()
     assert process.returncode == 0, text
-    assert f"onboarded: ICCID {device.iccid}, PSK of 32 characters" in text
+    assert f"onboarded: ICCID {device.iccid}, PSK of 16 characters" in text
     assert "reading 0: 8 bytes -> 2.04" in text and "reading 1: 8 bytes -> 2.04" in text
     events = await receiver.wait_for(2)
     assert [(e["source"], e["payload"]) for e in events] == [

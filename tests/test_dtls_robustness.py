@@ -162,9 +162,18 @@ def _flood(server, hellos: list[bytes]) -> None:
         send_from(hello, server, ("127.0.0.1", 0))  # a new source port each time
 
 
-async def test_client_hello_flood_keeps_no_state(echo):
+@pytest.fixture
+async def echo_unthrottled():
+    # no per-source HelloVerifyRequest budget: the flood below measures memory, not the limit
+    h = await DtlsHarness(mode="echo", config=DtlsConfig(hello_verify_per_ip_per_second=1e9)).start()
+    yield h
+    h.close()
+
+
+async def test_client_hello_flood_keeps_no_state(echo_unthrottled):
     """2,000 ClientHellos from 2,000 source ports: each gets a stateless
     HelloVerifyRequest; no session, no half-open handshake, no memory."""
+    echo = echo_unthrottled
     n = 2000
     hellos = [client_hello() for _ in range(50)] * (n // 50)
     await good_roundtrip(echo)  # warm up (allocations of a first handshake)
@@ -238,12 +247,39 @@ async def test_hello_verify_budget():
     h = await DtlsHarness(mode="echo", config=cfg).start()
     try:
         hello = client_hello()
-        for i in range(300):
-            h.server.datagram_received(hello, ("127.0.3.1", 10000 + i))
-        assert 100 <= h.server.stats.hello_verify_sent <= 102
-        assert h.server.stats.dropped["hello_verify_rate"] >= 198
+        t0 = time.monotonic()
+        for i in range(300):  # from 300 addresses: the per-source budget does not apply
+            h.server.datagram_received(hello, (f"127.0.{3 + i // 200}.{1 + i % 200}", 10000 + i))
+        refilled = (time.monotonic() - t0) * 100  # the budget refills while the loop runs (a busy CI)
+        sent = h.server.stats.hello_verify_sent
+        assert 100 <= sent <= 101 + refilled, (sent, refilled)
+        assert h.server.stats.dropped["hello_verify_rate"] == 300 - sent
         await asyncio.sleep(0.1)
         await good_roundtrip(h)
+    finally:
+        h.close()
+
+
+async def test_client_hello_flood_from_one_source_does_not_delay_others():
+    """One source floods ClientHellos: its own budget runs out first, the global budget (which
+    it would otherwise use up) still answers a real device's ClientHello at once."""
+    cfg = DtlsConfig(hello_verify_per_second=100, hello_verify_per_ip_per_second=20)
+    h = await DtlsHarness(mode="echo", config=cfg).start()
+    try:
+        hello = client_hello()
+        t0 = time.monotonic()
+        for i in range(1000):
+            h.server.datagram_received(hello, ("127.0.3.1", 10000 + i % 64))
+        refilled = (time.monotonic() - t0) * 20
+        sent = h.server.stats.hello_verify_sent
+        assert 20 <= sent <= 21 + refilled, (sent, refilled)
+        assert h.server.stats.dropped["hello_verify_source_rate"] == 1000 - sent
+        assert h.server.stats.dropped["hello_verify_rate"] == 0
+        # right after the flood, another address is answered at once (the global budget is not used up)
+        h.server.datagram_received(client_hello(), ("127.0.3.2", 5000))
+        assert h.server.stats.hello_verify_sent == sent + 1
+        assert h.server.metrics()["dtls_tracked_hello_sources"] == 2
+        await good_roundtrip(h, ip="127.0.3.3")
     finally:
         h.close()
 

@@ -110,6 +110,16 @@ async def test_cli_enqueues_and_the_gateway_carries_it_out(tmp_path, start_gatew
 
         result = await asyncio.to_thread(cli, "write", device.iccid, "/3303/0/5750", "garage", "--timeout", "20")
         assert result.returncode == 0 and client.values["/3303/0/5750"] == "garage"
+        # values that start with "-": a UTC offset as is, anything else after --
+        result = await asyncio.to_thread(cli, "write", device.iccid, "/3/0/14", "-03:00", "--timeout", "20")
+        assert result.returncode == 0, result.stderr
+        assert client.values["/3/0/14"] == "-03:00"
+        result = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "gateway", "lwm2m", "write", "--config", str(config_file),
+                             "--timeout", "20", device.iccid, "/3303/0/5750", "--", "-cellar"],
+            capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert client.values["/3303/0/5750"] == "-cellar"
 
         result = await asyncio.to_thread(cli, "read", sim(25).iccid, "/3/0")
         assert result.returncode == 1 and "no SIM" in result.stderr

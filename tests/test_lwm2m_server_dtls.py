@@ -96,7 +96,8 @@ async def test_bootstrap_register_send_and_read_over_dtls(tmp_path, receiver, ca
     assert model.values["/0/1/2"] == 0  # PSK mode
     assert model.values["/0/1/3"] == device.iccid.encode()  # identity = ICCID
     assert model.values["/0/1/0"] == f"coaps://127.0.0.1:{gw.coaps_port}"
-    assert gw.psks.key(device.iccid, "LWM2M") == key and len(key) == 32
+    # the LwM2M server account gets the key the device bootstrapped with (one credential per SIM)
+    assert key == b"onboarding-key-33" and gw.psks.key(device.iccid, "LWM2M") == key
     assert model.values["/0/0/1"] is True  # the bootstrap account stays
 
     # register over DTLS with the LWM2M key, send, and be read through the session
@@ -124,3 +125,65 @@ async def test_bootstrap_register_send_and_read_over_dtls(tmp_path, receiver, ca
         assert answer.code == Code.FORBIDDEN
     finally:
         await dev.stop()
+
+
+async def bootstrap_and_register(gw, device, model: LwM2MClient, key: bytes) -> str:
+    """A DTLS bootstrap with ``key``, then a DTLS Register with what was written; the registration id."""
+    server = ("127.0.0.1", gw.coaps_port)
+    gw.lwm2m.bootstrap.results.pop(device.iccid, None)
+    boot = DtlsDevice(model, DtlsClient(server, identity=device.iccid.encode(), psk=key, local_host=device.ip_address))
+    await boot.start()
+    try:
+        answer = await boot.request(Code.POST, "/bs", query=[f"ep={device.iccid}"])
+        assert answer.code == Code.CHANGED
+        await wait_for(lambda: device.iccid in gw.lwm2m.bootstrap.results, timeout=10)
+        assert gw.lwm2m.bootstrap.results[device.iccid].ok
+    finally:
+        await boot.stop()
+    dev = DtlsDevice(model, DtlsClient(server, identity=device.iccid.encode(), psk=model.values["/0/1/5"],
+                                       local_host=device.ip_address))
+    await dev.start()
+    try:
+        answer = await dev.request(Code.POST, "/rd", model.link_list().encode(),
+                                   [f"ep={device.iccid}", "lt=300", "lwm2m=1.1", "b=U"], ContentFormat.LINK_FORMAT)
+        assert answer.code == Code.CREATED
+        return answer.opt.location_path[1]
+    finally:
+        await dev.stop()
+
+
+async def test_bootstrap_again_with_the_onboarding_key_never_locks_out(tmp_path, start_gateway):
+    """Bootstrap, register, restart the client with the same credentials, bootstrap and register
+    again: the device gets in every time; an explicit rotation reaches it through the bootstrap."""
+    device = sim(35)
+    gw = await start_gateway(make_config(tmp_path), [device])
+    onboarding = await gw.psks.for_bootstrap(device.iccid)  # what GET /bootstrap handed out
+    assert len(onboarding) == 16
+
+    def fresh_model() -> LwM2MClient:  # a restarted client: only its bootstrap account survives
+        model = LwM2MClient(device.iccid, device.ip_address)
+        model.values.update({"/0/0/0": f"coaps://127.0.0.1:{gw.coaps_port}", "/0/0/1": True, "/0/0/2": 0,
+                             "/0/0/3": device.iccid.encode(), "/0/0/5": onboarding})
+        return model
+
+    first = await bootstrap_and_register(gw, device, fresh_model(), onboarding)
+    second = await bootstrap_and_register(gw, device, fresh_model(), onboarding)
+    assert first != second and gw.lwm2m.registrations.of(device.iccid).id == second
+    assert gw.psks.dtls_key(device.iccid) == onboarding  # GET /bootstrap hands out what the port accepts
+    assert await gw.psks.for_bootstrap(device.iccid) == onboarding
+
+    # an explicit rotation: the device still bootstraps with its onboarding key (grace period) and
+    # is given the new key for its server account, which it registers with
+    rotated = (await gw.psks.rotate(device.iccid)).key
+    model = fresh_model()
+    server = ("127.0.0.1", gw.coaps_port)
+    refused = DtlsClient(server, identity=device.iccid.encode(), psk=onboarding, local_host=device.ip_address)
+    try:  # the current key is offered first: the old key fails once ...
+        await refused.connect(timeout=3)
+        raise AssertionError("the previous key was taken on the first attempt")
+    except (ConnectionError, TimeoutError):
+        pass
+    finally:
+        await refused.close(notify=False)
+    await bootstrap_and_register(gw, device, model, onboarding)  # ... and gets in on the next attempt
+    assert model.values["/0/1/5"] == rotated and gw.psks.key(device.iccid, "LWM2M") == rotated

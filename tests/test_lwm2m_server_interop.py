@@ -85,3 +85,31 @@ async def test_npm_client_registers_is_read_updates_and_deregisters(tmp_path, st
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+async def test_coap_node_discover_and_write_attributes(tmp_path, start_gateway):
+    """Discover and Write-Attributes against coap-node, an LwM2M client we did not write."""
+    gw = await start_gateway(make_config(tmp_path), [LOCAL])
+    process = await asyncio.create_subprocess_exec(
+        NODE, "coap_node_client.js", "127.0.0.1", str(gw.coap_port), LOCAL.iccid, cwd=CLIENTS,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+
+    async def act(action: str, path: str, data: str | None = None) -> dict:
+        submitted = await gw.lwm2m.actions.submit(LOCAL.iccid, action, path, data)
+        return await wait_action(gw, submitted["id"], timeout=20)
+
+    try:
+        assert (await line_of(process)).startswith("registered")
+        record = await act("discover", "/3303/0")
+        assert record["status"] == "SUCCEEDED", record
+        assert record["result"] == {"code": "2.05", "contentFormat": 40, "links": [
+            {"path": "/3303/0", "attributes": {"pmin": "0", "pmax": "60"}},
+            {"path": "/3303/0/5700", "attributes": {}}, {"path": "/3303/0/5701", "attributes": {}}]}
+        record = await act("write-attributes", "/3303/0/5700", "pmin=10&pmax=60")
+        assert record["status"] == "SUCCEEDED" and record["result"] == {"code": "2.04"}, record
+        record = await act("discover", "/3303/0/5700")  # coap-node reports what it was given
+        assert record["result"]["links"] == [{"path": "/3303/0/5700", "attributes": {"pmin": "10", "pmax": "60"}}]
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()

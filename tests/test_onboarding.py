@@ -29,7 +29,8 @@ async def test_bootstrap_hands_out_a_stable_printable_key(tmp_path, start_gatewa
     assert code == "2.05"
     iccid, key, url = payload.decode().split(",")
     assert iccid == device.iccid and url == "coaps://gw.example.com:5684"
-    assert len(key) == 32 and set(key) <= set(string.ascii_letters + string.digits)
+    # 16 characters by default: tinydtls, Mbed TLS, OpenSSL and GnuTLS clients all load it
+    assert len(key) == 16 and set(key) <= set(string.ascii_letters + string.digits)
     assert gw.store.all_psks()[0][:3] == (device.iccid, "COAP", key.encode())
     code, again = await asyncio.to_thread(bootstrap, gw.coap_port, device.ip_address)
     assert (code, again) == ("2.05", payload)  # existing key returned as is
@@ -39,11 +40,15 @@ async def test_bootstrap_hands_out_a_stable_printable_key(tmp_path, start_gatewa
 
 async def test_regeneration_policy_and_user_set_keys(tmp_path, start_gateway):
     device = sim(38)
-    gw = await start_gateway(make_config(tmp_path, psk={"regenerate_after_seconds": 0.2}), [device])
+    gw = await start_gateway(make_config(tmp_path, psk={"regenerate_after_seconds": 0.2, "generated_length": 24}),
+                             [device])
     _, first = await asyncio.to_thread(bootstrap, gw.coap_port, device.ip_address)
     await asyncio.sleep(0.3)
     _, second = await asyncio.to_thread(bootstrap, gw.coap_port, device.ip_address)
     assert first != second and second.startswith(device.iccid.encode() + b",")
+    assert len(second.split(b",")[1]) == 24  # psk.generated_length
+    # a regenerated key is a rotation: the one handed out before stays valid for the grace period
+    assert gw.psks.previous_key(device.iccid) == first.split(b",")[1]
     # a key the user set (CLI, another process) is picked up live and never regenerated
     toml = tmp_path / "g.toml"
     toml.write_text(f'[store]\npath = "{gw.config.store.path}"\n')

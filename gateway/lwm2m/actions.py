@@ -1,4 +1,6 @@
-"""Device actions (1NCE OS Device Controller, LwM2M): read, write, execute, observe-start/-end.
+"""Device actions (1NCE OS Device Controller, LwM2M): read, write, execute, observe-start/-end,
+and the gateway's additions discover, write-attributes, create, delete, read-composite and
+write-composite (:mod:`gateway.lwm2m.operations`).
 
 An action is a row in ``lwm2m_actions`` before anything is sent, so the API, the CLI (another
 process) and a gateway restart all see the same requests. The running gateway executes every
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import logging
 import secrets
 import time
@@ -37,13 +40,15 @@ from .client_requests import DeviceResponse
 from .errors import FormatError
 from .formats import ContentFormat, encode
 from .objects import ObjectRegistry
+from .operations import EXTRA_ACTIONS, OperationError, discovered, needs_version, request_of, validate_extra, \
+    version_below
 from .path import LwM2MPath
 from .values import convert, values_to_json
 from . import storage
 
 log = logging.getLogger("nce.lwm2m.actions")
 
-ACTIONS = ("read", "write", "execute", "observe-start", "observe-end")
+ACTIONS = ("read", "write", "execute", "observe-start", "observe-end", *EXTRA_ACTIONS)
 MODES = ("SEND_NOW", "SEND_WHEN_ACTIVE")
 FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 ACTION_FAILED = "DeviceController[ActionFailed]"
@@ -79,16 +84,21 @@ def validate(action: Any, resource_address: Any, data: Any = None, request_mode:
         path = LwM2MPath.parse(resource_address)
     except FormatError as exc:
         raise ActionError(f"resourceAddress: {exc}", field="resourceAddress") from None
-    if path.is_root:
+    if data is not None and not isinstance(data, str):
+        raise ActionError("data must be a string", field="data")
+    if data is not None and len(data) > MAX_DATA:
+        raise ActionError(f"data is longer than {MAX_DATA} characters", field="data")
+    if action in EXTRA_ACTIONS:
+        try:
+            data = validate_extra(action, path, data, objects)
+        except OperationError as exc:
+            raise ActionError(str(exc), field=exc.field) from None
+    elif path.is_root:
         raise ActionError("resourceAddress must name an object, instance or resource", field="resourceAddress")
     if action == "write" and len(path) < 3:
         raise ActionError("write needs a resource or resource instance address (/O/I/R)", field="resourceAddress")
     if action == "execute" and len(path) != 3:
         raise ActionError("execute needs a resource address (/O/I/R)", field="resourceAddress")
-    if data is not None and not isinstance(data, str):
-        raise ActionError("data must be a string", field="data")
-    if data is not None and len(data) > MAX_DATA:
-        raise ActionError(f"data is longer than {MAX_DATA} characters", field="data")
     if action == "write":
         if data is None:
             raise ActionError("write needs data", field="data")
@@ -153,8 +163,13 @@ class DeviceActions:
         if sim is None:
             raise ActionError(f"device {iccid} not found", 404)
         fields = validate(action, resource_address, data, request_mode, send_attempts, self.lwm2m.objects)
-        if fields["mode"] == "SEND_NOW" and self.lwm2m.registrations.of(iccid) is None:
+        reg = self.lwm2m.registrations.of(iccid)
+        if fields["mode"] == "SEND_NOW" and reg is None:
             raise ActionError(f"device {iccid} is not registered with the LwM2M server", 409)
+        wanted = needs_version(action)
+        if wanted is not None and reg is not None and version_below(reg.version, wanted):
+            raise ActionError(f"{action} needs an LwM2M {wanted} client; device {iccid} registered with "
+                              f"LwM2M {reg.version}", 409)
         record = new_record(iccid, sim.ip_address, fields)
         await self._write(self._insert, record)
         self._launch(record)
@@ -251,6 +266,12 @@ class DeviceActions:
                     result["contentFormat"] = last.content_format
                 if values is not None:
                     result["value"] = values_to_json(values)
+                elif record["action"] == "discover" and last.ok and last.payload:
+                    try:
+                        result["links"] = discovered(last.payload)
+                    except FormatError as exc:
+                        result["payload"] = base64.b64encode(last.payload).decode("ascii")
+                        result["decodeError"] = str(exc)[:300]
                 elif last.payload:
                     result["payload"] = base64.b64encode(last.payload).decode("ascii")
                     if last.ok and record["action"] in ("read", "observe-start"):
@@ -280,21 +301,37 @@ class DeviceActions:
             payload = encode(ContentFormat.TEXT, {path: value}, path, lw.objects)
             response, _ = await lw.requests.request(iccid, Code.PUT, path, payload, wait=0,
                                                     content_format=ContentFormat.TEXT)
+            if response.ok:
+                self._lifetime_written(iccid, path, value)
+        elif action in EXTRA_ACTIONS:
+            method, target, payload, options = request_of(action, path, record["data"], lw.objects)
+            response, _ = await lw.requests.request(iccid, method, target, payload, wait=0, **options)
+            if action == "write-composite" and response.ok:
+                for written, value in json.loads(record["data"]).items():
+                    self._lifetime_written(iccid, written, value)
         else:  # execute
             payload = (record["data"] or "").encode("utf-8")
             response, _ = await lw.requests.request(iccid, Code.POST, path, payload, wait=0)
         values = None
-        if response.ok and response.payload and action in ("read", "observe-start", "observe-end"):
+        if response.ok and response.payload and action in ("read", "observe-start", "observe-end", "read-composite"):
             cf = ContentFormat.TEXT if response.content_format is None else response.content_format
             try:
                 values = lw.telemetry.decode(cf, response.payload, path)
             except FormatError as exc:
                 decode_error = str(exc)[:300]
-            if values and action == "read":
+            if values and action in ("read", "read-composite"):
                 sim = self.sims.enabled_sim_for_iccid(iccid)
                 if sim is not None:
                     lw.telemetry.publish(sim, response.payload, values)
         return response, values, decode_error
+
+    def _lifetime_written(self, iccid: str, path: str, value: Any) -> None:
+        """A write of a Server object's lifetime (/1/x/1) that the device accepted moves the
+        registration's expiry (the device will update on that lifetime from now on)."""
+        p = LwM2MPath.parse(path)
+        if len(p) == 3 and p.object_id == 1 and p.ids[2] == 1 and isinstance(value, int) \
+                and not isinstance(value, bool):
+            self.lwm2m.server.lifetime_written(iccid, value)
 
     def _registered_instance(self, iccid: str, path: str) -> bool:
         p = LwM2MPath.parse(path)

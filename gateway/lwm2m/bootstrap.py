@@ -11,9 +11,10 @@ expect it (LwM2M 1.1 Core §6.1, §8.2):
 3. Bootstrap-Delete ``/0`` and ``/1``: the client deletes every instance except its
    bootstrap-server account.
 4. Bootstrap-Write ``/0/{i}`` (Security, TLV): our server URI, not a bootstrap server, mode
-   NoSec (3) over plain CoAP, or PSK (0) with identity = ICCID and a fresh random key over
-   DTLS (the key is stored first, as the SIM's ``LWM2M`` PSK through the PSK service, so the
-   DTLS handshake that follows finds it; a key a user set is kept), short server id.
+   NoSec (3) over plain CoAP, or PSK (0) with identity = ICCID and the SIM's current DTLS key
+   over DTLS (the key the device bootstrapped with, unless the key was rotated since: then the
+   new one; stored as the SIM's ``LWM2M`` PSK too), short server id. The same key for both
+   accounts means a device that bootstraps again with its onboarding credentials always gets in.
 5. Bootstrap-Write ``/1/0`` (Server, TLV): short server id, lifetime, notification storing,
    binding.
 6. Bootstrap-Finish ``POST /bs`` → the client registers with what it was given.
@@ -35,7 +36,6 @@ from typing import Any
 from aiocoap.numbers.codes import Code
 
 from ..config import LwM2MConfig
-from ..psk import generate_key
 from .client_requests import DeviceRequests, DeviceResponse
 from .formats import ContentFormat, encode
 from .linkformat import parse_link_format
@@ -175,9 +175,8 @@ class BootstrapServer:
         result.ok = response.ok
 
     async def lwm2m_key(self, iccid: str) -> bytes:
-        """A fresh LWM2M key for this SIM, stored before it is written to the device (a key a
-        user set through the API or CLI is kept instead)."""
-        existing = self.psks.get(iccid, "LWM2M")
-        if existing is not None and existing.user_set:
-            return existing.key
-        return (await self.psks.set(iccid, "LWM2M", generate_key(), user_set=False)).key
+        """The key written into the LwM2M server account: the SIM's current DTLS key, stored as
+        its LWM2M key before it is written. Not a fresh one, so bootstrapping again never
+        changes (and never locks out) the device's credential; after an explicit rotation
+        the device gets the new key here."""
+        return await self.psks.for_lwm2m_server(iccid)

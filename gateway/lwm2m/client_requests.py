@@ -126,7 +126,7 @@ class DeviceRequests:
 
     async def send_to(self, remote: Any, code: Code, uri_path: list[str], payload: bytes = b"", *,
                       content_format: int | None = None, accept: int | None = None, observe: int | None = None,
-                      timeout: float | None = None) -> tuple[DeviceResponse, Any]:
+                      timeout: float | None = None, query: list[str] | None = None) -> tuple[DeviceResponse, Any]:
         """Send one request to a remote; returns the response and the aiocoap request (for
         observations)."""
         if self.context is None:
@@ -138,6 +138,8 @@ class DeviceRequests:
             message.opt.accept = accept
         if observe is not None:
             message.opt.observe = observe
+        if query:
+            message.opt.uri_query = query
         message.remote = remote
         try:
             pending = self.context.request(message)

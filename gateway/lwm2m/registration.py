@@ -232,20 +232,26 @@ class RegistrationWriter:
                 batch, self._pending = self._pending, []
                 self._busy = True
                 try:
-                    first = await self._write(self._apply, [op for op, _ in batch])
+                    first: list[bool | None] = list(await self._write(self._apply, [op for op, _ in batch]))
                 except Exception:
-                    log.exception("writing %d registration change(s) failed; retrying once", len(batch))
-                    await asyncio.sleep(0.5)
-                    try:
-                        first = await self._write(self._apply, [op for op, _ in batch])
-                    except Exception:
-                        log.exception("registration changes not stored; their requests are not answered")
-                        self._busy = False
-                        continue
+                    log.exception("writing %d registration change(s) failed; writing them one by one", len(batch))
+                    first = await self._one_by_one(batch)
                 self._busy = False
                 for (_, done), is_first in zip(batch, first):
-                    if done is not None:
+                    if done is not None and is_first is not None:
                         try:
                             done[0](*done[1:], is_first)
                         except Exception:
                             log.exception("callback after a registration write failed")
+
+    async def _one_by_one(self, batch: list[tuple[tuple, tuple | None]]) -> list[bool | None]:
+        """Each op in its own transaction, so that one op the store refuses fails only its own
+        request (None: not stored, not answered; the device retransmits or registers again)."""
+        out: list[bool | None] = []
+        for op, _ in batch:
+            try:
+                out.extend(await self._write(self._apply, [op]))
+            except Exception:
+                log.exception("registration change %s of %s not stored", op[0], op[1][1] if op[0] == "put" else op[1])
+                out.append(None)
+        return out

@@ -40,6 +40,7 @@ class FastHandlers:
         self.service.add_fast_handler(wire.POST, b"rd", self.post_rd)
         self.service.add_fast_handler(wire.DELETE, b"rd", self.delete_rd)
         self.service.add_fast_handler(wire.POST, b"dp", self.post_dp)
+        self.service.path_protocols.update({b"rd": "LWM2M", b"bs": "LWM2M", b"dp": "LWM2M"})
 
     def _done(self, link: Any, req: wire.Request, key: Any, reply: Reply) -> None:
         options = [(wire.LOCATION_PATH, s.encode()) for s in reply.location] if reply.location else None
@@ -89,15 +90,26 @@ def _text(segment: bytes) -> str:
 # aiocoap resources -------------------------------------------------------------------------
 
 def with_sim(render: Any) -> Any:
-    """Answer 4.01 to a request from an unknown or disabled SIM before the handler runs, and
-    give the handler the SIM."""
+    """Answer 4.01 to a request from an unknown or disabled SIM before the handler runs (counted
+    once as ``LWM2M`` ``unknown_sim`` or ``disabled_sim``: aiocoap answers a retransmission from
+    its own cache without calling the handler again), and give the handler the SIM."""
     @functools.wraps(render)
     async def checked(self: Any, request: aiocoap.Message) -> aiocoap.Message:
         sim = request_sim(request)
         if sim is None:
+            metrics = getattr(self, "metrics", None)
+            if metrics is not None:
+                metrics.reject("LWM2M", refusal_reason(request.remote))
             return _refusal(UNAUTHORIZED, "unknown or disabled SIM")
         return await render(self, request, sim)
     return checked
+
+
+def refusal_reason(remote: Any) -> str:
+    """``disabled_sim``, ``blocked_sim`` or ``unknown_sim`` for the remote's address (plain CoAP)
+    or DTLS identity: the transport's remote says (``refusal_reason()``, from the SIM directory)."""
+    reason = getattr(remote, "refusal_reason", None)
+    return reason() if callable(reason) else "unknown_sim"
 
 
 async def _answer(call: Any, *args: Any) -> aiocoap.Message:
@@ -187,10 +199,10 @@ class BootstrapResource(resource.Resource):
 
 
 def add_resources(site: resource.Site, server: LwM2MServer, bootstrap: BootstrapServer) -> None:
-    site.add_resource(["bs"], BootstrapResource(bootstrap))
-    site.add_resource(["rd"], RegisterResource(server))
-    site.add_resource(["rd"], RegistrationResource(server))
-    site.add_resource(["dp"], SendResource(server))
+    for path, res in ((["bs"], BootstrapResource(bootstrap)), (["rd"], RegisterResource(server)),
+                      (["rd"], RegistrationResource(server)), (["dp"], SendResource(server))):
+        res.metrics = server.metrics  # refusals of unknown and disabled SIMs (with_sim)
+        site.add_resource(path, res)
 
 
 __all__ = ["FastHandlers", "add_resources", "BAD_REQUEST"]

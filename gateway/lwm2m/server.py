@@ -193,6 +193,19 @@ class LwM2MServer:
             op = ("touch", reg.id, reg.expires_ms, now, ip, port)
         self.writer.submit(op, (self._updated, reg, done))
 
+    def lifetime_written(self, iccid: str, lifetime: int) -> Registration | None:
+        """The server wrote the device's lifetime (``/1/x/1``) and the device accepted it: the
+        registration expires on the new lifetime from now, and Updates without ``lt`` keep it."""
+        reg = self.registrations.of(iccid)
+        if reg is None or lifetime < 1:
+            return None
+        now = self.registrations.clock()
+        reg.lifetime = lifetime
+        reg.expires_ms = self.registrations.expiry(lifetime, now)
+        self.writer.submit(("put", reg.row(now)))
+        log.info("lifetime written", extra={"event": "lwm2m_lifetime_written", "iccid": iccid, "lifetime": lifetime})
+        return reg
+
     def _updated(self, reg: Registration, done: Done, first_time: bool) -> None:
         done(Reply(CHANGED))
         self._contact(reg, registered=False)

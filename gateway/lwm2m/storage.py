@@ -34,9 +34,12 @@ def apply_registration_ops(conn: sqlite3.Connection, ops: Sequence[tuple]) -> li
         for kind, run in _runs(ops):
             if kind == "put":
                 rows = [op[1] for op in run]
+                # a SIM that registered twice in one batch: its last row replaces the earlier ones
+                # (``iccid`` is UNIQUE; one SIM's two Registers must not fail the whole batch)
+                last = list({r[1]: r for r in rows}.values())
                 conn.executemany("DELETE FROM lwm2m_registrations WHERE iccid = ? AND id != ?",
-                                 [(r[1], r[0]) for r in rows])
-                conn.executemany(insert, rows)
+                                 [(r[1], r[0]) for r in last])
+                conn.executemany(insert, last)
                 iccids = list(dict.fromkeys(r[1] for r in rows))
                 known: set[str] = set()
                 for i in range(0, len(iccids), 500):

@@ -80,9 +80,12 @@ class CoapService:
         self.metrics = metrics
         self.max_payload = max_payload
         self.exchanges = ExchangeCache(exchange_lifetime)
+        #: the metrics' protocol label of refusals by first path segment (LwM2M: rd, bs, dp)
+        self.path_protocols: dict[bytes, str] = {}
         self.refusals = Refusals(metrics, self.next_mid, answer=answer_unauthorized,
                                  per_source_per_second=unauthorized_answers_per_ip_per_second,
-                                 per_second=unauthorized_answers_per_second, lifetime=exchange_lifetime)
+                                 per_second=unauthorized_answers_per_second, lifetime=exchange_lifetime,
+                                 path_protocols=self.path_protocols)
         metrics.coap_exchanges.set_function(self.exchanges.__len__)
         # a known SIM's datagram that aiocoap cannot decode: counted (malformed), logged rarely
         self.undecodable = LogSummary(log, "malformed CoAP datagrams of known SIMs", level=logging.INFO)
@@ -199,7 +202,7 @@ class CoapService:
     def _refuse(self, link: Any, req: wire.Request, code: int, diagnostic: bytes, reason: str,
                 key: Hashable, print_: int) -> None:
         """Refuse a known SIM's request (bad topic, too large), remembered for retransmissions."""
-        self.metrics.reject("COAP", reason)
+        self.metrics.reject(self.path_protocols.get(req.path[0], "COAP") if req.path else "COAP", reason)
         if req.mtype == wire.CON:
             answer = wire.response(wire.ACK, code, req.mid, req.token, diagnostic)
         else:

@@ -191,3 +191,42 @@ def peek_request(data: bytes) -> tuple[int, int, int, bytes] | None:
     if first >> 6 != 1 or tkl > 8 or len(data) < 4 + tkl:
         return None
     return first >> 4 & 3, data[1], data[2] << 8 | data[3], data[4:4 + tkl]
+
+
+URI_PATH = 11
+
+
+def peek_first_path(data: bytes, max_options: int = 4) -> bytes | None:
+    """The first Uri-Path segment of a request, reading at most ``max_options`` option headers
+    after the token and copying nothing else: enough to tell an LwM2M request (``rd``, ``bs``,
+    ``dp``) from plain CoAP when counting a refusal, without decoding the datagram. None when
+    absent, malformed, or further in."""
+    try:
+        i = 4 + (data[0] & 0x0F)
+        number = 0
+        for _ in range(max_options):
+            if data[i] == 0xFF:
+                return None
+            delta, length = data[i] >> 4, data[i] & 0x0F
+            i += 1
+            if delta == 13:
+                delta, i = data[i] + 13, i + 1
+            elif delta == 14:
+                delta, i = (data[i] << 8 | data[i + 1]) + 269, i + 2
+            elif delta == 15:
+                return None
+            if length == 13:
+                length, i = data[i] + 13, i + 1
+            elif length == 14:
+                length, i = (data[i] << 8 | data[i + 1]) + 269, i + 2
+            elif length == 15:
+                return None
+            number += delta
+            if number == URI_PATH:
+                return data[i:i + length] if i + length <= len(data) else None
+            if number > URI_PATH:
+                return None
+            i += length
+    except IndexError:
+        return None
+    return None

@@ -19,7 +19,7 @@ from aiocoap.protocol import Context
 from inspector.records import Sim
 
 from .coap import CoapService, DeviceInterface, DeviceRemote, attach_interface
-from .dtls import DtlsConfig, DtlsServer, DtlsSession
+from .dtls import DtlsConfig, DtlsServer, DtlsSession, HandshakeRefused
 
 log = logging.getLogger("nce.coaps")
 
@@ -73,7 +73,8 @@ class CoapDtlsInterface(DeviceInterface):
         self.psks = psks
         self.dtls = DtlsServer(psk_for_identity=self._psk_for_identity, sendto=self.endpoint.sendto,
                                on_application_data=self._plaintext, config=config,
-                               session_for_ip=self._sessions_of_sim, on_session_closed=self._closed)
+                               session_for_ip=self._sessions_of_sim, on_session_closed=self._closed,
+                               on_session_established=self._established, may_supersede=self._may_supersede)
 
     # identity ----------------------------------------------------------------------------
 
@@ -83,16 +84,29 @@ class CoapDtlsInterface(DeviceInterface):
         try:
             iccid = identity.decode("ascii")
         except UnicodeDecodeError:
-            return None
+            raise HandshakeRefused("unknown_sim") from None
         sim = self.registry.enabled_sim_for_iccid(iccid)
         if sim is None:
-            return None
+            raise HandshakeRefused(self.registry.refusal_for_iccid(iccid))
         owner = self.registry.sim_for_ip(addr[0])
         if owner is not None and owner.iccid != iccid:
             log.warning("DTLS identity %s from the IP of SIM %s refused", iccid, owner.iccid,
                         extra={"event": "dtls_identity_ip_mismatch", "iccid": iccid})
-            return None
-        return self.psks.dtls_key(iccid)
+            raise HandshakeRefused("identity_of_other_sim")
+        return self.psks.dtls_key_for(iccid, addr[0])
+
+    def _may_supersede(self, old: DtlsSession, new: DtlsSession) -> bool:
+        """Only the SIM's own address may replace a session at the SIM's own address: a host
+        elsewhere that holds the key (a private APN's NAT is allowed to) opens a session of its
+        own beside it instead of cutting the device off."""
+        owner = self.registry.sim_for_ip(old.addr[0])
+        if owner is None or old.identity != owner.iccid.encode("ascii"):
+            return True
+        return new.addr[0] == old.addr[0]
+
+    def _established(self, session: DtlsSession) -> None:
+        if session.identity is not None:
+            self.psks.handshake_result(session.identity.decode("ascii", "replace"), session.addr[0], session.psk, True)
 
     def _sessions_of_sim(self, ip: str, candidates: list[DtlsSession]) -> Iterable[DtlsSession]:
         """Rebinding (a new source port) continues only the session of the SIM owning the IP."""
@@ -115,6 +129,9 @@ class CoapDtlsInterface(DeviceInterface):
 
     def _closed(self, session: DtlsSession, reason: str) -> None:
         session.context = None
+        if reason == "handshake_failed_bad_key" and session.identity is not None:
+            self.psks.handshake_result(session.identity.decode("ascii", "replace"), session.addr[0], session.psk,
+                                       False)
 
     def send_plaintext(self, session: DtlsSession, data: bytes) -> None:
         if session.state != "established":

@@ -4,7 +4,9 @@ Anyone can send a datagram with any source address, so this path is built so tha
 costs no memory per datagram and cannot use the gateway as a reflector:
 
 * nothing past the header and token is read (no option or payload decoder runs for a sender
-  that is not a known, enabled SIM);
+  that is not a known, enabled SIM), except a bounded peek at the first Uri-Path segment
+  (``coap_wire.peek_first_path``: at most four option headers, nothing copied but that segment)
+  so that a refused LwM2M request is counted under ``protocol="LWM2M"``;
 * nothing of a refused request is kept except a bounded set of recent (source, message ID,
   token), so a retransmission is counted once in ``nce_uplink_rejected_total``;
 * the answer is a bare ``4.01 Unauthorized`` (piggybacked on the ACK of a CON, a NON for a NON):
@@ -31,8 +33,9 @@ MAX_RECENT = 4096  # refusals remembered to count a retransmission once
 class Refusals:
     def __init__(self, metrics: Metrics, next_mid: Any, *, answer: bool = True,
                  per_source_per_second: float = 1.0, per_second: float = 200.0,
-                 lifetime: float = 247.0) -> None:
+                 lifetime: float = 247.0, path_protocols: dict[bytes, str] | None = None) -> None:
         self.metrics = metrics
+        self.path_protocols = path_protocols if path_protocols is not None else {}
         self.next_mid = next_mid
         self.answer = answer
         self.per_source = RateTable(per_source_per_second, BURST_PER_SOURCE, MAX_SOURCES)
@@ -55,7 +58,10 @@ class Refusals:
         address = link.address
         # a retransmission is counted once; the key is a hash so an entry holds no datagram's objects
         if not self.recent.seen(hash((address, mid, token)), now):
-            self.metrics.reject("COAP", link.refusal_reason())
+            protocol = "COAP"
+            if self.path_protocols and is_request:
+                protocol = self.path_protocols.get(wire.peek_first_path(data) or b"", "COAP")
+            self.metrics.reject(protocol, link.refusal_reason())
         if not is_request or code >= 32 or mtype > wire.NON:
             return  # empty messages, responses, reserved codes, ACK/RST: nothing to answer
         if not self.answer:

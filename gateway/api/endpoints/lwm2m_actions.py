@@ -12,13 +12,15 @@ here answers 409.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from typing import Any
 
 from aiohttp import web
 
-from ...lwm2m.actions import FINAL, ActionError, to_api, validate
+from ...lwm2m.actions import ACTIONS, FINAL, ActionError, to_api, validate
+from ..openapi import reference
 from ..errors import ApiError, conflict, not_found
 from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
 
@@ -159,8 +161,23 @@ def _disabled_conflict(operation: dict) -> None:
     operation["description"] += " 409 when LwM2M is disabled on this gateway."
 
 
+def _with_all_actions(operation: dict) -> None:
+    """Inline the body schema with the gateway's extra actions in the ``action`` enum."""
+    content = operation["requestBody"]["content"]["application/json"]
+    name = content["schema"]["$ref"].rsplit("/", 1)[-1]
+    schema = copy.deepcopy(reference()["1nce-os"]["components"]["schemas"][name])
+    schema["properties"]["action"]["enum"] = list(ACTIONS)
+    schema["properties"]["action"]["description"] += (
+        " The gateway adds discover, write-attributes (data `pmin=10&pmax=60&gt=..&lt=..&st=..`), create "
+        "(/O/I, data a JSON object of resource id to value), delete (/O/I), read-composite (resourceAddress `/`, "
+        "data the paths) and write-composite (resourceAddress `/`, data a JSON object of path to value); see "
+        "docs/lwm2m.md.")
+    content["schema"] = schema
+
+
 def _patch_post(operation: dict) -> None:
     _disabled_conflict(operation)
+    _with_all_actions(operation)
     operation["description"] += (" 404 when the device is not a SIM of this gateway; 409 (SEND_NOW) when it is not "
                                  "registered with the LwM2M server. `resourceAddress` is /O, /O/I, /O/I/R or "
                                  "/O/I/R/RI; write needs /O/I/R[/RI] of a writable resource and a value of its "
@@ -169,6 +186,7 @@ def _patch_post(operation: dict) -> None:
 
 def _patch_bulk(operation: dict) -> None:
     _disabled_conflict(operation)
+    _with_all_actions(operation)
     operation["description"] += (" A request that is invalid for every device (address, data) answers 400 and "
                                  "creates nothing; devices that are not SIMs, or not registered (SEND_NOW), are "
                                  "listed in `rejectedDevices`.")

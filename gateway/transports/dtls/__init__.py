@@ -6,6 +6,7 @@ decrypted application data back through ``on_application_data``.
 """
 
 from .config import PSK_SUITES, DtlsConfig
-from .server import MAX_PSK_LEN, Addr, DtlsServer, DtlsSession, DtlsStats
+from .server import MAX_PSK_LEN, Addr, DtlsServer, DtlsSession, DtlsStats, HandshakeRefused
 
-__all__ = ["Addr", "DtlsConfig", "DtlsServer", "DtlsSession", "DtlsStats", "MAX_PSK_LEN", "PSK_SUITES"]
+__all__ = ["Addr", "DtlsConfig", "DtlsServer", "DtlsSession", "DtlsStats", "HandshakeRefused", "MAX_PSK_LEN",
+           "PSK_SUITES"]

@@ -65,6 +65,11 @@ class DtlsConfig:
     #: ClientHello floods; a HelloVerifyRequest is never larger than the
     #: ClientHello, so there is no amplification either way).
     hello_verify_per_second: float = 20_000.0
+    #: HelloVerifyRequests per second to one source (an IPv4 address or an
+    #: IPv6 /64), checked before the global budget so that one flooding
+    #: source cannot use it up and delay everyone's handshakes (None: three
+    #: times ``handshakes_per_ip_per_second``, at least 30).
+    hello_verify_per_ip_per_second: float | None = None
     #: An established session with no authenticated record from the peer for
     #: this long is dropped (silently, no close_notify).
     idle_timeout: float = 600.0
@@ -89,6 +94,10 @@ class DtlsConfig:
     sweep_interval: float | None = None
     #: DTLS anti-replay window (RFC 6347 §4.1.2.6); leave on.
     anti_replay: bool = True
+    #: Failed handshakes logged per second at most (burst: ten times this); the
+    #: rest are counted and summed up in the next line logged (a flood of bad
+    #: handshakes cannot fill the disk).  0: never logged, only counted.
+    failure_logs_per_second: float = 2.0
 
     def __post_init__(self) -> None:
         mbedtls_suite_names(self.ciphers)  # validates
@@ -100,12 +109,22 @@ class DtlsConfig:
             raise ValueError("max_half_open and max_sessions must be >= 1")
         if self.handshakes_per_ip_per_second <= 0 or self.hello_verify_per_second <= 0:
             raise ValueError("rates must be positive")
+        if self.hello_verify_per_ip_per_second is not None and self.hello_verify_per_ip_per_second <= 0:
+            raise ValueError("hello_verify_per_ip_per_second must be positive")
+        if self.failure_logs_per_second < 0:
+            raise ValueError("failure_logs_per_second must be >= 0")
         if self.max_datagram_out < 256:
             raise ValueError("max_datagram_out too small")
 
     @property
     def mbedtls_ciphers(self) -> tuple[str, ...]:
         return mbedtls_suite_names(self.ciphers)
+
+    @property
+    def effective_hello_verify_per_ip(self) -> float:
+        if self.hello_verify_per_ip_per_second is not None:
+            return self.hello_verify_per_ip_per_second
+        return max(30.0, 3.0 * self.handshakes_per_ip_per_second)
 
     @property
     def effective_sweep_interval(self) -> float:

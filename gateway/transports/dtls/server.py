@@ -29,6 +29,7 @@ from mbedtls.tls import (
 from mbedtls.tls import HandshakeStep
 
 from .config import DtlsConfig, iana_suite_name
+from .ratelog import LogBudget
 from .records import (
     CONTENT_TYPES,
     CT_ALERT,
@@ -41,7 +42,7 @@ from .records import (
     split_records,
 )
 
-__all__ = ["DtlsServer", "DtlsSession", "DtlsStats", "Addr", "MAX_PSK_LEN"]
+__all__ = ["DtlsServer", "DtlsSession", "DtlsStats", "Addr", "HandshakeRefused", "MAX_PSK_LEN"]
 
 log = logging.getLogger("gateway.dtls")
 
@@ -74,6 +75,16 @@ ESTABLISHED = "established"
 CLOSED = "closed"
 
 _session_ids = itertools.count(1)
+
+
+class HandshakeRefused(Exception):
+    """Raised by ``psk_for_identity`` to refuse an identity with a reason of the caller's
+    (e.g. ``disabled_sim``): the handshake fails as for an unknown identity (an
+    ``unknown_psk_identity`` alert) and is counted and logged under that reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _run_handshake(buf: Any) -> bool:
@@ -121,6 +132,7 @@ class DtlsSession:
         "_rto",
         "_client_random",
         "_fail_reason",
+        "psk",
         "__weakref__",
     )
 
@@ -148,6 +160,9 @@ class DtlsSession:
         self._rto: float = 0.0
         self._client_random = client_random
         self._fail_reason: str | None = None
+        #: The key this session's handshake used (the caller may offer one of
+        #: several valid keys, e.g. during a key rotation's grace period).
+        self.psk: bytes | None = None
 
     @property
     def ip(self) -> str:
@@ -241,6 +256,11 @@ class DtlsServer:
         on_session_closed: ``(session, reason) -> None`` whenever a session
             goes away, including failed handshakes (``session.established_at``
             is None for those).
+        may_supersede: optional policy hook ``(old, new) -> bool`` asked when a
+            handshake completes with the identity of an established session
+            (``one_session_per_identity``): False keeps the old session open
+            beside the new one (e.g. a SIM's session at its own address is not
+            replaced by a handshake from elsewhere).
     """
 
     def __init__(
@@ -254,6 +274,7 @@ class DtlsServer:
         session_for_ip: Callable[[str, list[DtlsSession]], Iterable[DtlsSession]] | None = None,
         on_session_established: Callable[[DtlsSession], None] | None = None,
         on_session_closed: Callable[[DtlsSession, str], None] | None = None,
+        may_supersede: Callable[[DtlsSession, DtlsSession], bool] | None = None,
     ) -> None:
         self.config = cfg = config or DtlsConfig()
         self._psk_for_identity = psk_for_identity
@@ -263,6 +284,8 @@ class DtlsServer:
         self._session_for_ip = session_for_ip
         self._on_established = on_session_established
         self._on_closed = on_session_closed
+        self._may_supersede = may_supersede
+        self._failure_log = LogBudget(cfg.failure_logs_per_second)
         self.stats = DtlsStats()
 
         self._ctx = ServerContext(
@@ -297,6 +320,10 @@ class DtlsServer:
         self._ip_burst = max(1.0, cfg.handshakes_per_ip_per_second)
         self._hvr_bucket = _Bucket(cfg.hello_verify_per_second, time.monotonic())
         self._hvr_burst = cfg.hello_verify_per_second
+        # HelloVerifyRequests per source (IPv4 address, IPv6 /64), before the global budget
+        self._hvr_ip_buckets: dict[str, _Bucket] = {}
+        self._hvr_ip_rate = cfg.effective_hello_verify_per_ip
+        self._hvr_ip_burst = max(1.0, self._hvr_ip_rate)
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -328,6 +355,7 @@ class DtlsServer:
             "dtls_sessions": len(self._lru),
             "dtls_half_open": len(self._handshaking),
             "dtls_tracked_ips": len(self._ip_buckets),
+            "dtls_tracked_hello_sources": len(self._hvr_ip_buckets),
             "dtls_datagrams_in": s.datagrams_in,
             "dtls_datagrams_out": s.datagrams_out,
             "dtls_hello_verify_sent": s.hello_verify_sent,
@@ -428,6 +456,9 @@ class DtlsServer:
 
     def close(self, session: DtlsSession, *, notify: bool = True) -> None:
         """Close a session; with ``notify`` an established one sends close_notify."""
+        self._close(session, "closed_by_server", notify=notify)
+
+    def _close(self, session: DtlsSession, reason: str, *, notify: bool) -> None:
         if session.state == CLOSED:
             return
         if notify and session.state == ESTABLISHED:
@@ -436,7 +467,7 @@ class DtlsServer:
             except TLSError:
                 pass
             self._flush(session._buf, session.addr)
-        self._remove(session, "closed_by_server")
+        self._remove(session, reason)
 
     def shutdown(self, *, notify: bool = True) -> None:
         """Close every session and stop the timers; later datagrams are ignored."""
@@ -462,15 +493,20 @@ class DtlsServer:
             addr = sess.addr
         else:  # not expected: the PSK arrives in the ClientKeyExchange of a session
             addr = ("", 0)
+        reason = "unknown_identity"
         try:
             psk = self._psk_for_identity(identity, addr)
+        except HandshakeRefused as refused:
+            psk, reason = None, refused.reason
         except Exception:  # noqa: BLE001 - a failing lookup must only fail this handshake
             log.exception("psk_for_identity(%r) raised", identity)
             psk = None
         if not psk:
             if sess is not None:
-                sess._fail_reason = "unknown_identity"
+                sess._fail_reason = reason
             return None
+        if sess is not None:
+            sess.psk = bytes(psk)
         if len(psk) > MAX_PSK_LEN:
             # Mbed TLS 2.28 (MBEDTLS_PSK_MAX_LEN) would fail with an internal
             # error and no alert; fail cleanly with unknown_psk_identity instead.
@@ -527,6 +563,35 @@ class DtlsServer:
         stale = [ip for ip, b in self._ip_buckets.items() if now - b.stamp >= full_after]
         for ip in stale:
             del self._ip_buckets[ip]
+        full_after = self._hvr_ip_burst / self._hvr_ip_rate
+        stale = [src for src, b in self._hvr_ip_buckets.items() if now - b.stamp >= full_after]
+        for src in stale:
+            del self._hvr_ip_buckets[src]
+
+    def _hvr_source_bucket(self, ip: str, now: float) -> _Bucket | None:
+        """The HelloVerifyRequest budget of a source: its IPv4 address, or its IPv6 /64 (one
+        host usually holds a whole /64). None when the table is full of fresh sources
+        (a flood from many addresses): then only the global budget applies."""
+        source = ip if ":" not in ip else ":".join(ip.split(":")[:4])
+        bucket = self._hvr_ip_buckets.get(source)
+        if bucket is None:
+            if len(self._hvr_ip_buckets) >= self.config.max_tracked_ips:
+                self._prune_ip_buckets(now)
+                if len(self._hvr_ip_buckets) >= self.config.max_tracked_ips:
+                    return None
+            bucket = self._hvr_ip_buckets[source] = _Bucket(self._hvr_ip_burst, now)
+        return bucket
+
+    def _handshake_failed(self, reason: str, addr: Addr, identity: bytes | None) -> None:
+        """Count a failed handshake, and log it while the log budget lasts."""
+        self.stats.handshakes_failed[reason] += 1
+        budget = self._failure_log
+        if not budget.allow():
+            return
+        shown = identity.decode("utf-8", "replace")[:64] if identity is not None else None
+        log.warning("DTLS handshake failed (%s) from %s:%s, identity %r", reason, addr[0], addr[1], shown,
+                    extra={"event": "dtls_handshake_failed", "reason": reason, "ip": addr[0], "port": addr[1],
+                           "identity": shown, "suppressed": budget.take_suppressed()})
 
     # -- new peers
 
@@ -570,9 +635,14 @@ class DtlsServer:
             if bucket is None or not self._take(bucket, self._ip_rate, self._ip_burst, now, False):
                 stats.dropped["rate_limited"] += 1
                 return
-        elif not self._take(self._hvr_bucket, cfg.hello_verify_per_second, self._hvr_burst, now, True):
-            stats.dropped["hello_verify_rate"] += 1
-            return
+        else:
+            source = self._hvr_source_bucket(addr[0], now)
+            if source is not None and not self._take(source, self._hvr_ip_rate, self._hvr_ip_burst, now, True):
+                stats.dropped["hello_verify_source_rate"] += 1
+                return
+            if not self._take(self._hvr_bucket, cfg.hello_verify_per_second, self._hvr_burst, now, True):
+                stats.dropped["hello_verify_rate"] += 1
+                return
 
         spare = self._spare
         # Mbed TLS' cookie is an HMAC over this "client transport id" and a
@@ -600,7 +670,7 @@ class DtlsServer:
             if reason.startswith("error"):  # a malformed ClientHello, not a peer we could serve
                 stats.dropped["bad_client_hello"] += 1
             else:
-                stats.handshakes_failed[reason] += 1
+                self._handshake_failed(reason, addr, None)
             return
         if spare._handshake_state in _HS_FRESH:
             # Mbed TLS discarded the datagram (bad ClientHello): nothing to keep.
@@ -623,7 +693,7 @@ class DtlsServer:
             # then sustain max_half_open handshakes per RTT (from addresses
             # that receive, within the per-IP budget) to lock anyone out.
             _, oldest = next(iter(self._handshaking.items()))
-            stats.handshakes_failed["half_open_limit"] += 1
+            self._handshake_failed("half_open_limit", oldest.addr, oldest.identity)
             self._remove(oldest, "handshake_failed_half_open_limit")
         sess = DtlsSession(spare, addr, info.random, now)
         sess._deadline = now + cfg.handshake_timeout
@@ -651,7 +721,7 @@ class DtlsServer:
             self._current = None
             self._flush(buf, sess.addr)  # the alert, if Mbed TLS wrote one
             reason = sess._fail_reason or self._reason(exc)
-            self.stats.handshakes_failed[reason] += 1
+            self._handshake_failed(reason, sess.addr, sess.identity)
             self._remove(sess, f"handshake_failed_{reason}")
             return
         self._current = None
@@ -685,7 +755,7 @@ class DtlsServer:
         if sess.state != HANDSHAKE:
             return
         if time.monotonic() >= sess._deadline:
-            self.stats.handshakes_failed["timeout"] += 1
+            self._handshake_failed("timeout", sess.addr, sess.identity)
             self._remove(sess, "handshake_failed_timeout")
             return
         self._drive_handshake(sess, from_peer=False)
@@ -701,15 +771,21 @@ class DtlsServer:
         del self._handshaking[sess.session_id]
         ident = sess.identity
         old = self._by_identity.get(ident) if ident is not None else None
+        keep_old = False
         if old is not None and self.config.one_session_per_identity:
-            self._remove(old, "superseded")
+            if self._may_supersede is None or self._may_supersede(old, sess):
+                # close_notify first: the old peer (a rebooted firmware, another
+                # host) learns at once that it must handshake again
+                self._close(old, "superseded", notify=True)
+            else:
+                keep_old = True
         if len(self._lru) >= self.config.max_sessions:
             # Only a peer that proved its PSK gets here, so a flood of
             # half-open handshakes cannot push established sessions out.
             self._evict_lru()
         self._lru[sess.session_id] = sess
         self.stats.handshakes_ok += 1
-        if ident is not None:
+        if ident is not None and not keep_old:
             self._by_identity[ident] = sess
         if self._on_established is not None:
             try:
@@ -850,7 +926,7 @@ class DtlsServer:
                 break
             self._remove(sess, "idle")
         self._prune_ip_buckets(now)
-        if self._by_addr or self._ip_buckets:
+        if self._by_addr or self._ip_buckets or self._hvr_ip_buckets:
             self._start_sweeper()
 
     @staticmethod
