@@ -23,6 +23,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "LOCATION",
     "GEOFENCE",
     "TEST_MESSAGE",
+    "MO_SMS",
 )
 
 
@@ -129,6 +130,32 @@ class LwM2MConfig:
 
 
 @dataclass
+class SmsConfig:
+    """SMS over SMPP 3.4 to an SMSC (docs/sms.md). ``password`` is write-only: never logged."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = ""
+    password: str = field(default="", repr=False)
+    system_type: str = ""
+    tls: bool = False
+    ca_file: str | None = None  # CA certificates the SMSC's TLS certificate is checked against (default: system)
+    source_address: str = ""  # source address of MT SMS whose request names none
+    window: int = 10  # submit_sm outstanding at once
+    enquire_link_seconds: float = 30.0
+    response_timeout_seconds: float = 10.0
+    reconnect_min_seconds: float = 1.0
+    reconnect_max_seconds: float = 60.0
+    throttle_min_seconds: float = 1.0  # first pause after ESME_RTHROTTLED; doubles up to the max
+    throttle_max_seconds: float = 30.0
+    retry_seconds: float = 10.0  # an MT SMS whose submit was cut off is tried again after this
+    validity_hours: float = 48.0  # an MT SMS without expiry_date expires after this
+    quota: int = 250  # SMS per SIM over its lifetime (MT and MO, each part counts)
+    mo_parts_ttl_seconds: float = 86400.0  # parts of a concatenated MO SMS wait this long for the rest
+
+
+@dataclass
 class LogConfig:
     level: str = "INFO"
     format: str = "json"  # json | text
@@ -214,6 +241,7 @@ class GatewayConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     log: LogConfig = field(default_factory=LogConfig)
     lwm2m: LwM2MConfig = field(default_factory=LwM2MConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
     aws_integrations: list[AwsIntegrationConfig] = field(default_factory=list)
 
@@ -228,6 +256,7 @@ _SECTIONS: dict[str, type] = {
     "registry": RegistryConfig,
     "log": LogConfig,
     "lwm2m": LwM2MConfig,
+    "sms": SmsConfig,
 }
 _LISTS: dict[str, type] = {"webhooks": WebhookConfig, "aws_integrations": AwsIntegrationConfig}
 
@@ -352,8 +381,28 @@ def _validate(cfg: GatewayConfig) -> None:
                               "by [[webhooks]] and [[aws_integrations]])")
         names.add(aws.name)
         validate_aws(aws, where)
+    _validate_sms(cfg.sms)
     if cfg.log.format not in ("json", "text"):
         raise ConfigError("log.format: must be 'json' or 'text'")
+
+
+def _validate_sms(sms: SmsConfig) -> None:
+    if not 0 < sms.port <= 65535:
+        raise ConfigError(f"sms.port: {sms.port} is not a port number")
+    if sms.enabled and not sms.system_id:
+        raise ConfigError("sms.system_id: required when sms.enabled (the ESME's name at the SMSC)")
+    for key, limit in (("system_id", 15), ("password", 8), ("system_type", 12), ("source_address", 20)):
+        if len(getattr(sms, key)) > limit:
+            raise ConfigError(f"sms.{key}: SMPP 3.4 allows at most {limit} characters")
+    if sms.window < 1 or sms.quota < 0:
+        raise ConfigError("sms.window: at least 1; sms.quota: not negative")
+    for key in ("enquire_link_seconds", "response_timeout_seconds", "reconnect_min_seconds", "reconnect_max_seconds",
+                "throttle_min_seconds", "throttle_max_seconds", "retry_seconds", "validity_hours",
+                "mo_parts_ttl_seconds"):
+        if getattr(sms, key) <= 0:
+            raise ConfigError(f"sms.{key}: must be positive")
+    if sms.ca_file and not sms.tls:
+        raise ConfigError("sms.ca_file: only used with sms.tls = true")
 
 
 def validate_aws(aws: AwsIntegrationConfig, where: str, check_files: bool = True) -> None:
