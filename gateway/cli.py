@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "gateway.commands.template",
     "gateway.commands.users",
     "gateway.commands.demo",
+    "gateway.commands.sms",
 )
 
 

@@ -174,15 +174,18 @@ _RECEIPT_STATES = {DELIVERED: 3, EXPIRED: 2, FAILED: 1}  # the worst part decide
 
 
 def apply_receipt(store: Any, message_id: str, status: str, now_ms: int) -> tuple[int, str] | None:
-    """A delivery receipt for one part; (sms id, the SMS's status now) or None when no part has
-    this message id. The SMS is DELIVERED when every part is, FAILED or EXPIRED as soon as one
+    """A delivery receipt for one part; (sms id, the SMS's status now) or None when no part
+    with this message id waits for a receipt. The SMS is DELIVERED when every part is, FAILED or EXPIRED as soon as one
     part is."""
     with transaction(_conn(store)) as conn:
-        row = conn.execute("SELECT sms_id FROM sms_parts WHERE message_id = ?", (message_id,)).fetchone()
+        # only a part still waiting for its receipt matches: an SMSC may give out an id again (after
+        # its own restart), and a repeated receipt changes nothing
+        row = conn.execute("SELECT sms_id, part FROM sms_parts WHERE message_id = ? AND status = ?"
+                           " ORDER BY sms_id DESC LIMIT 1", (message_id, SENT)).fetchone()
         if row is None:
             return None
-        sms_id = row[0]
-        conn.execute("UPDATE sms_parts SET status = ? WHERE message_id = ?", (status, message_id))
+        sms_id, part = row
+        conn.execute("UPDATE sms_parts SET status = ? WHERE sms_id = ? AND part = ?", (status, sms_id, part))
         states = [r[0] for r in conn.execute("SELECT status FROM sms_parts WHERE sms_id = ?", (sms_id,))]
         current = conn.execute("SELECT status FROM sms WHERE id = ?", (sms_id,)).fetchone()[0]
         bad = [s for s in states if s in (FAILED, EXPIRED)]

@@ -51,6 +51,12 @@ class Smsc:
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     async def stop(self) -> None:
+        """Go down: unbind every ESME (smpp34's server keeps bound sessions past ``stop``)."""
+        for esme in list(self.sessions.values()):
+            try:
+                await asyncio.wait_for(esme.unbind(), 2.0)
+            except Exception:
+                pass
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -32,6 +32,8 @@ from .smpp import (BOUND, ESME_RX_R_APPN, ESME_RX_T_APPN, STATES, ConnectionLost
                    SmppSession, text_of)
 
 log = logging.getLogger("nce.sms")
+#: submit_sm answers that say "not now" rather than "never": ESME_RSYSERR, ESME_RMSGQFUL, ESME_RX_T_APPN
+TRANSIENT_STATUSES = frozenset({0x08, 0x14, 0x64})
 ESM_RECEIPT_TYPES = (0x04, 0x20)  # SMSC delivery receipt, intermediate notification
 _RECEIPT_STATES = {2: repo.DELIVERED, 3: repo.EXPIRED, 4: repo.FAILED, 5: repo.FAILED, 8: repo.FAILED}
 _RECEIPT_TEXT = {"DELIVRD": repo.DELIVERED, "EXPIRED": repo.EXPIRED, "DELETED": repo.FAILED,
@@ -173,6 +175,10 @@ class SmsService:
                 message_id = await self.session.submit(short_message=part.short_message, esm_class=part.esm_class,
                                                        **fields)
             except SmppError as exc:
+                if exc.status in TRANSIENT_STATUSES:
+                    await write(repo.mt_retry, self.store, sms.id, sms.attempts + 1,
+                                now_ms() + int(self.config.retry_seconds * 1000), str(exc), now_ms())
+                    return
                 await write(repo.mt_final, self.store, sms.id, repo.FAILED, str(exc), now_ms())
                 self.metrics.mt.labels("failed").inc()
                 log.warning("SMSC refused an MT SMS", extra={"event": "sms_mt_refused", "sms_id": sms.id,
@@ -203,6 +209,13 @@ class SmsService:
             self.metrics.receipts.labels("unreadable").inc()
             return 0
         result = await self.committer.write(repo.apply_receipt, self.store, message_id, status, now_ms())
+        for delay in (0.05, 0.2, 0.5, 1.0, 2.0):
+            # a fast SMSC sends the receipt right behind the submit_sm_resp, possibly before the
+            # part's message id is written: wait for the submits in flight before calling it unmatched
+            if result is not None or not self._in_flight:
+                break
+            await asyncio.sleep(delay)
+            result = await self.committer.write(repo.apply_receipt, self.store, message_id, status, now_ms())
         self.metrics.receipts.labels(status.lower() if result else "unmatched").inc()
         if result is not None and result[1] in repo.FINAL:
             self.metrics.mt.labels(result[1].lower()).inc()
