@@ -122,6 +122,8 @@ async def test_mt_with_receipt_long_and_ucs2(start_gateway, tmp_path, smsc):
     assert (smsc.submits[4].short_message, smsc.submits[4].esm_class, smsc.submits[4].data_coding) == (
         bytes.fromhex("0605040B8423F0c0ffee"), 0x40, 4)
 
+    late = await client.delete(f"/v1/sims/{SIM.iccid}/sms/{first}")
+    assert late.status == 409 and f"SMS {first} cannot be canceled: it is DELIVERED" in late.text
     listing = await client.get(f"/v1/sims/{SIM.iccid}/sms", params={"sort": "id"})
     assert [m["id"] for m in listing.body] == [first, second, third, binary]
     assert listing.headers["X-Total-Count"] == "4"
@@ -244,8 +246,7 @@ async def test_cancel_a_queued_sms(start_gateway, tmp_path):
     assert (await client.delete(f"/v1/sims/{SIM.iccid}/sms/{sms_id}")).status == 204
     assert (await client.get(f"/v1/sims/{SIM.iccid}/sms/{sms_id}")).body["status"] == {"id": 3,
                                                                                       "description": "CANCELED"}
-    again = await client.delete(f"/v1/sims/{SIM.iccid}/sms/{sms_id}")
-    assert again.status == 409 and "it is CANCELED" in again.text
+    assert (await client.delete(f"/v1/sims/{SIM.iccid}/sms/{sms_id}")).status == 204  # idempotent
     assert (await client.delete(f"/v1/sims/{SIM.iccid}/sms/999")).status == 404
 
 
