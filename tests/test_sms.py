@@ -250,10 +250,11 @@ async def test_cancel_a_queued_sms(start_gateway, tmp_path):
     assert (await client.delete(f"/v1/sims/{SIM.iccid}/sms/999")).status == 404
 
 
-async def test_sms_disabled_answers_503(start_gateway, tmp_path):
+async def test_sms_disabled_answers_409(start_gateway, tmp_path):
     api = await start_api(start_gateway, make_config(tmp_path), [SIM], roles=("User",))
     answer = await api.client("User").post(f"/v1/sims/{SIM.iccid}/sms", json={"payload": "x"})
-    assert answer.status == 503 and "[sms] enabled = true" in answer.text
+    assert answer.status == 409 and "[sms] enabled = true" in answer.text
+    assert (await api.client("User").get(f"/v1/sims/{SIM.iccid}/sms")).body == []
 
 
 # MO --------------------------------------------------------------------------------------------
@@ -271,7 +272,8 @@ async def test_mo_forwarded_to_the_webhook_and_concatenated(start_gateway, tmp_p
     events = await receiver.wait_for(3)
     await asyncio.sleep(0.3)
     assert len(receiver.events) == 3
-    sms = [(e["device"]["iccid"], e["sms"]) for e in events]
+    # order is kept per SIM, not across SIMs (delivery is ordered per device and integration)
+    sms = sorted(((e["device"]["iccid"], e["sms"]) for e in events), key=lambda x: (x[0], x[1]["parts"]))
     assert sms == [
         (SIM.iccid, {"msisdn": MSISDN, "destinationAddress": "1234", "dcs": 0, "payload": "temp=21€", "parts": 1}),
         (OTHER.iccid, {"msisdn": "491700000011", "destinationAddress": "1234", "dcs": 8, "payload": "Grüß dich",
