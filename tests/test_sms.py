@@ -157,6 +157,7 @@ async def test_throttled_submits_are_sent_again(start_gateway, tmp_path, smsc):
     sms_id = sms_id_of(await client.post(f"/v1/sims/{SIM.iccid}/sms", json={"payload": "slow down"}))
     await wait_status(client, SIM.iccid, sms_id, "DELIVERED")
     assert smsc.throttled == 2 and api.gateway.sms.session.throttled == 2
+    assert "nce_smpp_throttled_total 2.0" in api.gateway.metrics.render().decode()
     assert [s.short_message for s in smsc.submits] == [b"slow down"]
 
 
@@ -276,11 +277,12 @@ async def test_mo_forwarded_to_the_webhook_and_concatenated(start_gateway, tmp_p
     sms = sorted(((e["device"]["iccid"], e["sms"]) for e in events), key=lambda x: (x[0], x[1]["parts"]))
     assert sms == [
         (SIM.iccid, {"msisdn": MSISDN, "destinationAddress": "1234", "dcs": 0, "payload": "temp=21€", "parts": 1}),
-        (OTHER.iccid, {"msisdn": "491700000011", "destinationAddress": "1234", "dcs": 8, "payload": "Grüß dich",
-                       "parts": 1}),
         (SIM.iccid, {"msisdn": MSISDN, "destinationAddress": "1234", "dcs": 0, "payload": "hello world",
                      "parts": 2}),
+        (OTHER.iccid, {"msisdn": "491700000011", "destinationAddress": "1234", "dcs": 8, "payload": "Grüß dich",
+                       "parts": 1}),
     ]
+    assert [e["sms"]["parts"] for e in events if e["device"]["iccid"] == SIM.iccid] == [1, 2]  # in order
     assert {e["type"] for e in events} == {"MO_SMS"} and events[0]["version"] == "1.0.0"
     listing = (await api.client("User").get(f"/v1/sims/{SIM.iccid}/sms")).body
     assert [(m["sms_type"]["description"], m["payload"], m["status"]["description"]) for m in listing] == [

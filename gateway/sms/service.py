@@ -105,7 +105,7 @@ class SmsService:
             response_timeout_seconds=c.response_timeout_seconds, reconnect_min_seconds=c.reconnect_min_seconds,
             reconnect_max_seconds=c.reconnect_max_seconds, throttle_min_seconds=c.throttle_min_seconds,
             throttle_max_seconds=c.throttle_max_seconds)
-        self.session = SmppSession(settings, self.on_deliver, self._state_changed)
+        self.session = SmppSession(settings, self.on_deliver, self._state_changed, self.metrics.throttled.inc)
         self.session.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._sender(), name="sms-sender"),

@@ -101,10 +101,12 @@ class SmppSession:
     """
 
     def __init__(self, settings: SessionSettings, on_deliver: Callable[[Any], Awaitable[int]],
-                 on_state: Callable[[str], None] | None = None) -> None:
+                 on_state: Callable[[str], None] | None = None,
+                 on_throttled: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.on_deliver = on_deliver
         self.on_state = on_state
+        self.on_throttled = on_throttled
         self.state = DISCONNECTED
         self.last_error = ""
         self.binds = 0
@@ -312,6 +314,8 @@ class SmppSession:
                 resp = await self._request("submit_sm", **fields)
                 if resp.status == ESME_RTHROTTLED:
                     self.throttled += 1
+                    if self.on_throttled is not None:
+                        self.on_throttled()
                     self._resume_at = time.monotonic() + self._throttle_delay
                     log.info("SMSC throttled a submit; pausing", extra={"event": "smpp_throttled",
                                                                       "pause_seconds": self._throttle_delay})
