@@ -17,6 +17,7 @@ from gateway.sms import codec
 from gateway.sms.smpp import BOUND
 from tests.api_support import start_api
 from tests.conftest import make_config, sim, webhook
+from inspector.records import Pending
 from tests.smsc import Smsc, free_port
 
 pytest.importorskip("smpp34", reason="the stand-in SMSC is smpp34's SMPP server (pip install smpp34)")
@@ -146,6 +147,9 @@ async def test_bad_requests_are_refused_with_the_field(start_gateway, tmp_path, 
         assert answer.status == 400 and reason in answer.text, (body, answer.text)
     answer = await client.post(f"/v1/sims/{no_msisdn.iccid}/sms", json={"payload": "x"})
     assert answer.status == 400 and "has no MSISDN" in answer.text
+    await client.put(f"/v1/sims/{SIM.iccid}", json={"iccid": SIM.iccid, "status": "Disabled"})
+    disabled = await client.post(f"/v1/sims/{SIM.iccid}/sms", json={"payload": "x"})
+    assert disabled.status == 422 and f"SIM {SIM.iccid} is Disabled: a disabled SIM cannot receive SMS" in disabled.text
     assert (await client.post("/v1/sims/8988280660000000099/sms", json={"payload": "x"})).status == 404
     assert smsc.submits == []
 
@@ -318,3 +322,40 @@ async def test_cli_send_list_status(start_gateway, tmp_path, smsc, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["counts"] == {"MT DELIVERED": 1} and report["configured"]["system_id"] == "nce-gw"
     assert gateway.sms.session.state == BOUND
+
+
+# receipts, numbers, usage -----------------------------------------------------------------------
+
+def test_receipt_fields_from_tlvs_or_text():
+    from types import SimpleNamespace
+
+    from gateway.sms.service import normalise_msisdn, receipt_of
+    text_only = SimpleNamespace(short_message=b"id:7A2 sub:001 dlvrd:000 submit date:2612021500 done date:2612021501 "
+                                              b"stat:UNDELIV err:012 text:", receipted_message_id=None,
+                                message_state=None)
+    assert receipt_of(text_only) == ("7A2", "FAILED")
+    tlvs = SimpleNamespace(short_message=b"", receipted_message_id=b"X9", message_state=3)
+    assert receipt_of(tlvs) == ("X9", "EXPIRED")
+    enroute = SimpleNamespace(short_message=b"", receipted_message_id=b"X9", message_state=1)
+    assert receipt_of(enroute) == ("X9", None)
+    assert normalise_msisdn("+49 170 0000011") == normalise_msisdn("0049170 0000011") == "491700000011"
+
+
+def test_usage_per_day_counts_parts_and_skips_canceled(tmp_path):
+    from inspector import sms as repo
+    from inspector.sqlite import SqliteStore
+    store = SqliteStore(tmp_path / "s.db", "normal")
+    store.upsert_sims([SIM])
+    day1, day2 = 1764633600000, 1764633600000 + 86400_000  # 2025-12-02, 2025-12-03 UTC
+    new = repo.NewMt(SIM.iccid, MSISDN, "", 145, 0, None, "x", None, [(b"a", 0x40), (b"b", 0x40)])
+    repo.queue_mt(store, new, 250, day1)
+    canceled = repo.queue_mt(store, new, 250, day2)
+    assert repo.cancel_mt(store, SIM.iccid, canceled, day2) == "CANCELED"
+    ids: list[int] = []
+    store.commit([Pending(None, [], extra=repo.mo_writer(
+        repo.NewMo(SIM.iccid, MSISDN, "1", 0, "hi", 1, day2, None), ids))])
+    assert repo.usage_by_day(store, SIM.iccid) == [{"day": "2025-12-02", "mt": 2, "mo": 0},
+                                                   {"day": "2025-12-03", "mt": 0, "mo": 1}]
+    assert repo.used_sms(store.connection(), SIM.iccid) == 3 and len(ids) == 1
+    with pytest.raises(repo.QuotaExceeded, match="has used 3 of its 4 SMS; this message needs 2 more"):
+        repo.queue_mt(store, new, 4, day2)

@@ -206,7 +206,7 @@ class SmsService:
     async def _receipt(self, pdu: Any) -> int:
         message_id, status = receipt_of(pdu)
         if message_id is None or status is None:
-            self.metrics.receipts.labels("unreadable").inc()
+            self.metrics.receipts.labels("unreadable" if message_id is None else "intermediate").inc()
             return 0
         result = await self.committer.write(repo.apply_receipt, self.store, message_id, status, now_ms())
         for delay in (0.05, 0.2, 0.5, 1.0, 2.0):

@@ -73,6 +73,8 @@ async def send_sms(request: web.Request) -> web.Response:
                        now_ms=now)
     except SmsRequestError as exc:
         raise bad_request(str(exc), exc.field) from None
+    if not sim.enabled:
+        raise ApiError(422, f"SIM {sim.iccid} is {sim.status}: a disabled SIM cannot receive SMS")
     if gateway.sms is None:  # 409, not 503: nothing will change until the operator configures it
         raise conflict("SMS is not configured on this gateway: set [sms] enabled = true and the SMSC's "
                        "host, port, system_id and password (docs/sms.md)")
@@ -139,9 +141,10 @@ def _patch_post(operation: dict) -> None:
         " nce-gateway: answered 201 once the SMS is stored (it is then sent even across a restart or an SMSC "
         "outage), with its URL in the Location header. payload is text (dcs 0 GSM 7-bit, 8 UCS-2; without dcs "
         "GSM when possible, else UCS-2) or hex octets with dcs 4; long texts are concatenated; a udh is sent as "
-        "given. 422: the SIM has no SMS left; 409: SMS is not configured on this gateway.")
+        "given. 422: the SIM has no SMS left or is disabled; 409: SMS is not configured on this gateway.")
     operation["responses"]["400"] = {"description": "Bad Request (payload, dcs, udh, expiry_date)", "content": {}}
-    operation["responses"]["422"] = {"description": "The SIM has no SMS left of its quota", "content": {}}
+    operation["responses"]["422"] = {"description": "The SIM has no SMS left of its quota, or is disabled",
+                                     "content": {}}
     operation["responses"]["409"] = {"description": "SMS is not configured ([sms] enabled = false)", "content": {}}
 
 
