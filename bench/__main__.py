@@ -18,6 +18,7 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "dtls": ("bench.dtls", []),
     "delivery": ("bench.delivery", ["--events", "20000"]),
     "api": ("bench.api", []),
+    "sms": ("bench.sms", ["--sms", "3000"]),
 }
 
 

@@ -58,6 +58,8 @@ def send(args: argparse.Namespace) -> int:
     sim = store.get_sim(args.iccid)
     if sim is None:
         raise CommandError(f"no SIM with ICCID {args.iccid}")
+    if not sim.enabled:
+        raise CommandError(f"SIM {sim.iccid} is {sim.status}: a disabled SIM cannot receive SMS")
     body: dict = {"payload": args.text}
     if args.dcs is not None:
         body["dcs"] = args.dcs

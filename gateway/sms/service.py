@@ -153,8 +153,14 @@ class SmsService:
             for sms in due:
                 await self._slots.acquire()
                 self._in_flight.add(sms.id)
-                task = asyncio.get_running_loop().create_task(self._send_one(sms))
+                task = asyncio.get_running_loop().create_task(self._send_guarded(sms))
                 task.add_done_callback(lambda _t, i=sms.id: (self._in_flight.discard(i), self._slots.release()))
+
+    async def _send_guarded(self, sms: repo.Outgoing) -> None:
+        try:
+            await self._send_one(sms)
+        except Exception:  # e.g. the store: the SMS stays QUEUED and is picked up again
+            log.exception("sending MT SMS %d failed; it stays queued", sms.id)
 
     async def _send_one(self, sms: repo.Outgoing) -> None:
         assert self.session is not None
