@@ -145,16 +145,21 @@ def due_mt(store: Any, now_ms: int, limit: int, exclude: Sequence[int] = ()) -> 
     return out[:limit]
 
 
-def part_sent(store: Any, sms_id: int, part: int, message_id: str, now_ms: int) -> bool:
-    """Record the SMSC's message id of one part; True when that was the last part (SMS SENT)."""
+def parts_sent(store: Any, parts: Sequence[tuple[int, int, str]], now_ms: int) -> list[bool]:
+    """Record the SMSC's message ids of parts ``(sms id, part, message id)`` in one transaction
+    (the sender batches them: one commit per part was the sender's limit); for each, whether it
+    was the last part of its SMS (the SMS is then SENT)."""
+    out = []
     with transaction(_conn(store)) as conn:
-        conn.execute("UPDATE sms_parts SET message_id = ?, status = ? WHERE sms_id = ? AND part = ?",
-                     (message_id, SENT, sms_id, part))
-        left = conn.execute("SELECT COUNT(*) FROM sms_parts WHERE sms_id = ? AND message_id IS NULL",
-                            (sms_id,)).fetchone()[0]
-        conn.execute("UPDATE sms SET last_attempt_ms = ?, status = CASE WHEN ? = 0 AND status = ? THEN ? ELSE status"
-                     " END WHERE id = ?", (now_ms, left, QUEUED, SENT, sms_id))
-    return left == 0
+        for sms_id, part, message_id in parts:
+            conn.execute("UPDATE sms_parts SET message_id = ?, status = ? WHERE sms_id = ? AND part = ?",
+                         (message_id, SENT, sms_id, part))
+            left = conn.execute("SELECT COUNT(*) FROM sms_parts WHERE sms_id = ? AND message_id IS NULL",
+                                (sms_id,)).fetchone()[0]
+            conn.execute("UPDATE sms SET last_attempt_ms = ?, status = CASE WHEN ? = 0 AND status = ? THEN ? ELSE"
+                         " status END WHERE id = ?", (now_ms, left, QUEUED, SENT, sms_id))
+            out.append(left == 0)
+    return out
 
 
 def mt_retry(store: Any, sms_id: int, attempts: int, next_attempt_ms: int, error: str, now_ms: int) -> None:
