@@ -36,6 +36,8 @@ class Smsc:
     port: int
     receipts: bool = True  # answer each accepted submit with a DELIVRD receipt
     throttle_next: int = 0  # answer this many submits ESME_RTHROTTLED first
+    reject_with: int = 0  # answer every submit with this error status
+    receipt_stat: tuple[str, int] = ("DELIVRD", 2)  # receipt text stat and message_state
     submits: list[Submit] = field(default_factory=list)
     throttled: int = 0
     sessions: dict[str, Any] = field(default_factory=dict)
@@ -77,13 +79,17 @@ class Smsc:
                     self.throttled += 1
                     ev.reject(smpp34.ESME_RTHROTTLED)
                     continue
+                if self.reject_with:
+                    ev.reject(self.reject_with)
+                    continue
                 message_id = f"M{next(self._ids)}"
                 ev.accept(message_id)
                 self.submits.append(Submit(ev.destination_addr, ev.source_addr, ev.short_message, ev.data_coding,
                                            ev.esm_class, ev.registered_delivery, message_id, ev.session_id))
                 if self.receipts and ev.registered_delivery & 1:
                     asyncio.get_running_loop().create_task(self.receipt(ev.session_id, message_id,
-                                                                        ev.destination_addr, ev.source_addr))
+                                                                        ev.destination_addr, ev.source_addr,
+                                                                        *self.receipt_stat))
             self.changed.set()
 
     async def receipt(self, session_id: str, message_id: str, handset: str, esme_addr: str,

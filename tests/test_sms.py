@@ -154,6 +154,42 @@ async def test_bad_requests_are_refused_with_the_field(start_gateway, tmp_path, 
     assert smsc.submits == []
 
 
+async def test_failed_by_receipt_and_refused_by_the_smsc(start_gateway, tmp_path, smsc):
+    api = await start_api(start_gateway, sms_config(tmp_path, smsc.port), [SIM], roles=("User",))
+    client = api.client("User")
+    smsc.receipt_stat = ("UNDELIV", 5)
+    undelivered = sms_id_of(await client.post(f"/v1/sims/{SIM.iccid}/sms", json={"payload": "nobody home"}))
+    body = await wait_status(client, SIM.iccid, undelivered, "FAILED")
+    assert body["status"] == {"id": 5, "description": "FAILED"} and "final_date" in body
+    await smsc.wait(lambda: len(smsc.submits) == 1)
+    smsc.reject_with = 0x0B  # ESME_RINVDSTADR: permanent
+    refused = sms_id_of(await client.post(f"/v1/sims/{SIM.iccid}/sms", json={"payload": "wrong number"}))
+    body = await wait_status(client, SIM.iccid, refused, "FAILED")
+    assert body["error"] == "submit_sm refused: ESME_RINVDSTADR (0x0000000B): Invalid Destination Address"
+    assert len(smsc.submits) == 1
+    metrics = api.gateway.metrics.render().decode()
+    assert 'nce_sms_mt_total{outcome="failed"} 2.0' in metrics
+    assert 'nce_sms_receipts_total{status="failed"} 1.0' in metrics
+
+
+async def test_an_sms_queued_past_its_expiry_is_not_sent(start_gateway, tmp_path):
+    from datetime import datetime, timedelta, timezone
+    port = free_port()
+    api = await start_api(start_gateway, sms_config(tmp_path, port), [SIM], roles=("User",))
+    client = api.client("User")
+    expiry = (datetime.now(timezone.utc) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sms_id = sms_id_of(await client.post(f"/v1/sims/{SIM.iccid}/sms",
+                                         json={"payload": "too late", "expiry_date": expiry}))
+    await asyncio.sleep(1.2)
+    smsc = Smsc(port)
+    await smsc.start()
+    try:
+        body = await wait_status(client, SIM.iccid, sms_id, "EXPIRED")
+        assert body["error"] == "expired before it could be sent" and smsc.submits == []
+    finally:
+        await smsc.stop()
+
+
 async def test_throttled_submits_are_sent_again(start_gateway, tmp_path, smsc):
     smsc.throttle_next = 2
     api = await start_api(start_gateway, sms_config(tmp_path, smsc.port), [SIM], roles=("User",))

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -40,9 +41,10 @@ class NodeSmsc:
 async def node_smsc():
     started: list[asyncio.subprocess.Process] = []
 
-    async def _start(*tls_files: str) -> NodeSmsc:
+    async def _start(*tls_files: str, mute_enquire_link: bool = False) -> NodeSmsc:
+        env = {**os.environ, "SMSC_MUTE_ENQUIRE_LINK": "1" if mute_enquire_link else "0"}
         process = await asyncio.create_subprocess_exec("node", str(NODE_SMSC / "smsc.js"), "nce-gw", PASSWORD,
-                                                       *tls_files, stdout=asyncio.subprocess.PIPE)
+                                                       *tls_files, stdout=asyncio.subprocess.PIPE, env=env)
         started.append(process)
         first = json.loads(await asyncio.wait_for(process.stdout.readline(), 20))
         assert first["event"] == "listening"
@@ -112,6 +114,22 @@ async def test_right_password_binds_and_sends(start_gateway, tmp_path, node_smsc
             break
         await asyncio.sleep(0.05)
     assert row["status"] == "SENT"  # this SMSC sends no receipts: SENT is as far as it goes
+
+
+async def test_enquire_link_keeps_the_link_and_detects_a_dead_one(start_gateway, tmp_path, node_smsc, caplog):
+    caplog.set_level(logging.WARNING, logger="nce.sms.smpp")
+    smsc = await node_smsc(mute_enquire_link=True)
+    gateway = await start_gateway(config(tmp_path, smsc.port, enquire_link_seconds=0.3, response_timeout_seconds=0.5),
+                                  [SIM])
+    seen = [(await smsc.next_event())["event"] for _ in range(3)]
+    assert seen == ["bound", "enquire_link", "bound"]  # unanswered: dropped and bound again
+    for _ in range(100):
+        if gateway.sms.session.binds == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert gateway.sms.session.binds == 2
+    errors = [r.__dict__.get("error") for r in caplog.records if r.__dict__.get("event") == "smpp_disconnected"]
+    assert errors[0] == "ConnectionLost: no enquire_link_resp within 0.5 s"
 
 
 async def test_tls_with_the_configured_ca(start_gateway, tmp_path, node_smsc, ca, ca_file):

@@ -1,6 +1,7 @@
 // An SMSC for tests/test_sms_smsc_node.py, on the npm `smpp` package's server: binds are checked
 // against SYSTEM_ID and PASSWORD (a wrong password answers ESME_RINVPASWD); submit_sm are
 // accepted and reported as JSON lines on stdout. With CERT and KEY files it listens with TLS.
+// With SMSC_MUTE_ENQUIRE_LINK=1 in the environment it never answers enquire_link (a dead link).
 // usage: node smsc.js SYSTEM_ID PASSWORD [CERT KEY]
 'use strict';
 const fs = require('fs');
@@ -29,7 +30,10 @@ const server = smpp.createServer(options, function (session) {
             data_coding: pdu.data_coding});
     session.send(pdu.response({message_id: messageId}));
   });
-  session.on('enquire_link', function (pdu) { session.send(pdu.response()); });
+  session.on('enquire_link', function (pdu) {
+    report({event: 'enquire_link'});
+    if (process.env.SMSC_MUTE_ENQUIRE_LINK !== '1') session.send(pdu.response());
+  });
   session.on('unbind', function (pdu) { session.send(pdu.response()); session.close(); });
   session.on('error', function () {});
 });
