@@ -395,3 +395,8 @@ def test_usage_per_day_counts_parts_and_skips_canceled(tmp_path):
     assert repo.used_sms(store.connection(), SIM.iccid) == 3 and len(ids) == 1
     with pytest.raises(repo.QuotaExceeded, match="has used 3 of its 4 SMS; this message needs 2 more"):
         repo.queue_mt(store, new, 4, day2)
+
+
+def test_mo_sms_aws_topic():
+    from integrators.aws_common import aws_topic
+    assert aws_topic({"type": "MO_SMS", "device": {"iccid": SIM.iccid}}) == f"{SIM.iccid}/sms"
