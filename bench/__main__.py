@@ -20,6 +20,7 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "api": ("bench.api", []),
     "replay": ("bench.replay", ["--events", "100000"]),
     "radius": ("bench.radius", ["--seconds", "6"]),
+    "sms": ("bench.sms", ["--sms", "3000"]),
 }
 
 

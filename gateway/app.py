@@ -38,6 +38,7 @@ from .lwm2m.service import LwM2MService
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .transports.block1 import Block1Limits, bound_block1
+from .sms.service import SmsService
 from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
 from .transports.coaps import CoapDtlsInterface, start_coaps
 from .transports.dtls.prometheus import DtlsCollector
@@ -98,6 +99,9 @@ class Gateway:
             config.coap.enabled or config.coaps.enabled) else None
         if self.lwm2m is not None:
             self.lwm2m.install_fast_handlers(self.coap_service)
+        self.sms: SmsService | None = SmsService(
+            config.sms, store=self.store, registry=self.registry, committer=self.committer, router=self.integrations,
+            read=self.read, metrics_registry=self.metrics.registry) if config.sms.enabled else None
         self.coap_context: Context | None = None
         self.coap: CoapUdpInterface | None = None
         self.coaps: CoapDtlsInterface | None = None
@@ -137,6 +141,8 @@ class Gateway:
                 self.radius = start_radius(r.bind, r.port, r.clients, self.connectivity, self.metrics,
                                                  r.duplicate_window_seconds)
             self.radius_port = self.radius.port
+        if self.sms is not None:
+            await self.sms.start()
         if cfg.udp.enabled:
             self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
             with listening("UDP", cfg.udp.bind, cfg.udp.port):
@@ -261,6 +267,8 @@ class Gateway:
         await self.committer.flush()
         if self._api_runner is not None:
             await self._api_runner.cleanup()
+        if self.sms is not None:
+            await self.sms.stop()
         await self.integrations.stop()
         await self.committer.stop()
         self._readers.shutdown(wait=True)

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "gateway.commands.users",
     "gateway.commands.demo",
     "gateway.commands.secrets",
+    "gateway.commands.sms",
 )
 
 

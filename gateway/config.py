@@ -25,6 +25,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "LOCATION",
     "GEOFENCE",
     "TEST_MESSAGE",
+    "MO_SMS",
 )
 # The gateway's own connectivity types (docs/connectivity.md): delivered only to integrations
 # that name them in event_types, so a consumer written for 1NCE OS sees nothing new by default.
@@ -209,6 +210,32 @@ class TargetsConfig:
 
 
 @dataclass
+class SmsConfig:
+    """SMS over SMPP 3.4 to an SMSC (docs/sms.md). ``password`` is write-only: never logged."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = ""
+    password: str = field(default="", repr=False)
+    system_type: str = ""
+    tls: bool = False
+    ca_file: str | None = None  # CA certificates the SMSC's TLS certificate is checked against (default: system)
+    source_address: str = ""  # source address of MT SMS whose request names none
+    window: int = 10  # submit_sm outstanding at once
+    enquire_link_seconds: float = 30.0
+    response_timeout_seconds: float = 10.0
+    reconnect_min_seconds: float = 1.0
+    reconnect_max_seconds: float = 60.0
+    throttle_min_seconds: float = 1.0  # first pause after ESME_RTHROTTLED; doubles up to the max
+    throttle_max_seconds: float = 30.0
+    retry_seconds: float = 10.0  # an MT SMS whose submit was cut off is tried again after this
+    validity_hours: float = 48.0  # an MT SMS without expiry_date expires after this
+    quota: int = 250  # SMS per SIM over its lifetime (MT and MO, each part counts)
+    mo_parts_ttl_seconds: float = 86400.0  # parts of a concatenated MO SMS wait this long for the rest
+
+
+@dataclass
 class LogConfig:
     level: str = "INFO"
     format: str = "json"  # json | text
@@ -326,6 +353,7 @@ class GatewayConfig:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     radius: RadiusConfig = field(default_factory=RadiusConfig)
     connectivity: ConnectivityConfig = field(default_factory=ConnectivityConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
     aws_integrations: list[AwsIntegrationConfig] = field(default_factory=list)
 
@@ -344,6 +372,7 @@ _SECTIONS: dict[str, type] = {
     "targets": TargetsConfig,
     "radius": RadiusConfig,
     "connectivity": ConnectivityConfig,
+    "sms": SmsConfig,
 }
 _LISTS: dict[str, type] = {"webhooks": WebhookConfig, "aws_integrations": AwsIntegrationConfig}
 
@@ -505,6 +534,7 @@ def _validate(cfg: GatewayConfig) -> None:
         raise ConfigError("psk.rotation_grace_seconds: must be 0 to 315360000 (10 years)")
     if cfg.psk.regenerate_after_seconds < 0:
         raise ConfigError("psk.regenerate_after_seconds: must be >= 0")
+    _validate_sms(cfg.sms)
     if cfg.log.format not in ("json", "text"):
         raise ConfigError("log.format: must be 'json' or 'text'")
 
@@ -530,6 +560,25 @@ def _validate_radius(cfg: GatewayConfig) -> None:
     c = cfg.connectivity
     if c.data_quota_mb < 0 or c.sms_quota < 0 or c.lifetime_years < 1 or not 0 <= c.auto_topup_threshold_percent <= 100:
         raise ConfigError("connectivity: quotas must be >= 0, lifetime_years >= 1, the threshold 0..100 percent")
+
+
+def _validate_sms(sms: SmsConfig) -> None:
+    if not 0 < sms.port <= 65535:
+        raise ConfigError(f"sms.port: {sms.port} is not a port number")
+    if sms.enabled and not sms.system_id:
+        raise ConfigError("sms.system_id: required when sms.enabled (the ESME's name at the SMSC)")
+    for key, limit in (("system_id", 15), ("password", 8), ("system_type", 12), ("source_address", 20)):
+        if len(getattr(sms, key)) > limit:
+            raise ConfigError(f"sms.{key}: SMPP 3.4 allows at most {limit} characters")
+    if sms.window < 1 or sms.quota < 0:
+        raise ConfigError("sms.window: at least 1; sms.quota: not negative")
+    for key in ("enquire_link_seconds", "response_timeout_seconds", "reconnect_min_seconds", "reconnect_max_seconds",
+                "throttle_min_seconds", "throttle_max_seconds", "retry_seconds", "validity_hours",
+                "mo_parts_ttl_seconds"):
+        if getattr(sms, key) <= 0:
+            raise ConfigError(f"sms.{key}: must be positive")
+    if sms.ca_file and not sms.tls:
+        raise ConfigError("sms.ca_file: only used with sms.tls = true")
 
 
 def validate_aws(aws: AwsIntegrationConfig, where: str, check_files: bool = True) -> None:

@@ -136,6 +136,13 @@ def usage(sim: Sim, created_ms: int, usage_record: dict[str, Any], routes: tuple
     body = _envelope(event_id, "USAGE", created_ms, sim)
     body["usage"] = usage_record
     return EventRecord(event_id, "USAGE", sim.iccid, created_ms, _dumps(body), routes)
+def mo_sms(sim: Sim, received_ms: int, sms: dict[str, Any], routes: tuple[int, ...] = ()) -> EventRecord:
+    """An MO SMS from a SIM (event type ``MO_SMS``, docs/sms.md): ``sms`` carries msisdn,
+    destinationAddress, dcs, payload (text, or hex for binary) and parts."""
+    event_id = new_event_id()
+    body = _envelope(event_id, "MO_SMS", received_ms, sim)
+    body["sms"] = sms
+    return EventRecord(event_id, "MO_SMS", sim.iccid, received_ms, _dumps(body), routes)
 
 
 def test_message(created_ms: int, integration_uuid: str, integration_name: str,

@@ -4,7 +4,9 @@ They are slotted dataclasses rather than dicts because the hot path builds one p
 the writer thread reads them field by field.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,7 +70,9 @@ class Pending:
     """What one uplink asks the group commit to make durable, and what to do once it is.
 
     ``ack`` is ``(callable, *args)`` called on the event loop after the commit; a tuple rather
-    than a closure or future keeps the per-message cost to one small allocation.
+    than a closure or future keeps the per-message cost to one small allocation. ``extra`` is a
+    write of a feature's own (``extra(connection)``) made in the same transaction as the events,
+    e.g. an MO SMS row with its event.
     """
 
     message: MessageRecord | None
@@ -76,6 +80,7 @@ class Pending:
     ack: tuple | None = None
     positions: list[PositionRecord] | None = None
     bindings: list["BindingRow"] | None = None  # connectivity state from RADIUS accounting
+    extra: Callable[[Any], None] | None = None
 
 
 @dataclass(slots=True)

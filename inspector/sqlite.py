@@ -372,6 +372,9 @@ class SqliteStore:
                 "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon) VALUES (?, ?, ?, ?, ?, ?)",
                 positions,
             )
+        for pending in batch:
+            if pending.extra is not None:
+                pending.extra(conn)
 
     @staticmethod
     def _last_sequences(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -37,7 +37,7 @@ from gateway.config import (AWS_IOT_DATA_KEYS, AWS_MQTT_KEYS, DEFAULT_RETRY_SCHE
 from .base import ROLLOUT_DONE, ROLLOUT_STARTED
 
 #: event types the 1NCE OS API knows (TEST_MESSAGE is sent by the test route, not subscribed to)
-API_EVENT_TYPES = ("TELEMETRY_DATA", "LIFECYCLE", "ERROR", "GEOFENCE", "LOCATION")
+API_EVENT_TYPES = ("TELEMETRY_DATA", "LIFECYCLE", "ERROR", "GEOFENCE", "LOCATION", "MO_SMS")  # MO_SMS: docs/sms.md
 EVENT_VERSION = "1.0.0"
 
 # API name (camelCase) ↔ config key

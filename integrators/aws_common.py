@@ -37,6 +37,11 @@ def aws_topic(envelope: dict[str, Any]) -> str:
     fixed = FIXED_TOPICS.get(event_type)  # type: ignore[arg-type]
     if fixed is not None:
         return fixed
+    if event_type == "MO_SMS":  # nce-gateway's own event type (docs/sms.md)
+        iccid = (envelope.get("device") or {}).get("iccid")
+        if not iccid:
+            raise ValueError("an MO_SMS event without device.iccid has no topic")
+        return f"{iccid}/sms"
     if event_type != "TELEMETRY_DATA":
         raise ValueError(f"no AWS IoT Core topic for event type {event_type!r}")
     try:

@@ -166,7 +166,7 @@ async def test_validation_and_unknown_ids(api, receiver):
         assert answer.status == 404, (method, path)
     types = await client.get("/v1/integrate/clouds/eventTypes")
     assert [t["name"] for t in types.body["eventTypes"]] == ["TELEMETRY_DATA", "LIFECYCLE", "ERROR", "LOCATION",
-                                                            "GEOFENCE", "TEST_MESSAGE"]
+                                                            "GEOFENCE", "TEST_MESSAGE", "MO_SMS"]
     assert all(t["version"] == "1.0.0" and t["payload"]["type"] == t["name"] for t in types.body["eventTypes"])
 
 

@@ -40,6 +40,7 @@ async def health(request: web.Request) -> web.Response:
         "sims": len(gateway.registry),
         "pendingCommits": gateway.committer.pending_count,
         "integrations": {w.handle.name: w.handle.state for w in gateway.integrations.workers.values()},
+        **({"sms": gateway.sms.status()} if getattr(gateway, "sms", None) is not None else {}),
     })
 
 

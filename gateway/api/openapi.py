@@ -237,6 +237,27 @@ ICCID_19 = "^[0-9]{19}$"
 ICCID_19_20 = "^[0-9]{19,20}$"
 
 
+#: event types of the gateway's own, added to every 1NCE enum of event types (docs/sms.md)
+EXTRA_EVENT_TYPES = ("MO_SMS",)
+
+
+def add_event_types(node: Any) -> int:
+    """The 1NCE schemas enumerate the event types an integration can select; the gateway has
+    more (``MO_SMS``). Changed in place; returns how many enums were extended."""
+    changed = 0
+    if isinstance(node, dict):
+        enum = node.get("enum")
+        if isinstance(enum, list) and "TELEMETRY_DATA" in enum:
+            enum.extend(t for t in EXTRA_EVENT_TYPES if t not in enum)
+            changed += 1
+        for value in node.values():
+            changed += add_event_types(value)
+    elif isinstance(node, list):
+        for value in node:
+            changed += add_event_types(value)
+    return changed
+
+
 def relax_iccid_patterns(node: Any) -> int:
     """ICCIDs have 19 or 20 digits (SPEC §1); the 1NCE schemas say exactly 19. Changed in place;
     returns how many patterns were changed."""

@@ -256,6 +256,7 @@ def build_table(routes: list[ApiRoute], version: str) -> RouteTable:
     if notes:
         builder.document["x-nce-not-implemented-notes"] = dict(sorted(notes.items()))
     openapi.relax_iccid_patterns(builder.document)
+    openapi.add_event_types(builder.document)
     openapi.fix_array_defaults(builder.document)
     builder.check_references()
     return RouteTable(routes, stubs, builder.document, validators)

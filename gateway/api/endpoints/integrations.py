@@ -402,6 +402,7 @@ EVENT_DESCRIPTIONS = {
     "LOCATION": "A new position of a device (GPS values or cell tower).",
     "GEOFENCE": "A device entered or left a geofence.",
     "TEST_MESSAGE": "Sent by the test and restart routes of an integration; always delivered.",
+    "MO_SMS": "An SMS sent by a device (mobile-originated), received from the SMSC (nce-gateway; docs/sms.md).",
 }
 _DEVICE = {"iccid": "8988280666000000000", "imsi": "901405100000000", "ip": "10.0.0.1"}
 _HEAD = {"id": "3f8e6c1e-2b1a-4c5d-9e8f-0a1b2c3d4e5f", "received": "1646643089015", "version": VERSION}
@@ -421,6 +422,9 @@ EVENT_EXAMPLES = {
                  "geofence": {"id": "fence-1", "name": "depot", "coordinates": ["13.4050", "52.5200"],
                               "source": "GPS", "type": "ENTER"}},
     "TEST_MESSAGE": {**_HEAD, "type": "TEST_MESSAGE", "integration": {"id": "<integration_id>", "name": "my-webhook"}},
+    "MO_SMS": {**_HEAD, "type": "MO_SMS", "device": _DEVICE,
+               "sms": {"msisdn": "882285100000001", "destinationAddress": "1234", "dcs": 0,
+                       "payload": "hello from the device", "parts": 1}},
 }
 
 
