@@ -27,7 +27,8 @@ SIMS = f"""iccid,imsi,ip_address,msisdn,imei,label,status
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "g.toml"
-    path.write_text(f'[store]\npath = "{tmp_path / "g.db"}"\n\n[[webhooks]]\nname = "local-sink"\n'
+    path.write_text(f'[store]\npath = "{tmp_path / "g.db"}"\n\n[targets]\nallow_loopback = true\n\n'
+                    f'[[webhooks]]\nname = "local-sink"\n'
                     f'url = "https://localhost:8443/a/path/long/enough/to/be/cut/in/a/narrow/table"\n')
     (tmp_path / "sims.csv").write_text(SIMS)
     assert cli(["sims", "import", str(tmp_path / "sims.csv"), "--config", str(path)]) == 0
