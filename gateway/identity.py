@@ -108,6 +108,21 @@ class SimRegistry:
     def __len__(self) -> int:
         return len(self._by_iccid)
 
+    def state_counts(self) -> dict[str, int]:
+        """SIMs by state, each SIM counted once: ``disabled``; else ``blocked`` (quota, limit, IMEI
+        lock); else ``online`` (a RADIUS session) or ``offline``. O(SIMs): for dashboards, not the hot path."""
+        counts = {"online": 0, "offline": 0, "blocked": 0, "disabled": 0}
+        for iccid, sim in self._by_iccid.items():
+            if sim.status != "Enabled":
+                counts["disabled"] += 1
+            elif iccid in self._blocked:
+                counts["blocked"] += 1
+            elif iccid in self._bound:
+                counts["online"] += 1
+            else:
+                counts["offline"] += 1
+        return counts
+
     def __contains__(self, iccid: object) -> bool:
         return iccid in self._by_iccid
 

@@ -95,7 +95,8 @@ async def test_dashboard_shows_traffic_states_and_busiest_devices(api, browser):
     status, html, _ = await browser.get("/console/")
     assert status == 200
     assert "<strong>4</strong> messages in the last hour, peak" in html
-    assert '<a href="/console/sims?status=Enabled">Enabled</a></td><td class="num">2</td>' in html
+    assert '<a href="/console/sims?status=Enabled">Offline</a></td><td class="num">2</td>' in html
+    assert '<a href="/console/sims?status=Enabled">Online</a></td><td class="num">0</td>' in html
     assert '<a href="/console/sims?status=Disabled">Disabled</a></td><td class="num">1</td>' in html
     busiest = html[html.index('<ol class="busiest">'):html.index("</ol>")]
     assert busiest.index("8988280660000000010") < busiest.index("8988280660000000011")
@@ -112,6 +113,13 @@ async def test_sims_search_status_change_and_export(api, browser):
                                          {"status": "Enabled", "next": "/console/sims?status=Disabled"})
     assert status == 200 and "SIM 8988280660000000012: status &#39;Enabled&#39; saved" in html
     assert api.gateway.registry.by_iccid["8988280660000000012"].status == "Enabled"
+    status, html, _ = await browser.get("/console/sims?iccid=8988280660000000012")
+    row = html[html.index("<tbody>"):]
+    assert "500 of 500 MB" in row and "250 of 250 SMS" in row and '<span class="state OFFLINE">offline</span>' in row
+    status, html, _ = await browser.post("/console/sims/8988280660000000012",
+                                         {"status": "Enabled", "imei_lock": "true", "next": "/console/sims"})
+    assert "SIM 8988280660000000012: status &#39;Enabled&#39;, imei_lock True saved" in html
+    assert (await api.client("Owner").get("/v1/sims/8988280660000000012")).body["imei_lock"] is True
     status, csv_text, response = await browser.get("/console/sims/export?q=ip_address:127.0.0.11")
     assert status == 200 and response.headers["Content-Type"].startswith("text/csv")
     assert csv_text.splitlines()[0] == "iccid,imsi,ip_address,msisdn,imei,label,status"

@@ -97,6 +97,22 @@ async def status(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+async def sim_states(request: web.Request) -> web.Response:
+    """``GET /v1/sims/states`` (the gateway's own): how many SIMs are online, offline, blocked,
+    disabled, as the running gateway's directory has them (the console's dashboard)."""
+    return json_response(gateway_of(request).registry.state_counts())
+
+
+STATES_OPERATION = {
+    "tags": ["General SIMs"], "summary": "SIMs by state",
+    "description": "Each SIM counted once: disabled; else blocked (quota, limit, IMEI lock); else online (a RADIUS "
+                   "session) or offline. SIMs with only a static address and no RADIUS session count as offline.",
+    "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["online", "offline", "blocked", "disabled"],
+        "properties": {k: {"type": "integer", "minimum": 0} for k in ("online", "offline", "blocked", "disabled")}}}}}},
+}
+
+
 async def connectivity_info(request: web.Request) -> web.Response:
     gateway, sim = _sim(request)
     received = gateway.connectivity.clock()
@@ -313,6 +329,7 @@ def _limits_patch(operation: dict) -> None:
 def routes() -> list[ApiRoute]:
     sm = "sim-management"
     return [
+        ApiRoute("GET", "/v1/sims/states", sim_states, READ, operation=STATES_OPERATION),
         ApiRoute("GET", "/v1/sims/{iccid}/status", status, READ, spec=sm, patch=_drop_422),
         ApiRoute("GET", "/v1/sims/{iccid}/connectivity_info", connectivity_info, READ, spec=sm, patch=_drop_422),
         ApiRoute("GET", "/v1/sims/{iccid}/events", sim_events, READ, spec=sm, patch=_drop_422),

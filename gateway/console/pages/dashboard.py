@@ -12,7 +12,7 @@ from ..calls import call_ok
 from ..render import render, render_fragment
 from ._time import iso
 
-SIM_STATES = ("Enabled", "Disabled")
+SIM_STATES = ("online", "offline", "blocked", "disabled")
 CHART_WIDTH, CHART_HEIGHT = 600, 160
 
 
@@ -48,12 +48,12 @@ async def _traffic(request: web.Request) -> dict[str, Any]:
     return chart_bars(minute_series(answer.body["items"], end))
 
 
-async def _sim_states(request: web.Request) -> list[tuple[str, int]]:
-    states = []
-    for state in SIM_STATES:
-        answer = await call_ok(request, "GET", "/v1/sims", params={"q": f"status:{state}", "pageSize": 1})
-        states.append((state, int(answer.headers.get("X-Total-Count", "0"))))
-    return states
+async def _sim_states(request: web.Request) -> list[tuple[str, int, str]]:
+    """(label, count, link) per state: online, offline, blocked, disabled."""
+    counts = (await call_ok(request, "GET", "/v1/sims/states")).body
+    links = {"disabled": "/console/sims?status=Disabled"}
+    return [(state.capitalize(), counts[state], links.get(state, "/console/sims?status=Enabled"))
+            for state in SIM_STATES]
 
 
 async def _busiest(request: web.Request) -> list[tuple[str, int]]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from aiohttp import web
 
 from ..calls import PREFIX, back, call, call_ok
@@ -27,8 +30,39 @@ async def list_sims(request: web.Request) -> web.Response:
     total = int(answer.headers.get("X-Total-Count", "0"))
     pages = int(answer.headers.get("X-Total-Pages", "1"))
     query = "&".join(f"{k}={v}" for k, v in values.items() if v)
-    return render(request, "sims.html", page="sims", sims=answer.body, values=values, total=total, current=page,
+    limit = asyncio.Semaphore(8)
+    details = await asyncio.gather(*(_connectivity(request, sim["iccid"], limit) for sim in answer.body))
+    sims = [{**sim, **detail} for sim, detail in zip(answer.body, details)]
+    return render(request, "sims.html", page="sims", sims=sims, values=values, total=total, current=page,
                   pages=pages, query=query, export_q=q)
+
+
+def quota_bar(body: Any) -> dict[str, Any] | None:
+    """What is left of a quota (the API's ``volume`` of ``total_volume``) as a bar."""
+    if not isinstance(body, dict) or not body.get("total_volume"):
+        return None
+    left, total = float(body["volume"]), float(body["total_volume"])
+    return {"left": left, "total": total, "percent": max(0, min(100, round(100 * left / total)))}
+
+
+async def _connectivity(request: web.Request, iccid: str, limit: asyncio.Semaphore) -> dict[str, Any]:
+    """Connection state and quotas of one SIM (each left out where the gateway has no answer)."""
+    async with limit:
+        status = await call(request, "GET", f"/v1/sims/{iccid}/status")
+        data = await call(request, "GET", f"/v1/sims/{iccid}/quota/data")
+        sms = await call(request, "GET", f"/v1/sims/{iccid}/quota/sms")
+    return {"connection": status.body.get("status") if status.ok else None,
+            "data_quota": quota_bar(data.body) if data.ok else None,
+            "sms_quota": quota_bar(sms.body) if sms.ok else None}
+
+
+async def topup(request: web.Request) -> web.StreamResponse:
+    """Top up data and SMS (1NCE's single-SIM top-up); Owner and Admin, as the API says."""
+    iccid = request.match_info["iccid"]
+    answer = await call(request, "POST", f"/v1/sims/{iccid}/topup")
+    session_of(request).say("ok" if answer.ok else "error",
+                            f"SIM {iccid}: topped up" if answer.ok else f"SIM {iccid}: {answer.message}")
+    raise back(request, f"{PREFIX}/sims")
 
 
 async def export(request: web.Request) -> web.Response:
@@ -41,11 +75,13 @@ async def change(request: web.Request) -> web.StreamResponse:
     """Status or label of one SIM (PUT /v1/sims/{iccid}); the API refuses what the role may not do."""
     iccid = request.match_info["iccid"]
     form = await request.post()
-    body: dict[str, str] = {"iccid": iccid}
+    body: dict[str, Any] = {"iccid": iccid}
     for name in ("status", "label"):
         value = form.get(name)
         if isinstance(value, str) and (value or name == "label"):
             body[name] = value
+    if form.get("imei_lock") in ("true", "false"):
+        body["imei_lock"] = form["imei_lock"] == "true"  # type: ignore[assignment]
     answer = await call(request, "PUT", f"/v1/sims/{iccid}", body=body)
     session = session_of(request)
     if answer.ok:
@@ -59,4 +95,5 @@ async def change(request: web.Request) -> web.StreamResponse:
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/sims", list_sims)
     router.add_get("/sims/export", export)
+    router.add_post("/sims/{iccid}/topup", topup)
     router.add_post("/sims/{iccid}", change)
