@@ -229,3 +229,23 @@ async def test_secure_cookie_setting(api, browser):
                                              allow_redirects=False)
     cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("nce_console="))
     assert status == 303 and "Secure" in cookie
+
+
+async def test_aws_integration_created_and_edited_secret_never_shown(api, browser):
+    await browser.login()
+    await browser.get("/console/integrations")
+    status, html, _ = await browser.post("/console/integrations/aws", {
+        "name": "cloud", "mode": "iot_data", "region": "eu-central-1", "externalId": "s3cret-external-id",
+        "roleArn": "arn:aws:iam::123456789012:role/nce", "event_TELEMETRY_DATA": "1"})
+    assert status == 200 and "AWS integration &#39;cloud&#39; created" in html, html[:3000]
+    assert "s3cret-external-id" not in html and 'value="eu-central-1"' in html
+    integration_id = html.split('action="/console/integrations/')[1].split("/")[0]
+    status, html, _ = await browser.post(f"/console/integrations/{integration_id}/aws", {
+        "mode": "iot_data", "region": "eu-west-1", "roleArn": "arn:aws:iam::123456789012:role/nce",
+        "event_TELEMETRY_DATA": "1", "event_ERROR": "1"})
+    assert "saved" in html and 'value="eu-west-1"' in html and "s3cret-external-id" not in html
+    got = (await api.client("Owner").get(f"/v1/integrate/clouds/{integration_id}")).body
+    assert got["connection"]["region"] == "eu-west-1"
+    assert [e["type"] for e in got["eventTypes"]] == ["TELEMETRY_DATA", "ERROR"]
+    row = next(r for r in api.gateway.store.list_integrations() if r["uuid"] == integration_id)
+    assert row["config"]["external_id"] != "" and "s3cret" not in str(got)

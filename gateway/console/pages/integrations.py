@@ -12,6 +12,10 @@ from ..render import render, session_of
 from ._time import short
 
 BASE = "/v1/integrate/clouds"
+# the AWS ``connection`` fields (integrators/aws_api.py): MQTT with certificate files, or iot-data
+AWS_FIELDS = ("host", "port", "caFile", "certFile", "keyFile", "clientId", "region", "endpointUrl", "roleArn",
+              "externalId", "sessionName")
+AWS_SECRETS = ("externalId",)  # written, never shown back (empty keeps the stored value)
 
 
 def headers_from_text(text: str) -> tuple[dict[str, str], str | None]:
@@ -43,7 +47,8 @@ async def list_integrations(request: web.Request) -> web.Response:
                "description": e["event"].get("error", {}).get("description", "")}
               for e in (failures.body.get("items", []) if failures.ok else [])]
     return render(request, "integrations.html", page="integrations", integrations=answer.body["items"],
-                  errors=errors, event_types=await _event_types(request))
+                  errors=errors, event_types=await _event_types(request), aws_fields=AWS_FIELDS,
+                  aws_secrets=AWS_SECRETS)
 
 
 async def show_integration(request: web.Request) -> web.Response:
@@ -53,6 +58,7 @@ async def show_integration(request: web.Request) -> web.Response:
     return render(request, "integration.html", page="integrations", integration=integration,
                   headers_text="\n".join(f"{k}: {v}" for k, v in headers.items()),
                   selected=[e["type"] for e in integration.get("eventTypes", [])],
+                  connection=integration.get("connection") or {}, aws_fields=AWS_FIELDS, aws_secrets=AWS_SECRETS,
                   event_types=await _event_types(request))
 
 
@@ -96,6 +102,58 @@ async def update_webhook(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{PREFIX}/integrations/{integration_id}")
 
 
+def _aws_connection(form: Any) -> tuple[dict[str, Any], str | None]:
+    """The AWS ``connection`` object from the form: MQTT (host, port, certificate files) or the
+    iot-data API (region, endpoint, role). Empty fields are left out (on edit: left as stored)."""
+    connection: dict[str, Any] = {"mode": str(form.get("mode") or "mqtt")}
+    for name in AWS_FIELDS:
+        value = str(form.get(name, "")).strip()
+        if not value:
+            continue
+        if name == "port":
+            if not value.isdigit():
+                return {}, "port: a number such as 8883"
+            connection[name] = int(value)
+        else:
+            connection[name] = value
+    return connection, None
+
+
+async def create_aws(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    session = session_of(request)
+    connection, problem = _aws_connection(form)
+    name = str(form.get("name", "")).strip()
+    if problem:
+        session.say("error", f"AWS integration {name!r}: {problem}")
+        raise web.HTTPSeeOther(f"{PREFIX}/integrations")
+    chosen = [t for t in await _event_types(request) if form.get(f"event_{t}")]
+    body = {"name": name, "eventTypes": [{"type": t, "version": "1.0.0"} for t in chosen],
+            "jsonPayloadEnabled": bool(form.get("jsonPayloadEnabled")), "connection": connection}
+    answer = await call(request, "POST", f"{BASE}/aws", body=body)
+    if not answer.ok:
+        session.say("error", f"AWS integration {name!r}: {answer.message}")
+        raise web.HTTPSeeOther(f"{PREFIX}/integrations")
+    session.say("ok", f"AWS integration {name!r} created")
+    raise web.HTTPSeeOther(f"{PREFIX}/integrations/{answer.body['id']}")
+
+
+async def update_aws(request: web.Request) -> web.StreamResponse:
+    integration_id = request.match_info["id"]
+    form = await request.post()
+    connection, problem = _aws_connection(form)
+    session = session_of(request)
+    if problem:
+        session.say("error", problem)
+    else:
+        chosen = [t for t in await _event_types(request) if form.get(f"event_{t}")]
+        body = {"connection": connection, "eventTypes": [{"type": t, "version": "1.0.0"} for t in chosen],
+                "jsonPayloadEnabled": bool(form.get("jsonPayloadEnabled"))}
+        answer = await call(request, "PATCH", f"{BASE}/{integration_id}", body=body)
+        session.say("ok" if answer.ok else "error", "saved" if answer.ok else answer.message)
+    raise web.HTTPSeeOther(f"{PREFIX}/integrations/{integration_id}")
+
+
 async def operate(request: web.Request) -> web.StreamResponse:
     """Test, restart or delete (the API's own routes; the role check is the API's)."""
     integration_id, operation = request.match_info["id"], request.match_info["operation"]
@@ -120,6 +178,8 @@ async def operate(request: web.Request) -> web.StreamResponse:
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/integrations", list_integrations)
     router.add_post("/integrations/webhooks", create_webhook)
+    router.add_post("/integrations/aws", create_aws)
     router.add_get("/integrations/{id}", show_integration)
     router.add_post("/integrations/{id}/webhook", update_webhook)
+    router.add_post("/integrations/{id}/aws", update_aws)
     router.add_post(r"/integrations/{id}/{operation:test|restart|delete}", operate)
