@@ -78,7 +78,7 @@ async def test_a_receiver_that_dropped_events_gets_them_back_in_order_while_live
     assert answer.status == 200, answer.text
     assert answer.body["queued"] == 6 and answer.body["name"] == "hook"
     assert gateway.metrics.replayed.labels("hook")._value.get() == 6
-    assert answer.body["eventTypes"] == ["TELEMETRY_DATA", "LIFECYCLE", "ERROR", "LOCATION", "GEOFENCE"]
+    assert answer.body["eventTypes"] == ["TELEMETRY_DATA", "LIFECYCLE", "ERROR", "LOCATION", "GEOFENCE", "MO_SMS"]
     events = await receiver.wait_for(6 + 8)
     await asyncio.sleep(0.3)
     assert len(receiver.events) == 14  # nothing twice
