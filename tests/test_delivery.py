@@ -80,7 +80,8 @@ async def test_last_failure_disables_integration_until_cli_restart(tmp_path, rec
     assert payload_order(events, devices[0].iccid) == [f"{devices[0].iccid[-2:]}-{n:03d}" for n in range(4)]
     assert payload_order(events, devices[1].iccid) == [f"{devices[1].iccid[-2:]}-{n:03d}" for n in range(3)]
     assert [e["error"]["message"] for e in events if e["type"] == "ERROR"] == ["CloudIntegrator[IntegrationDisabled]"]
-    assert worker.handle.state == INTEGRATION_ACTIVE
+    (restarted,) = gw.integrations.workers.values()  # a restart replaces the worker (clean slate)
+    assert restarted is not worker and restarted.handle.state == INTEGRATION_ACTIVE
 
 
 async def test_restart_of_the_gateway_resumes_delivery(tmp_path, receiver, ca_file, start_gateway):
@@ -127,3 +128,31 @@ async def test_untrusted_certificate_is_a_delivery_failure(tmp_path, receiver, s
     (error,) = gw.store.events(event_type="ERROR")
     assert "certificate" in error["error"]["description"].lower()
     assert receiver.events == []
+
+
+async def test_restart_right_after_the_failure_starts_from_attempt_one(tmp_path, receiver, ca_file, start_gateway):
+    """The attempt counts of the failed round must not outlive the restart (they were flushed
+    to the store up to 50 ms after INTEGRATION_FAILED, i.e. possibly after the restart's reset)."""
+    device = sim(25)
+    hook = webhook(receiver, ca_file, retry_schedule=[0.05])
+    gw = await start_gateway(make_config(tmp_path, webhooks=[hook]), [device])
+    receiver.status = 500
+    assert (await coap_post(gw.coap_port, device.ip_address, b"x")).code == "2.04"
+    for restart in range(3):
+        worker = next(iter(gw.integrations.workers.values()))
+        for _ in range(5000):
+            if worker.handle.state == INTEGRATION_FAILED:
+                break
+            await asyncio.sleep(0.001)
+        assert worker.handle.state == INTEGRATION_FAILED
+        assert receiver.attempts == 2 * (restart + 1)
+        await gw.integrations.restart(worker.handle.id)  # at once: within the worker's flush interval
+    worker = next(iter(gw.integrations.workers.values()))
+    for _ in range(5000):
+        if worker.handle.state == INTEGRATION_FAILED:
+            break
+        await asyncio.sleep(0.001)
+    await gw.committer.flush()
+    assert [e["error"]["description"].split(";")[0] for e in gw.store.events(event_type="ERROR")] == [
+        "Integration hook was disabled after 2 failed delivery attempts"] * 4
+    assert receiver.attempts == 8
