@@ -38,7 +38,11 @@ NOT_RUNNING = (ROLLOUT_STARTED, ROLLOUT_FAILED)
 def webhook_sender(config: dict[str, Any], context: SenderContext | None = None) -> Sender:
     return WebhookSender(WebhookSettings(
         url=config["url"], headers=dict(config.get("headers") or {}), ca_file=config.get("ca_file"),
-        timeout_seconds=float(config.get("timeout_seconds", 20.0)), concurrency=int(config.get("concurrency", 64))))
+        cert_file=config.get("cert_file"), key_file=config.get("key_file"),
+        timeout_seconds=float(config.get("timeout_seconds", 20.0)),
+        connect_timeout_seconds=float(config.get("connect_timeout_seconds", 10.0)),
+        tls_timeout_seconds=float(config.get("tls_timeout_seconds", 10.0)),
+        concurrency=int(config.get("concurrency", 64))))
 
 
 def aws_mqtt_sender(config: dict[str, Any], context: SenderContext) -> Sender:
