@@ -86,8 +86,8 @@ def describe(event: dict[str, Any]) -> str:
 
 async def run(args: argparse.Namespace) -> None:
     sink = Sink(on_event=lambda e: print(describe(e), flush=True))
+    sink.write_ca(args.ca_out)  # before listening: whoever connects finds the new CA already
     await sink.start(args.host, args.port)
-    sink.write_ca(args.ca_out)
     print(f"webhook sink listening on https://localhost:{sink.port}/ (CA certificate in {args.ca_out})", flush=True)
     try:
         await asyncio.Event().wait()

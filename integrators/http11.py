@@ -75,6 +75,7 @@ class _Connection(asyncio.Protocol):
         self._started = False  # a byte of the current answer arrived
         self._headers_done = False
         self._framed = False  # the current answer has Content-Length or Transfer-Encoding
+        self._first = b""  # the first bytes of the current answer, for error messages
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -84,11 +85,13 @@ class _Connection(asyncio.Protocol):
         if self.waiter is None:  # nothing asked: a server talking out of turn is not reused
             self.close()
             return
-        self._started = True
+        if not self._started:
+            self._started = True
+            self._first = data[:32]
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(HttpError(f"invalid HTTP response: {exc}"))
+            self._fail(HttpError(f"the answer is not valid HTTP ({exc}); it began with {self._first!r}"))
             self.close()
 
     def eof_received(self) -> bool:
