@@ -104,9 +104,10 @@ def prefill(config: Any, kind: str, integration_config: dict, name: str, sims: l
     store.close()
 
 
-async def drain(config: Any, count: int, label: str) -> Result:
+async def drain(config: Any, count: int, label: str, senders: dict[str, Any] | None = None) -> Result:
     """Start a gateway over a filled outbox; time until every event was confirmed."""
     gateway = Gateway(config)
+    gateway.integrations.senders.update(senders or {})
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await gateway.start()
     worker = next(iter(gateway.integrations.workers.values()))
@@ -121,14 +122,45 @@ async def drain(config: Any, count: int, label: str) -> Result:
     return Result(label, delivered, wall, cpu)
 
 
-async def drain_webhook(directory: Path, hook: WebhookConfig, sims: list[Sim], count: int, label: str) -> Result:
+async def drain_webhook(directory: Path, hook: WebhookConfig, sims: list[Sim], count: int, label: str,
+                        senders: dict[str, Any] | None = None) -> Result:
     """``drain`` of a prefilled outbox through one webhook integration."""
-    run_dir = directory / f"{hook.name}-drain"
+    run_dir = directory / f"{hook.name}-{len(list(directory.glob(hook.name + '-*')))}-drain"
     run_dir.mkdir()
     config = gateway_config(run_dir, webhook=hook)
     stored = {k: v for k, v in hook.__dict__.items() if k != "name"}
     prefill(config, "webhook", stored, hook.name, sims, count)
-    return await drain(config, count, label)
+    return await drain(config, count, label, senders)
+
+
+class AiohttpSender:
+    """The webhook sender as it would be on aiohttp's client (the library alternative to
+    ``integrators/http11.py``), for the whole-path comparison: same worker, same store."""
+
+    needs_device = False
+
+    def __init__(self, config: dict[str, Any], context: Any = None) -> None:
+        import ssl
+
+        self.url = config["url"]
+        self.tls = ssl.create_default_context(cafile=config.get("ca_file"))
+        self.limit = int(config.get("concurrency", 64))
+        self.session: aiohttp.ClientSession | None = None
+
+    async def send(self, body: str, device: Any, event_type: str) -> None:
+        from integrators.base import DeliveryError
+
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls, limit=self.limit))
+        async with self.session.post(self.url, data=body.encode(), headers={"Content-Type": "application/json"},
+                                     timeout=aiohttp.ClientTimeout(total=20)) as response:
+            await response.read()
+            if not 200 <= response.status < 300:
+                raise DeliveryError(f"HTTP {response.status}")
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
 
 async def paced(config: Any, sims: list[Sim], rate: float, seconds: float, label: str) -> Result:
@@ -345,6 +377,9 @@ async def run(args: argparse.Namespace, directory: Path) -> list[Result]:
         hook = WebhookConfig(name="bench-hook", url=url, ca_file=ca_file, event_types=["TELEMETRY_DATA"])
         results.append(await drain_webhook(directory, hook, sims, args.events,
                                            "nce-gateway → HTTPS webhook (aiohttp receiver)"))
+        results.append(await drain_webhook(directory, hook, sims, args.events,
+                                           "  same path with aiohttp's client as the sender (comparison)",
+                                           {"webhook": AiohttpSender}))
         run_dir = directory / "hook-paced"
         run_dir.mkdir()
         results.append(await paced(gateway_config(run_dir, webhook=hook), sims, args.latency_rate,
@@ -355,6 +390,9 @@ async def run(args: argparse.Namespace, directory: Path) -> list[Result]:
         hook = WebhookConfig(name="bench-http10", url=url, ca_file=ca_file, event_types=["TELEMETRY_DATA"])
         results.append(await drain_webhook(directory, hook, sims, args.http10_events,
                                            "nce-gateway → HTTPS http.server (HTTP/1.0, 1 connection per event)"))
+        results.append(await drain_webhook(directory, hook, sims, args.http10_events,
+                                           "  same path with aiohttp's client as the sender (comparison)",
+                                           {"webhook": AiohttpSender}))
     return results
 
 

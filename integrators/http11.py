@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from urllib.parse import urlsplit
 import httptools
 
 log = logging.getLogger("nce.http")
+
+DNS_TTL = 10.0  # seconds an address lookup of an origin is used for new connections
 
 
 class HttpError(Exception):
@@ -192,14 +195,36 @@ class HttpPool:
         self.connections = 0  # connections opened
         self.resent = 0  # requests sent again after a kept-alive connection closed under them
         self._idle: deque[_Connection] = deque()
+        self._addrs: list[tuple[str, int]] = []
+        self._resolved_at = 0.0
         self._open = 0
         self._freed = asyncio.Condition()
+
+    async def _addresses(self) -> list[tuple[str, int]]:
+        """The origin's addresses, looked up at most every DNS_TTL seconds: a receiver that
+        closes after each answer would otherwise cost a resolver round trip (in a thread) per
+        event. aiohttp's client caches for the same 10 s."""
+        loop = asyncio.get_running_loop()
+        if self._resolved_at + DNS_TTL < loop.time() or not self._addrs:
+            infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            self._addrs = [info[4][:2] for info in infos]
+            self._resolved_at = loop.time()
+        return self._addrs
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                transport, conn = await loop.create_connection(_Connection, self.host, self.port)
+                error: OSError | None = None
+                for host, port in await self._addresses():
+                    try:
+                        transport, conn = await loop.create_connection(_Connection, host, port)
+                        break
+                    except OSError as exc:
+                        error = exc
+                else:
+                    self._addrs = []  # look up again next time
+                    raise error or OSError(f"{self.host} has no address")
         except TimeoutError:
             raise HttpError(f"no TCP connection to {self.where} within {self.connect_timeout:g} s") from None
         if self.https:

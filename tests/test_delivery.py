@@ -156,3 +156,30 @@ async def test_restart_right_after_the_failure_starts_from_attempt_one(tmp_path,
     assert [e["error"]["description"].split(";")[0] for e in gw.store.events(event_type="ERROR")] == [
         "Integration hook was disabled after 2 failed delivery attempts"] * 4
     assert receiver.attempts == 8
+
+
+async def test_cli_restart_of_an_active_integration_retries_waiting_events_at_once(tmp_path, receiver, ca_file,
+                                                                                    start_gateway):
+    """A restart is a clean slate also while the integration is active: an event waiting for
+    its next attempt (here 60 s away) goes out at once, from attempt 1."""
+    device = sim(26)
+    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file, retry_schedule=[60, 60])])
+    gw = await start_gateway(config, [device])
+    receiver.status = 503
+    assert (await coap_post(gw.coap_port, device.ip_address, b"waiting")).code == "2.04"
+    for _ in range(200):
+        if receiver.attempts:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # the attempt count is written
+    (row,) = gw.store.list_integrations()
+    assert row["state"] == INTEGRATION_ACTIVE and row["restarts"] == 0
+    receiver.status = 200
+    toml = Path(tmp_path) / "cli.toml"
+    toml.write_text(f'[store]\npath = "{config.store.path}"\n')
+    assert cli(["integrations", "restart", "hook", "--config", str(toml)]) == 0
+    (event,) = await receiver.wait_for(1, timeout=10)
+    assert payload_order([event], device.iccid) == ["waiting"]
+    assert receiver.attempts == 2
+    (row,) = gw.store.list_integrations()
+    assert row["restarts"] == 1
