@@ -179,8 +179,9 @@ class HttpPool:
     """
 
     def __init__(self, url: str, *, ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
-                 size: int = 64,
-                 connect_timeout: float = 10.0, tls_timeout: float = 10.0, answer_timeout: float = 20.0) -> None:
+                 size: int = 64, connect_timeout: float = 10.0, tls_timeout: float = 10.0,
+                 answer_timeout: float = 20.0, on_connect: Callable[[], object] | None = None,
+                 on_resend: Callable[[], object] | None = None) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -194,6 +195,8 @@ class HttpPool:
         self.where = f"{self.host}:{self.port}"
         self.connections = 0  # connections opened
         self.resent = 0  # requests sent again after a kept-alive connection closed under them
+        self._on_connect = on_connect or (lambda: None)  # e.g. a Prometheus counter's inc
+        self._on_resend = on_resend or (lambda: None)
         self._idle: deque[_Connection] = deque()
         self._addrs: list[tuple[str, int]] = []
         self._resolved_at = 0.0
@@ -243,6 +246,7 @@ class HttpPool:
                 raise
             conn.transport = tls  # type: ignore[assignment]
         self.connections += 1
+        self._on_connect()
         return conn
 
     async def _acquire(self, fresh: bool = False) -> _Connection:
@@ -281,6 +285,7 @@ class HttpPool:
             return await self._post(head, body, fresh=False)
         except _Stale as exc:
             self.resent += 1
+            self._on_resend()
             log.debug("%s; sending again on a new connection", exc)
             return await self._post(head, body, fresh=True)
 

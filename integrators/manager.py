@@ -42,7 +42,7 @@ def webhook_sender(config: dict[str, Any], context: SenderContext | None = None)
         timeout_seconds=float(config.get("timeout_seconds", 20.0)),
         connect_timeout_seconds=float(config.get("connect_timeout_seconds", 10.0)),
         tls_timeout_seconds=float(config.get("tls_timeout_seconds", 10.0)),
-        concurrency=int(config.get("concurrency", 64))))
+        concurrency=int(config.get("concurrency", 64))), context)
 
 
 def aws_mqtt_sender(config: dict[str, Any], context: SenderContext) -> Sender:

@@ -6,7 +6,7 @@ import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .base import DeliveryError
+from .base import DeliveryError, SenderContext
 from .http11 import HttpError, HttpPool, check_header
 from .tls_files import FileContext
 
@@ -59,8 +59,11 @@ def split_url(url: str) -> tuple[str, str]:
 class WebhookSender:
     """POSTs events over kept-alive connections (``http11.HttpPool``, one pool per origin)."""
 
-    def __init__(self, settings: WebhookSettings) -> None:
+    def __init__(self, settings: WebhookSettings, context: SenderContext | None = None) -> None:
         self.settings = settings
+        metrics, name = (context.metrics, context.name) if context is not None else (None, "")
+        self._m_connections = metrics.webhook_connections.labels(name).inc if metrics else None
+        self._m_resent = metrics.webhook_resent.labels(name).inc if metrics else None
         self.needs_device = any(p in settings.url or any(p in v for v in settings.headers.values())
                                 for p in PLACEHOLDERS)
         self._pools: dict[str, HttpPool] = {}
@@ -82,7 +85,8 @@ class WebhookSender:
             pool = self._pools[origin] = HttpPool(
                 origin, ssl_context=self.tls.get, size=self.settings.concurrency,
                 connect_timeout=self.settings.connect_timeout_seconds,
-                tls_timeout=self.settings.tls_timeout_seconds, answer_timeout=self.settings.timeout_seconds)
+                tls_timeout=self.settings.tls_timeout_seconds, answer_timeout=self.settings.timeout_seconds,
+                on_connect=self._m_connections, on_resend=self._m_resent)
         return pool
 
     async def send(self, body: str, device: dict[str, str] | None, event_type: str) -> None:
