@@ -38,6 +38,10 @@ from integrators.base import INTEGRATION_FAILED
 from tests.conftest import make_config, sim
 from gateway.config import WebhookConfig
 
+# event times are now: the retention purge that runs at start-up drops events older than
+# 7 days (with their outbox rows), and a fixed 2023 date raced with it
+NOW = time.time_ns() // 1_000_000
+
 DEVICES = [sim(30), sim(31), sim(32)]
 
 
@@ -45,7 +49,7 @@ def send(gw: Gateway, count: int, start: int = 0) -> None:
     """``count`` TELEMETRY_DATA events per SIM, payload ``"<sim>-<n>"``, SIMs interleaved."""
     for n in range(start, start + count):
         for device in DEVICES:
-            gw.pipeline.emit(events.raw_telemetry(device, 1700000000000 + n, "UDP",
+            gw.pipeline.emit(events.raw_telemetry(device, NOW + n, "UDP",
                                                   f"{device.iccid[-2:]}-{n:03d}".encode(), None))
 
 
