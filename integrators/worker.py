@@ -281,7 +281,9 @@ class DeliveryWorker:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(0.05)
-            await self._flush()
+            # shielded: stop() cancels this loop, and a cancelled write still queued behind a
+            # busy writer thread would be dropped with the rows it took (delivered again later)
+            await asyncio.shield(self._flush())
 
     async def _flush(self) -> None:
         async with self._flush_lock:

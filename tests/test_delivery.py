@@ -183,3 +183,22 @@ async def test_cli_restart_of_an_active_integration_retries_waiting_events_at_on
     assert receiver.attempts == 2
     (row,) = gw.store.list_integrations()
     assert row["restarts"] == 1
+
+
+async def test_deliveries_recorded_while_the_writer_is_busy_survive_a_stop(tmp_path, receiver, ca_file,
+                                                                           start_gateway):
+    """Stopping cancels the 50 ms flusher; a flush queued behind a busy writer thread must still
+    delete the delivered rows, or the next start delivers them again."""
+    import time
+
+    device = sim(27)
+    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file)])
+    gw = await start_gateway(config, [device])
+    assert (await coap_post(gw.coap_port, device.ip_address, b"once")).code == "2.04"
+    await receiver.wait_for(1)
+    busy = asyncio.get_running_loop().create_task(gw.committer.write(time.sleep, 0.6))
+    await asyncio.sleep(0.2)  # the flusher has queued the delete behind the busy writer
+    await gw.stop()
+    await busy
+    (row,) = gw.store.list_integrations()
+    assert gw.store.outbox_depth(row["id"]) == 0
