@@ -5,7 +5,9 @@
 Targets, all on loopback:
 * a private Mosquitto with mutual TLS (``require_certificate true``, Receive Maximum 100), ONE
   connection, the per-connection rate limit lifted (``publish_rate_limit = 0``);
-* an HTTPS webhook receiver (aiohttp, its own process, keep-alive).
+* an HTTPS webhook receiver (aiohttp, its own process, keep-alive);
+* an HTTPS receiver on Python's ``http.server`` (HTTP/1.0: no Content-Length, the connection
+  closes after every answer, so every event costs a TCP connection and a TLS handshake).
 
 Throughput: the outbox is filled directly (``store.commit`` of prepared TELEMETRY_DATA events,
 so the generator costs nothing), then a gateway (transports off) starts and drains it; the
@@ -103,9 +105,10 @@ def prefill(config: Any, kind: str, integration_config: dict, name: str, sims: l
     store.close()
 
 
-async def drain(config: Any, count: int, label: str) -> Result:
+async def drain(config: Any, count: int, label: str, senders: dict[str, Any] | None = None) -> Result:
     """Start a gateway over a filled outbox; time until every event was confirmed."""
     gateway = Gateway(config)
+    gateway.integrations.senders.update(senders or {})
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await gateway.start()
     worker = next(iter(gateway.integrations.workers.values()))
@@ -118,6 +121,47 @@ async def drain(config: Any, count: int, label: str) -> Result:
     if delivered < count:
         print(f"  {label}: only {delivered} of {count} delivered in time")
     return Result(label, delivered, wall, cpu)
+
+
+async def drain_webhook(directory: Path, hook: WebhookConfig, sims: list[Sim], count: int, label: str,
+                        senders: dict[str, Any] | None = None) -> Result:
+    """``drain`` of a prefilled outbox through one webhook integration."""
+    run_dir = directory / f"{hook.name}-{len(list(directory.glob(hook.name + '-*')))}-drain"
+    run_dir.mkdir()
+    config = gateway_config(run_dir, webhook=hook)
+    stored = {k: v for k, v in hook.__dict__.items() if k != "name"}
+    prefill(config, "webhook", stored, hook.name, sims, count)
+    return await drain(config, count, label, senders)
+
+
+class AiohttpSender:
+    """The webhook sender as it would be on aiohttp's client (the library alternative to
+    ``integrators/http11.py``), for the whole-path comparison: same worker, same store."""
+
+    needs_device = False
+
+    def __init__(self, config: dict[str, Any], context: Any = None) -> None:
+        import ssl
+
+        self.url = config["url"]
+        self.tls = ssl.create_default_context(cafile=config.get("ca_file"))
+        self.limit = int(config.get("concurrency", 64))
+        self.session: aiohttp.ClientSession | None = None
+
+    async def send(self, body: str, device: Any, event_type: str) -> None:
+        from integrators.base import DeliveryError
+
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls, limit=self.limit))
+        async with self.session.post(self.url, data=body.encode(), headers={"Content-Type": "application/json"},
+                                     timeout=aiohttp.ClientTimeout(total=20)) as response:
+            await response.read()
+            if not 200 <= response.status < 300:
+                raise DeliveryError(f"HTTP {response.status}")
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
 
 async def paced(config: Any, sims: list[Sim], rate: float, seconds: float, label: str) -> Result:
@@ -332,16 +376,24 @@ async def run(args: argparse.Namespace, directory: Path) -> list[Result]:
         results.append(await aiohttp_loop(url, ca_file, args.events))
         results.append(await lean_http_loop(port, ca_file, args.events))
         hook = WebhookConfig(name="bench-hook", url=url, ca_file=ca_file, event_types=["TELEMETRY_DATA"])
-        run_dir = directory / "hook-drain"
-        run_dir.mkdir()
-        config = gateway_config(run_dir, webhook=hook)
-        stored = {k: v for k, v in hook.__dict__.items() if k != "name"}
-        prefill(config, "webhook", stored, hook.name, sims, args.events)
-        results.append(await drain(config, args.events, "nce-gateway → HTTPS webhook (aiohttp receiver)"))
+        results.append(await drain_webhook(directory, hook, sims, args.events,
+                                           "nce-gateway → HTTPS webhook (aiohttp receiver)"))
+        results.append(await drain_webhook(directory, hook, sims, args.events,
+                                           "  same path with aiohttp's client as the sender (comparison)",
+                                           {"webhook": AiohttpSender}))
         run_dir = directory / "hook-paced"
         run_dir.mkdir()
         results.append(await paced(gateway_config(run_dir, webhook=hook), sims, args.latency_rate,
                                    args.latency_seconds, f"  same, paced at {args.latency_rate:g}/s (latency)"))
+    port = free_port(__import__("socket").SOCK_STREAM)
+    url = f"https://localhost:{port}/hook"
+    with child(["-m", "bench.servers", "http10", str(port), cert_file, key_file]):
+        hook = WebhookConfig(name="bench-http10", url=url, ca_file=ca_file, event_types=["TELEMETRY_DATA"])
+        results.append(await drain_webhook(directory, hook, sims, args.http10_events,
+                                           "nce-gateway → HTTPS http.server (HTTP/1.0, 1 connection per event)"))
+        results.append(await drain_webhook(directory, hook, sims, args.http10_events,
+                                           "  same path with aiohttp's client as the sender (comparison)",
+                                           {"webhook": AiohttpSender}))
     return results
 
 
@@ -349,6 +401,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20000, help="events per throughput run")
     parser.add_argument("--sims", type=int, default=1000, help="distinct SIMs (order is kept per SIM)")
+    parser.add_argument("--http10-events", type=int, default=3000,
+                        help="events of the run against the HTTP/1.0 receiver (a TLS handshake each)")
     parser.add_argument("--latency-rate", type=float, default=1000, help="events/s of the paced latency runs")
     parser.add_argument("--latency-seconds", type=float, default=4)
     parser.add_argument("--uvloop", action="store_true", help="run everything on uvloop (an experiment: the "

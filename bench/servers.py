@@ -4,6 +4,8 @@
     python -m bench.servers radius-echo PORT   bare asyncio UDP: a 20-byte Accounting-Response per datagram
     python -m bench.servers aiocoap PORT   bare aiocoap server: one resource answering 2.04
     python -m bench.servers webhook PORT CERT KEY   HTTPS receiver (aiohttp): reads the body, answers 200
+    python -m bench.servers http10 PORT CERT KEY    HTTPS receiver on Python's http.server: HTTP/1.0,
+                                                    200 without Content-Length, one connection per event
 """
 
 from __future__ import annotations
@@ -74,10 +76,36 @@ async def webhook(port: int, cert_file: str, key_file: str) -> None:
     await asyncio.Event().wait()
 
 
+def http10(port: int, cert_file: str, key_file: str) -> None:
+    """What a newcomer writes with the standard library: the answer ends when the connection closes."""
+    import ssl
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    ThreadingHTTPServer.request_queue_size = 1024
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    print("ready", flush=True)
+    server.serve_forever()
+
+
 if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
     if kind == "webhook":
         asyncio.run(webhook(port, sys.argv[3], sys.argv[4]))
+    elif kind == "http10":
+        http10(port, sys.argv[3], sys.argv[4])
     else:
         asyncio.run({"echo": echo, "aiocoap": bare_aiocoap,
                      "radius-echo": lambda p: echo(p, _RadiusEcho)}[kind](port))

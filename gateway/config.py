@@ -250,8 +250,12 @@ class WebhookConfig:
     ca_file: str | None = None
     retry_schedule: list[float] = field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE))
     json_payload_enabled: bool = False
-    timeout_seconds: float = 20.0
+    timeout_seconds: float = 20.0  # the answer, from the end of the request
     concurrency: int = 64
+    cert_file: str | None = None  # client certificate for receivers that want mutual TLS
+    key_file: str | None = None
+    connect_timeout_seconds: float = 10.0
+    tls_timeout_seconds: float = 10.0
 
 
 AWS_MODES = ("mqtt", "iot_data")
@@ -502,6 +506,11 @@ def _validate(cfg: GatewayConfig) -> None:
                 check_header(name, value)
             except (ValueError, UnicodeError) as exc:
                 raise ConfigError(f"{where}.headers: {exc}") from None
+        if bool(hook.cert_file) != bool(hook.key_file):
+            raise ConfigError(f"{where}.cert_file/key_file: give both (mutual TLS) or neither")
+        for key in ("timeout_seconds", "connect_timeout_seconds", "tls_timeout_seconds"):
+            if getattr(hook, key) <= 0:
+                raise ConfigError(f"{where}.{key}: must be positive")
     lw = cfg.lwm2m
     if not 0 < lw.short_server_id < 65535:
         raise ConfigError("lwm2m.short_server_id: must be 1..65534")

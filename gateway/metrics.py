@@ -68,6 +68,13 @@ class Metrics(CommitObserver):
             registry=r, buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
         self.integration_state = Gauge("nce_integration_failed", "1 while an integration is INTEGRATION_FAILED",
                                        ["integration"], registry=r)
+        # webhooks: how the receiver's connections behave (keep-alive, closes under a request)
+        self.webhook_connections = Counter("nce_webhook_connections_total",
+                                           "Connections a webhook opened to its receiver (TCP, and TLS for https)",
+                                           ["integration"], registry=r)
+        self.webhook_resent = Counter("nce_webhook_resent_total",
+                                      "Requests sent again on a new connection because a kept-alive one closed "
+                                      "before any byte of the answer (not failed attempts)", ["integration"], registry=r)
         # AWS IoT Core over MQTT: the state of each integration's one connection
         self.aws_connected = Gauge("nce_aws_connected", "1 while the MQTT connection of an AWS integration is up",
                                    ["integration"], registry=r)

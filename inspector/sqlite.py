@@ -429,8 +429,9 @@ class SqliteStore:
 
     def list_integrations(self) -> list[dict]:
         rows = self.connection().execute(
-            "SELECT id, uuid, name, kind, origin, config, state, created_ms, updated_ms FROM integrations ORDER BY id")
-        keys = ("id", "uuid", "name", "kind", "origin", "config", "state", "created_ms", "updated_ms")
+            "SELECT id, uuid, name, kind, origin, config, state, created_ms, updated_ms, restarts"
+            " FROM integrations ORDER BY id")
+        keys = ("id", "uuid", "name", "kind", "origin", "config", "state", "created_ms", "updated_ms", "restarts")
         out = []
         for row in rows:
             item = dict(zip(keys, row))
@@ -468,10 +469,12 @@ class SqliteStore:
             conn.execute("DELETE FROM integrations WHERE id = ?", (integration_id,))
 
     def set_integration_state(self, integration_id: int, state: str, reset_attempts: bool = False) -> None:
+        """Set the state; ``reset_attempts`` makes it a restart: every waiting event starts again
+        from attempt 1 and the restart count moves (the running gateway replaces the worker)."""
         conn = self.connection()
         with transaction(conn):
-            conn.execute("UPDATE integrations SET state = ?, updated_ms = ? WHERE id = ?",
-                         (state, now_ms(), integration_id))
+            conn.execute("UPDATE integrations SET state = ?, updated_ms = ?, restarts = restarts + ? WHERE id = ?",
+                         (state, now_ms(), int(reset_attempts), integration_id))
             if reset_attempts:
                 conn.execute("UPDATE outbox SET attempts = 0, next_attempt_ms = 0 WHERE integration_id = ?",
                              (integration_id,))
@@ -490,15 +493,26 @@ class SqliteStore:
         return self.connection().execute(
             "SELECT COUNT(*) FROM outbox WHERE integration_id = ?", (integration_id,)).fetchone()[0]
 
-    def finish_outbox(self, delivered: Sequence[int], attempts: Sequence[tuple[int, int, int]]) -> None:
-        """Delete delivered rows and record failed attempts ``(seq, attempts, next_attempt_ms)``."""
+    def finish_outbox(self, delivered: Sequence[int], attempts: Sequence[tuple[int, int, int]],
+                      restarts: int | None = None) -> None:
+        """Delete delivered rows and record failed attempts ``(seq, attempts, next_attempt_ms)``.
+
+        With ``restarts`` (the restart count the worker started with), attempts are recorded only
+        while the integration was not restarted since: a restart's reset is never overwritten by
+        counts a worker of the previous round still had in memory.
+        """
         conn = self.connection()
         with transaction(conn):
             if delivered:
                 conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in delivered])
-            if attempts:
+            if attempts and restarts is None:
                 conn.executemany("UPDATE outbox SET attempts = ?, next_attempt_ms = ? WHERE seq = ?",
                                  [(a, n, s) for s, a, n in attempts])
+            elif attempts:
+                conn.executemany(
+                    "UPDATE outbox SET attempts = ?, next_attempt_ms = ? WHERE seq = ? AND"
+                    " (SELECT restarts FROM integrations i WHERE i.id = outbox.integration_id) = ?",
+                    [(a, n, s, restarts) for s, a, n in attempts])
 
     # retention ---------------------------------------------------------------------------
 

@@ -38,8 +38,12 @@ NOT_RUNNING = (ROLLOUT_STARTED, ROLLOUT_FAILED)
 def webhook_sender(config: dict[str, Any], context: SenderContext | None = None) -> Sender:
     return WebhookSender(WebhookSettings(
         url=config["url"], headers=dict(config.get("headers") or {}), ca_file=config.get("ca_file"),
-        timeout_seconds=float(config.get("timeout_seconds", 20.0)), concurrency=int(config.get("concurrency", 64)),
-        targets=context.targets if context is not None else None))
+        cert_file=config.get("cert_file"), key_file=config.get("key_file"),
+        timeout_seconds=float(config.get("timeout_seconds", 20.0)),
+        connect_timeout_seconds=float(config.get("connect_timeout_seconds", 10.0)),
+        tls_timeout_seconds=float(config.get("tls_timeout_seconds", 10.0)),
+        concurrency=int(config.get("concurrency", 64)),
+        targets=context.targets if context is not None else None), context)
 
 
 def aws_mqtt_sender(config: dict[str, Any], context: SenderContext) -> Sender:
@@ -64,7 +68,8 @@ def handle_from_row(row: dict[str, Any]) -> IntegrationHandle:
     config = row["config"]
     return IntegrationHandle(id=row["id"], uuid=row["uuid"], name=row["name"], kind=row["kind"],
                              origin=row["origin"], state=row["state"], config=config,
-                             event_types=frozenset(config.get("event_types") or EVENT_TYPES))
+                             event_types=frozenset(config.get("event_types") or EVENT_TYPES),
+                             restarts=row.get("restarts", 0))
 
 
 class IntegrationManager(CommitObserver):
@@ -138,12 +143,16 @@ class IntegrationManager(CommitObserver):
             if worker is None:
                 await self._start_worker(handle)
                 continue
-            if handle.config != worker.handle.config or handle.kind != worker.handle.kind:
+            restarted = handle.restarts != worker.handle.restarts or (
+                worker.handle.state == INTEGRATION_FAILED and handle.state != INTEGRATION_FAILED)
+            if restarted or handle.config != worker.handle.config or handle.kind != worker.handle.kind:
+                # a new worker and sender: attempts from the store (reset by a restart), the
+                # certificate files read again, no in-memory state of the previous round
+                if restarted:
+                    log.info("integration %s restarted", handle.name,
+                             extra={"event": "integration_restarted", "integration": handle.name})
                 await self.workers.pop(integration_id).stop()
                 await self._start_worker(handle)
-            elif worker.handle.state == INTEGRATION_FAILED and handle.state != INTEGRATION_FAILED:
-                log.info("integration %s restarted", handle.name, extra={"event": "integration_restarted"})
-                await worker.resume()
             worker = self.workers.get(integration_id)
             if worker is not None:
                 worker.handle.name = handle.name
@@ -177,7 +186,8 @@ class IntegrationManager(CommitObserver):
     # operations --------------------------------------------------------------------------
 
     async def restart(self, integration_id: int) -> None:
-        """INTEGRATION_FAILED → INTEGRATION_ACTIVE; delivery resumes where it stopped."""
+        """INTEGRATION_ACTIVE with a clean slate: every waiting event from attempt 1, a new sender
+        (certificates read again); delivery resumes in outbox order."""
         await self.write(self.store.set_integration_state, integration_id, INTEGRATION_ACTIVE, True)
         await self.reload()
 

@@ -16,12 +16,9 @@ resolves differently later (DNS rebinding) cannot slip past the check.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -81,38 +78,3 @@ class TargetPolicy:
             return None
         return self.refusal(host)
 
-
-Connect = Callable[..., Awaitable[tuple[asyncio.BaseTransport, Any]]]
-
-
-def guarded_connect(policy: TargetPolicy) -> Connect:
-    """A drop-in for ``loop.create_connection(factory, host, port, ssl=..., server_hostname=...)``
-    that resolves ``host``, refuses addresses the policy does not allow (TargetRefused) and
-    connects to the first allowed address that answers."""
-
-    async def connect(factory: Callable[[], Any], host: str, port: int, **kwargs: Any
-                      ) -> tuple[asyncio.BaseTransport, Any]:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        allowed, refusals = [], []
-        for family, _, proto, _, sockaddr in infos:
-            why = policy.refusal(sockaddr[0])
-            if why is None:
-                allowed.append((family, proto, sockaddr))
-            elif why not in refusals:
-                refusals.append(why)
-        if not allowed:
-            raise TargetRefused(f"target {host} refused: {'; '.join(refusals) or 'no address'}")
-        if kwargs.get("ssl") is not None:
-            kwargs.setdefault("server_hostname", host)
-        error: OSError | None = None
-        for family, proto, sockaddr in allowed:
-            try:
-                return await loop.create_connection(factory, sockaddr[0], sockaddr[1], family=family, proto=proto,
-                                                    **kwargs)
-            except OSError as exc:
-                error = exc
-        assert error is not None
-        raise error
-
-    return connect

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .base import DeliveryError
+from .base import DeliveryError, SenderContext
 from .http11 import HttpError, HttpPool, check_header
-from .targets import TargetPolicy, TargetRefused, guarded_connect
+from .targets import TargetPolicy, TargetRefused
+from .tls_files import FileContext
 
 PLACEHOLDERS = (":iccid:", ":imsi:", ":ip:")
 
@@ -19,7 +19,11 @@ class WebhookSettings:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     ca_file: str | None = None
-    timeout_seconds: float = 20.0
+    cert_file: str | None = None  # client certificate (mutual TLS), with key_file
+    key_file: str | None = None
+    timeout_seconds: float = 20.0  # for the answer, from the end of the request
+    connect_timeout_seconds: float = 10.0
+    tls_timeout_seconds: float = 10.0
     concurrency: int = 64
     targets: TargetPolicy | None = None  # which addresses it may connect to (None: any)
 
@@ -34,11 +38,14 @@ def substitute(template: str, device: dict[str, str] | None) -> str:
             .replace(":ip:", device.get("ip", "")))
 
 
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """Verification always on: the system CAs, or the given CA file instead."""
+def tls_context(ca_file: str | None, cert_file: str | None = None, key_file: str | None = None) -> ssl.SSLContext:
+    """Verification always on: the system CAs, or the given CA file instead; a client
+    certificate when given."""
     context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
     return context
 
 
@@ -54,12 +61,18 @@ def split_url(url: str) -> tuple[str, str]:
 class WebhookSender:
     """POSTs events over kept-alive connections (``http11.HttpPool``, one pool per origin)."""
 
-    def __init__(self, settings: WebhookSettings) -> None:
+    def __init__(self, settings: WebhookSettings, context: SenderContext | None = None) -> None:
         self.settings = settings
+        metrics, name = (context.metrics, context.name) if context is not None else (None, "")
+        self._m_connections = metrics.webhook_connections.labels(name).inc if metrics else None
+        self._m_resent = metrics.webhook_resent.labels(name).inc if metrics else None
         self.needs_device = any(p in settings.url or any(p in v for v in settings.headers.values())
                                 for p in PLACEHOLDERS)
         self._pools: dict[str, HttpPool] = {}
-        self._ssl: ssl.SSLContext | None = None
+        # read before every new connection: a replaced CA or client certificate is used at once
+        self.tls = FileContext(lambda: tls_context(settings.ca_file, settings.cert_file, settings.key_file),
+                               {"ca_file": settings.ca_file, "cert_file": settings.cert_file,
+                                "key_file": settings.key_file}, name=settings.url)
         # without placeholders every request carries the same headers: encode them once
         self._fixed_headers = self._encode_headers(settings.headers)
 
@@ -71,14 +84,12 @@ class WebhookSender:
     def _pool(self, origin: str) -> HttpPool:
         pool = self._pools.get(origin)
         if pool is None:
-            if origin.startswith("https://") and self._ssl is None:
-                try:
-                    self._ssl = tls_context(self.settings.ca_file)
-                except (OSError, ssl.SSLError) as exc:
-                    raise DeliveryError(f"cannot load ca_file {self.settings.ca_file}: {exc}") from None
-            connect = guarded_connect(self.settings.targets) if self.settings.targets is not None else None
-            pool = self._pools[origin] = HttpPool(origin, ssl_context=self._ssl, size=self.settings.concurrency,
-                                                  connect=connect)
+            pool = self._pools[origin] = HttpPool(
+                origin, ssl_context=self.tls.get, size=self.settings.concurrency,
+                connect_timeout=self.settings.connect_timeout_seconds,
+                tls_timeout=self.settings.tls_timeout_seconds, answer_timeout=self.settings.timeout_seconds,
+                on_connect=self._m_connections, on_resend=self._m_resent,
+                check_address=self.settings.targets.refusal if self.settings.targets is not None else None)
         return pool
 
     async def send(self, body: str, device: dict[str, str] | None, event_type: str) -> None:
@@ -89,13 +100,13 @@ class WebhookSender:
         origin, target = split_url(url)
         data = body.encode("utf-8")
         try:
-            async with asyncio.timeout(self.settings.timeout_seconds):
-                status = await self._pool(origin).post(target, headers, data)
-        except TimeoutError:
-            raise DeliveryError(f"webhook did not answer within {self.settings.timeout_seconds:g} s") from None
+            status = await self._pool(origin).post(target, headers, data)
         except ssl.SSLCertVerificationError as exc:
             raise DeliveryError(f"webhook TLS certificate refused: {exc.verify_message or exc}") from None
         except ssl.SSLError as exc:
+            if exc.library == "PEM" or exc.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_OR_CRL_FOUND"):
+                raise DeliveryError(f"cannot load the TLS files of the webhook ({_files(self.settings)}): "
+                                    f"{exc.reason or exc}") from None
             raise DeliveryError(f"webhook TLS error: {exc}") from None
         except HttpError as exc:
             raise DeliveryError(f"webhook request failed: {exc}") from None
@@ -110,3 +121,8 @@ class WebhookSender:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+
+
+def _files(settings: WebhookSettings) -> str:
+    return ", ".join(f"{key} {path}" for key, path in (("ca_file", settings.ca_file), ("cert_file", settings.cert_file),
+                                                        ("key_file", settings.key_file)) if path)

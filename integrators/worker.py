@@ -5,7 +5,9 @@ coroutines take SIMs whose head event is due; a SIM is held by at most one corou
 so its events go out strictly in order while different SIMs proceed in parallel. A delivered
 event's outbox row is deleted afterwards (in batches): a crash in between delivers it again,
 never loses it (at-least-once). When an event's last attempt fails, the integration becomes
-INTEGRATION_FAILED, an ERROR event is raised, and the worker waits for a restart.
+INTEGRATION_FAILED, an ERROR event is raised, and the worker waits. A restart (CLI, API)
+replaces the worker and its sender: every waiting event starts again from attempt 1
+(``IntegrationManager``), and this worker's last attempt counts can no longer reach the store.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from gateway import events
 from inspector.records import OutboxItem, Sim
 
-from .base import DISABLED_MESSAGE, INTEGRATION_ACTIVE, INTEGRATION_FAILED, DeliveryError, Sender
+from .base import DISABLED_MESSAGE, INTEGRATION_FAILED, DeliveryError, Sender
 
 log = logging.getLogger("nce.delivery")
 
@@ -52,6 +54,7 @@ class IntegrationHandle:
     state: str
     config: dict[str, Any]
     event_types: frozenset[str] = field(default_factory=frozenset)
+    restarts: int = 0  # the store's restart count this handle was read with
 
     @property
     def retry_schedule(self) -> list[float]:
@@ -140,14 +143,6 @@ class DeliveryWorker:
         await self._flush()
         await self.sender.close()
 
-    async def resume(self) -> None:
-        """After a restart: forget the in-memory state and start again from the outbox."""
-        await self._end_round()
-        await self._flush()
-        self.handle.state = INTEGRATION_ACTIVE
-        self.metrics.integration_state.labels(self._label).set(0)
-        self._begin_round()
-
     def notify(self) -> None:
         """New outbox rows were committed for this integration."""
         self._wake.set()
@@ -210,6 +205,8 @@ class DeliveryWorker:
                 raise
             except Exception as exc:  # a sender bug must not kill delivery silently
                 log.exception("sender of %s raised", self._label)
+                if not rnd.alive:
+                    return
                 if await self._attempt_failed(rnd, key, item, DeliveryError(f"internal error: {exc!r}")):
                     continue
                 return
@@ -267,6 +264,7 @@ class DeliveryWorker:
         self.metrics.failed.labels(self._label).inc()
         self.metrics.integration_state.labels(self._label).set(1)
         self._attempts.append((item.seq, item.attempts, 0))
+        await self._flush()  # the counts are in the store before anyone can see FAILED and restart
         log.error("integration %s disabled after %d failed attempts: %s", self._label, item.attempts, exc,
                   extra={"event": "integration_failed", "integration": self._label})
         await self.write(self.store.set_integration_state, self.handle.id, INTEGRATION_FAILED)
@@ -283,7 +281,9 @@ class DeliveryWorker:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(0.05)
-            await self._flush()
+            # shielded: stop() cancels this loop, and a cancelled write still queued behind a
+            # busy writer thread would be dropped with the rows it took (delivered again later)
+            await asyncio.shield(self._flush())
 
     async def _flush(self) -> None:
         async with self._flush_lock:
@@ -292,6 +292,6 @@ class DeliveryWorker:
             done, self._done = self._done, []
             attempts, self._attempts = self._attempts, []
             try:
-                await self.write(self.store.finish_outbox, done, attempts)
+                await self.write(self.store.finish_outbox, done, attempts, self.handle.restarts)
             except Exception:
                 log.exception("recording deliveries of %s failed; they may be delivered again", self._label)

@@ -48,6 +48,7 @@ class Receiver:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     status: int = 200
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    attempts: int = 0  # every POST, answered 200 or not
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         async def _wait() -> None:
@@ -67,6 +68,7 @@ async def receiver(ca: trustme.CA) -> AsyncIterator[Receiver]:
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
+        rec.attempts += 1
         if rec.status != 200:
             return web.Response(status=rec.status)
         rec.requests.append((str(request.rel_url), dict(request.headers)))

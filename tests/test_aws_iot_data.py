@@ -21,6 +21,10 @@ from tests.conftest import make_config, sim
 from tests.test_aws_mqtt import errors, stored_bodies, wait_until
 from tests.test_uplink_e2e import coap_post
 
+# event times are now: the retention purge that runs at start-up drops events older than
+# 7 days (with their outbox rows), and a fixed 2023 date raced with it
+NOW = time.time_ns() // 1_000_000
+
 moto_server = pytest.importorskip("moto.moto_server.threaded_moto_server")
 
 ACCOUNT = "123456789012"
@@ -89,12 +93,12 @@ async def test_recorded_topic_payload_pairs_equal_what_was_sent(tmp_path, moto_u
     assert (await coap_post(gw.coap_port, device.ip_address, b"with t", topic="a/b")).code == "2.04"
     assert (await coap_post(gw.coap_port, other.ip_address, b"without t")).code == "2.04"
     gw.pipeline.translated(device, "LWM2M", b"\x00", {"3/0/0": "nce"})
-    gw.pipeline.emit(events.lifecycle(device, 1700000000000, "DEVICE_FIRST_TIME_REGISTERED", "hello"))
-    gw.pipeline.emit(events.error(device, 1700000000001, error_type="DEVICE", message="m", description="d",
+    gw.pipeline.emit(events.lifecycle(device, NOW, "DEVICE_FIRST_TIME_REGISTERED", "hello"))
+    gw.pipeline.emit(events.error(device, NOW + 1, error_type="DEVICE", message="m", description="d",
                                   payload_exists=False))
-    gw.pipeline.emit(events.location(device, 1700000000002, "CellTower", 13.4, 52.5))
+    gw.pipeline.emit(events.location(device, NOW + 2, "CellTower", 13.4, 52.5))
     worker = next(iter(gw.integrations.workers.values()))
-    gw.integrations.send_test(worker.handle, 1700000000003)
+    gw.integrations.send_test(worker.handle, NOW + 3)
     records = await wait_published(8)
     await gw.committer.flush()
     topic_of_type = {"LIFECYCLE": "lifecycle", "ERROR": "error", "LOCATION": "location",
@@ -120,7 +124,7 @@ async def test_assume_role_with_external_id_and_refresh(tmp_path, moto_url, star
                            session_name="nce-test", sts_endpoint_url=moto_url, event_types=["LIFECYCLE"])
     gw = await start(start_gateway, tmp_path, integration, [device])
     sender: AwsIotDataSender = next(iter(gw.integrations.workers.values())).sender
-    gw.pipeline.emit(events.lifecycle(device, 1700000000000, "DEVICE_FIRST_TIME_REGISTERED", "one"))
+    gw.pipeline.emit(events.lifecycle(device, NOW, "DEVICE_FIRST_TIME_REGISTERED", "one"))
     await wait_published(1)
     assert sender.role_sessions == 1
     roles = [r for r in sts_backends[ACCOUNT]["global"].assumed_roles if r.session_name == "nce-test"]
@@ -129,7 +133,7 @@ async def test_assume_role_with_external_id_and_refresh(tmp_path, moto_url, star
 
     # near expiry: botocore refreshes before the next request is signed
     sender.credentials._expiry_time = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
-    gw.pipeline.emit(events.lifecycle(device, 1700000000001, "DEVICE_FIRST_TIME_REGISTERED", "two"))
+    gw.pipeline.emit(events.lifecycle(device, NOW + 1, "DEVICE_FIRST_TIME_REGISTERED", "two"))
     records = await wait_published(2)
     assert sender.role_sessions == 2
     assert sender.credentials.access_key != first_key
@@ -175,7 +179,7 @@ async def test_forbidden_publish_gives_a_clear_error(tmp_path, forbidding_endpoi
     gw = await start(start_gateway, tmp_path, AwsIntegrationConfig(
         name="iot-https", mode="iot_data", region=REGION, endpoint_url=forbidding_endpoint, retry_schedule=[0.1],
         event_types=["LIFECYCLE"]), [device])
-    gw.pipeline.emit(events.lifecycle(device, 1700000000000, "DEVICE_FIRST_TIME_REGISTERED", "x"))
+    gw.pipeline.emit(events.lifecycle(device, NOW, "DEVICE_FIRST_TIME_REGISTERED", "x"))
     worker = next(iter(gw.integrations.workers.values()))
     await wait_until(lambda: worker.handle.state == INTEGRATION_FAILED)
     await gw.committer.flush()

@@ -80,7 +80,8 @@ async def test_last_failure_disables_integration_until_cli_restart(tmp_path, rec
     assert payload_order(events, devices[0].iccid) == [f"{devices[0].iccid[-2:]}-{n:03d}" for n in range(4)]
     assert payload_order(events, devices[1].iccid) == [f"{devices[1].iccid[-2:]}-{n:03d}" for n in range(3)]
     assert [e["error"]["message"] for e in events if e["type"] == "ERROR"] == ["CloudIntegrator[IntegrationDisabled]"]
-    assert worker.handle.state == INTEGRATION_ACTIVE
+    (restarted,) = gw.integrations.workers.values()  # a restart replaces the worker (clean slate)
+    assert restarted is not worker and restarted.handle.state == INTEGRATION_ACTIVE
 
 
 async def test_restart_of_the_gateway_resumes_delivery(tmp_path, receiver, ca_file, start_gateway):
@@ -127,3 +128,77 @@ async def test_untrusted_certificate_is_a_delivery_failure(tmp_path, receiver, s
     (error,) = gw.store.events(event_type="ERROR")
     assert "certificate" in error["error"]["description"].lower()
     assert receiver.events == []
+
+
+async def test_restart_right_after_the_failure_starts_from_attempt_one(tmp_path, receiver, ca_file, start_gateway):
+    """The attempt counts of the failed round must not outlive the restart (they were flushed
+    to the store up to 50 ms after INTEGRATION_FAILED, i.e. possibly after the restart's reset)."""
+    device = sim(25)
+    hook = webhook(receiver, ca_file, retry_schedule=[0.05])
+    gw = await start_gateway(make_config(tmp_path, webhooks=[hook]), [device])
+    receiver.status = 500
+    assert (await coap_post(gw.coap_port, device.ip_address, b"x")).code == "2.04"
+    for restart in range(3):
+        worker = next(iter(gw.integrations.workers.values()))
+        for _ in range(5000):
+            if worker.handle.state == INTEGRATION_FAILED:
+                break
+            await asyncio.sleep(0.001)
+        assert worker.handle.state == INTEGRATION_FAILED
+        assert receiver.attempts == 2 * (restart + 1)
+        await gw.integrations.restart(worker.handle.id)  # at once: within the worker's flush interval
+    worker = next(iter(gw.integrations.workers.values()))
+    for _ in range(5000):
+        if worker.handle.state == INTEGRATION_FAILED:
+            break
+        await asyncio.sleep(0.001)
+    await gw.committer.flush()
+    assert [e["error"]["description"].split(";")[0] for e in gw.store.events(event_type="ERROR")] == [
+        "Integration hook was disabled after 2 failed delivery attempts"] * 4
+    assert receiver.attempts == 8
+
+
+async def test_cli_restart_of_an_active_integration_retries_waiting_events_at_once(tmp_path, receiver, ca_file,
+                                                                                    start_gateway):
+    """A restart is a clean slate also while the integration is active: an event waiting for
+    its next attempt (here 60 s away) goes out at once, from attempt 1."""
+    device = sim(26)
+    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file, retry_schedule=[60, 60])])
+    gw = await start_gateway(config, [device])
+    receiver.status = 503
+    assert (await coap_post(gw.coap_port, device.ip_address, b"waiting")).code == "2.04"
+    for _ in range(200):
+        if receiver.attempts:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # the attempt count is written
+    (row,) = gw.store.list_integrations()
+    assert row["state"] == INTEGRATION_ACTIVE and row["restarts"] == 0
+    receiver.status = 200
+    toml = Path(tmp_path) / "cli.toml"
+    toml.write_text(f'[store]\npath = "{config.store.path}"\n')
+    assert cli(["integrations", "restart", "hook", "--config", str(toml)]) == 0
+    (event,) = await receiver.wait_for(1, timeout=10)
+    assert payload_order([event], device.iccid) == ["waiting"]
+    assert receiver.attempts == 2
+    (row,) = gw.store.list_integrations()
+    assert row["restarts"] == 1
+
+
+async def test_deliveries_recorded_while_the_writer_is_busy_survive_a_stop(tmp_path, receiver, ca_file,
+                                                                           start_gateway):
+    """Stopping cancels the 50 ms flusher; a flush queued behind a busy writer thread must still
+    delete the delivered rows, or the next start delivers them again."""
+    import time
+
+    device = sim(27)
+    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file)])
+    gw = await start_gateway(config, [device])
+    assert (await coap_post(gw.coap_port, device.ip_address, b"once")).code == "2.04"
+    await receiver.wait_for(1)
+    busy = asyncio.get_running_loop().create_task(gw.committer.write(time.sleep, 0.6))
+    await asyncio.sleep(0.2)  # the flusher has queued the delete behind the busy writer
+    await gw.stop()
+    await busy
+    (row,) = gw.store.list_integrations()
+    assert gw.store.outbox_depth(row["id"]) == 0

@@ -11,7 +11,8 @@ import pytest
 
 from gateway.config import ConfigError, load_config
 from integrators.base import DeliveryError
-from integrators.targets import TargetPolicy, TargetRefused, guarded_connect, parse_networks
+from integrators.http11 import HttpPool
+from integrators.targets import TargetPolicy, TargetRefused, parse_networks
 from integrators.webhook import WebhookSender, WebhookSettings
 from tests.api_support import start_api
 from tests.conftest import make_config, sim, webhook
@@ -79,16 +80,18 @@ async def _server() -> tuple[asyncio.Server, int, list[int]]:
     return server, server.sockets[0].getsockname()[1], accepted
 
 
-async def test_guarded_connect_resolves_and_checks(tmp_path):
+async def test_the_http_pool_checks_every_resolved_address(tmp_path):
     server, port, accepted = await _server()
     async with server:
+        pool = HttpPool(f"http://localhost:{port}", check_address=DEFAULT.refusal)
         with pytest.raises(TargetRefused, match="target localhost refused: 127.0.0.1 is a loopback address"):
-            await guarded_connect(DEFAULT)(asyncio.Protocol, "localhost", port)
+            await pool._connect()
         await asyncio.sleep(0.05)
         assert accepted == []  # no connection was even tried
-        transport, _ = await guarded_connect(TargetPolicy(allow_loopback=True))(asyncio.Protocol, "localhost", port)
-        assert transport.get_extra_info("peername")[0] == "127.0.0.1"
-        transport.close()
+        allowed = HttpPool(f"http://localhost:{port}", check_address=TargetPolicy(allow_loopback=True).refusal)
+        conn = await allowed._connect()
+        assert conn.transport.get_extra_info("peername")[0] == "127.0.0.1"
+        conn.transport.close()
 
 
 async def test_webhook_sender_refuses_before_connecting():
