@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,20 +56,22 @@ class ProblemReporter:
     A connection that cannot be made (certificate refused, CA wrong, broker down) would
     otherwise surface only after the last retry, half an hour later with the default schedule.
     Each *distinct* problem (by ``key``) is reported once as an ERROR event (type INTEGRATION);
-    at most one report per ``min_interval`` seconds, the same problem again only after
+    at most ``burst`` reports per ``min_interval`` seconds (more than one, so that a transient
+    first failure, such as a broker resetting the connection before its TLS alert, cannot hold
+    back the report that names the real cause), the same problem again only after
     ``repeat_after`` seconds, and everything is forgotten after a success (``clear``), so the
     next outage is reported again.
     """
 
     def __init__(self, name: str, emit: Callable[[Any], None] | None, *, min_interval: float = 60.0,
-                 repeat_after: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 repeat_after: float = 3600.0, burst: int = 3, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.emit = emit
         self.min_interval = min_interval
         self.repeat_after = repeat_after
         self.clock = clock
         self._reported: dict[str, float] = {}
-        self._last = -1e18
+        self._recent: deque[float] = deque(maxlen=max(1, burst))
 
     def report(self, kind: str, key: str, description: str) -> bool:
         """Emit an ERROR event unless this problem was just reported; returns whether it did."""
@@ -76,10 +79,10 @@ class ProblemReporter:
         seen = self._reported.get(key)
         if seen is not None and now - seen < self.repeat_after:
             return False
-        if now - self._last < self.min_interval:
+        if len(self._recent) == self._recent.maxlen and now - self._recent[0] < self.min_interval:
             return False
         self._reported[key] = now
-        self._last = now
+        self._recent.append(now)
         if self.emit is not None:
             from gateway import events  # here: base stays importable without the gateway package
 

@@ -70,17 +70,21 @@ def test_token_bucket_paces_without_sleeping_while_tokens_last():
 def test_problem_reporter_reports_each_problem_once_and_again_after_success():
     emitted = []
     now = [0.0]
-    reporter = ProblemReporter("iot", emitted.append, min_interval=60, repeat_after=3600, clock=lambda: now[0])
+    reporter = ProblemReporter("iot", emitted.append, min_interval=60, repeat_after=3600, burst=2,
+                               clock=lambda: now[0])
     assert reporter.report("connection", "a", "first")
     assert not reporter.report("connection", "a", "first again")
+    now[0] = 10
+    # a second, distinct problem right after (a reset, then the certificate named) is reported
+    assert reporter.report("connection", "b", "the real cause")
     now[0] = 30
-    assert not reporter.report("connection", "b", "other, too soon")
-    now[0] = 90
-    assert reporter.report("connection", "b", "other")
+    assert not reporter.report("connection", "c", "a third, too soon")
+    now[0] = 61
+    assert reporter.report("connection", "c", "the third, a minute after the first")
     reporter.clear()
     now[0] = 200
     assert reporter.report("connection", "a", "back after a success")
-    assert [e.type for e in emitted] == ["ERROR"] * 3
+    assert [e.type for e in emitted] == ["ERROR"] * 4
     assert '"message":"CloudIntegrator[ConnectionFailed]"' in emitted[0].body
     assert "Integration iot: first" in emitted[0].body
 
