@@ -106,6 +106,8 @@ class DeliveryWorker:
         self._m_delivered = metrics.delivered.labels(self._label)
         self._m_latency = metrics.delivery_latency.labels(self._label)
         self.delivered = 0
+        #: (epoch ms, reason) of the latest failed attempt, shown by the API and the console
+        self.last_error: tuple[int, str] | None = None
 
     # life cycle ---------------------------------------------------------------------
 
@@ -229,6 +231,7 @@ class DeliveryWorker:
     async def _attempt_failed(self, rnd: _Round, key: str | None, item: OutboxItem, exc: DeliveryError) -> bool:
         """Record a failed attempt; returns False when the integration was disabled."""
         item.attempts += 1
+        self.last_error = (time.time_ns() // 1_000_000, str(exc))
         schedule = self.handle.retry_schedule
         log.warning("delivery to %s failed (attempt %d of %d): %s", self._label, item.attempts,
                     len(schedule) + 1, exc, extra={"event": "delivery_failed", "integration": self._label,

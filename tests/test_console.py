@@ -219,6 +219,17 @@ async def test_webhook_created_tested_and_shown(api, browser, receiver, ca_file)
     assert receiver.requests[0][1]["X-Token"] == "s3cret"
     status, html, _ = await browser.get(f"/console/integrations/{integration_id}")
     assert "INTEGRATION_ACTIVE" in html and receiver.url in html
+    receiver.status = 503  # the receiver fails: its last error shows on the dashboard and the page
+    send_udp(api, 10, b"to a failing receiver")
+    worker = next(w for w in api.gateway.integrations.workers.values() if w.handle.name == "sink")
+    for _ in range(200):
+        if worker.last_error:
+            break
+        await asyncio.sleep(0.05)
+    status, html, _ = await browser.get("/console/")
+    assert "webhook answered HTTP 503" in html
+    status, html, _ = await browser.get(f"/console/integrations/{integration_id}")
+    assert "<dt>Last error</dt>" in html and "webhook answered HTTP 503" in html
 
 
 async def test_secure_cookie_setting(api, browser):

@@ -106,6 +106,14 @@ def event_types_json(config: dict) -> list[dict]:
     return [{"type": t, "version": VERSION} for t in types if t != "TEST_MESSAGE"]
 
 
+def last_error_json(gateway: Any, row: dict) -> dict:
+    """``{"lastError": {time, message}}`` (a gateway extension) when the running worker of the
+    integration saw a failed delivery attempt, else nothing."""
+    worker = gateway.integrations.workers.get(row["id"])
+    error = getattr(worker, "last_error", None)
+    return {"lastError": {"time": format_time(error[0]), "message": error[1]}} if error else {}
+
+
 def integration_json(row: dict, *, details: bool = True) -> dict:
     """The 1NCE representation of an integration row (``details``: with the kind's own fields)."""
     config = row["config"]
@@ -143,11 +151,13 @@ def _not_running(row: dict) -> ApiError:
 async def list_clouds(request: web.Request) -> web.Response:
     gateway = gateway_of(request)
     rows = await gateway.read(gateway.store.list_integrations)
-    return json_response({"items": [integration_json(r, details=False) for r in rows], "page": 1, "pageAmount": 1})
+    return json_response({"items": [{**integration_json(r, details=False), **last_error_json(gateway, r)}
+                                    for r in rows], "page": 1, "pageAmount": 1})
 
 
 async def get_cloud(request: web.Request) -> web.Response:
-    return json_response(integration_json(await find_integration(request)))
+    row = await find_integration(request)
+    return json_response({**integration_json(row), **last_error_json(gateway_of(request), row)})
 
 
 async def delete_cloud(request: web.Request) -> web.Response:
@@ -467,11 +477,22 @@ def _patch_generic(operation: dict) -> None:
                                      "docs/api.md.")
 
 
+LAST_ERROR = {"lastError": {"type": "object", "required": ["time", "message"], "description":
+                            "nce-gateway: the latest failed delivery attempt of the running worker",
+                            "properties": {"time": {"type": "string", "format": "date-time"},
+                                           "message": {"type": "string"}}}}
+
+
 def _patch_get(operation: dict) -> None:
     operation["description"] = operation.get("description", "") + _MASK_NOTE
-    answers = _extension_fields({id(k): k for k in KINDS.values()}.values(), "answer_properties")
-    if answers:
-        _json_schema(operation, "200")["schema"] = _with_properties("getResponseschema_11", answers)
+    answers = {**_extension_fields({id(k): k for k in KINDS.values()}.values(), "answer_properties"), **LAST_ERROR}
+    _json_schema(operation, "200")["schema"] = _with_properties("getResponseschema_11", answers)
+
+
+def _patch_list(operation: dict) -> None:
+    schema = copy.deepcopy(reference()["1nce-os"]["components"]["schemas"]["getAllResponseschema_5"])
+    schema["properties"]["items"]["items"] = _with_properties("getAllResponseschema_5_items_inner", LAST_ERROR)
+    _json_schema(operation, "200")["schema"] = schema
 
 
 _MASK_NOTE = (f" Header values are write-only: answers show every value as `{MASK}`; `{MASK}` sent back in a "
@@ -487,7 +508,7 @@ def routes() -> list[ApiRoute]:
     os_ = "1nce-os"
     base = "/v1/integrate/clouds"
     return [
-        ApiRoute("GET", base, list_clouds, READ, spec=os_),
+        ApiRoute("GET", base, list_clouds, READ, spec=os_, patch=_patch_list),
         ApiRoute("GET", f"{base}/eventTypes", event_types, READ, spec=os_),
         ApiRoute("GET", f"{base}/{{integrationId}}", get_cloud, READ, spec=os_, patch=_patch_get),
         ApiRoute("DELETE", f"{base}/{{integrationId}}", delete_cloud, INTEGRATE, spec=os_, patch=_patch_conflict),
