@@ -163,3 +163,26 @@ async def test_phone_viewport_and_keyboard(api, chromium):
     await page.keyboard.press("Enter")
     assert await page.evaluate("() => document.activeElement.id") == "main"
     assert watched.problems == []
+
+
+async def test_positions_on_a_plot_without_tiles(api, chromium):
+    client = await registered_client(api.gateway, DEVICE)
+    try:
+        await client.send({"/6/0/0": 52.52, "/6/0/1": 13.405})
+        await client.send({"/6/0/0": 52.53, "/6/0/1": 13.41})
+        answer = None
+        for _ in range(100):
+            answer = await api.client("User").get(f"/v1/locate/devices/{DEVICE.iccid}/positions")
+            if len(answer.body["coordinates"]) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert [c["coordinate"] for c in answer.body["coordinates"]] == [[13.41, 52.53], [13.405, 52.52]]
+        assert answer.body["coordinates"][0]["source"] == "GPS" and answer.body["pageAmount"] == 1
+        watched = await signed_in(chromium, api)
+        page = watched.page
+        await page.goto(page.url + f"devices/{DEVICE.iccid}")
+        assert await page.locator("svg.plot circle").count() == 2
+        assert await page.get_by_role("img", name="2 positions").count() == 1
+        assert watched.problems == []
+    finally:
+        await client.close()

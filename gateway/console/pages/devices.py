@@ -38,9 +38,10 @@ def history_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def position_plot(positions: list[dict[str, Any]], size: int = 300) -> dict[str, Any] | None:
-    """Points scaled into a square SVG (no map tiles: the plot must work without internet)."""
-    points = [(float(p["longitude"]), float(p["latitude"]), p) for p in positions
-              if p.get("longitude") is not None and p.get("latitude") is not None]
+    """Points (the Locator's ``coordinate`` = [longitude, latitude]) scaled into a square SVG:
+    no map tiles, so the plot works without internet."""
+    points = [(float(p["coordinate"][0]), float(p["coordinate"][1]), p) for p in positions
+              if len(p.get("coordinate") or []) == 2]
     if not points:
         return None
     lons = [x for x, _, _ in points]
@@ -49,7 +50,7 @@ def position_plot(positions: list[dict[str, Any]], size: int = 300) -> dict[str,
     pad = 20
     scale = (size - 2 * pad) / span
     dots = [{"x": round(pad + (x - min(lons)) * scale, 1), "y": round(size - pad - (y - min(lats)) * scale, 1),
-             "title": f"{y:.5f}, {x:.5f} {short(str(p.get('time') or p.get('timestamp') or ''))}"}
+             "title": f"{y:.5f}, {x:.5f} {short(str(p.get('sampleTime') or ''))}"}
             for x, y, p in points]
     return {"size": size, "dots": dots, "lon": (min(lons), max(lons)), "lat": (min(lats), max(lats))}
 
@@ -86,11 +87,11 @@ async def device_page(request: web.Request) -> web.Response:
     token = request.query.get("next") or None
     history, next_token = await _history(request, iccid, token)
     events, _ = await _optional(request, f"/v1/inspect/devices/{iccid}/events", pageSize=20)
-    positions, positions_note = await _optional(request, f"/v1/locate/devices/{iccid}/positions")
+    positions, positions_note = await _optional(request, f"/v1/locate/devices/{iccid}/positions", pageSize=100)
     registration, registration_note = await _optional(request, f"/v1/integrate/devices/{iccid}/registration")
     requests, _ = await _optional(request, "/v1/integrate/devices/actions/requests", deviceId=iccid, pageSize=10,
                                   sort="-created")
-    items = positions if isinstance(positions, list) else (positions or {}).get("items", []) if positions else []
+    items = positions.get("coordinates", []) if isinstance(positions, dict) else []
     return render(request, "device.html", page="devices", device=device, history=history, next_token=next_token,
                   first_page=token is None,
                   events=[{**e, "time": short(e["time"]), "text": json.dumps(e["event"].get(e["type"].lower(), {}),
