@@ -53,6 +53,8 @@ async def _prepare(store_dir: Path) -> tuple[Gateway, LwM2MClient]:
     client = await LwM2MClient.start(SIMS[1].iccid, SIMS[1].ip_address)
     await client.register(f"coap://127.0.0.1:{gateway.coap_port}")
     await client.send({"/3303/0/5700": 21.5})
+    for lat, lon in ((52.5200, 13.4050), (52.5205, 13.4092), (52.5189, 13.4131)):
+        await client.send({"/6/0/0": lat, "/6/0/1": lon})
     await asyncio.sleep(1.5)  # the group commits of the traffic above
     return gateway, client
 
