@@ -145,6 +145,10 @@ async def test_device_page_history_live_fragment_and_paging(api, browser):
                                         headers={"X-Requested-With": "fetch"})
     assert status == 200 and rows.index(base64.b64encode(b"live").decode()) < rows.index(newest)
     assert "<p>No positions.</p>" in html
+    status, events, _ = await browser.get("/console/devices/8988280660000000010/fragments/events",
+                                          headers={"X-Requested-With": "fetch"})
+    assert status == 200 and "No lifecycle, error or location events." in events
+    assert events.lstrip().startswith('<div class="events-live" data-live=')
     assert "device 8988280660000000010 has no LwM2M registration" in html
 
 

@@ -147,6 +147,11 @@ async def test_message_appears_live_without_reload(api, chromium):
     marker = await page.evaluate("() => { window.__same_page = 42; return window.__same_page; }")
     send_udp(api, 10, b"live one")
     await page.locator("table.history code", has_text=base64.b64encode(b"live one").decode()).wait_for(timeout=10_000)
+    client = await registered_client(api.gateway, DEVICE)  # a new event: the first registration
+    try:
+        await page.locator("ul.events", has_text="DEVICE_FIRST_TIME_REGISTERED").wait_for(timeout=10_000)
+    finally:
+        await client.close()
     assert await page.evaluate("() => window.__same_page") == marker  # no reload happened
     assert watched.problems == []
 

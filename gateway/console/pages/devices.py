@@ -86,7 +86,7 @@ async def device_page(request: web.Request) -> web.Response:
     device = (await call_ok(request, "GET", f"/v1/inspect/devices/{iccid}")).body
     token = request.query.get("next") or None
     history, next_token = await _history(request, iccid, token)
-    events, _ = await _optional(request, f"/v1/inspect/devices/{iccid}/events", pageSize=20)
+    events = await _events(request, iccid)
     positions, positions_note = await _optional(request, f"/v1/locate/devices/{iccid}/positions", pageSize=100)
     registration, registration_note = await _optional(request, f"/v1/integrate/devices/{iccid}/registration")
     requests, _ = await _optional(request, "/v1/integrate/devices/actions/requests", deviceId=iccid, pageSize=10,
@@ -94,12 +94,25 @@ async def device_page(request: web.Request) -> web.Response:
     items = positions.get("coordinates", []) if isinstance(positions, dict) else []
     return render(request, "device.html", page="devices", device=device, history=history, next_token=next_token,
                   first_page=token is None,
-                  events=[{**e, "time": short(e["time"]), "text": json.dumps(e["event"].get(e["type"].lower(), {}),
-                                                                              ensure_ascii=False)}
-                          for e in (events or {}).get("items", [])],
+                  events=events,
                   plot=position_plot(items), positions_note=positions_note,
                   registration=registration, registration_note=registration_note,
                   requests=(requests or {}).get("items", []), actions=ACTIONS)
+
+
+async def _events(request: web.Request, iccid: str) -> list[dict[str, Any]]:
+    """The device's latest 20 events other than telemetry, ready for display."""
+    events, _ = await _optional(request, f"/v1/inspect/devices/{iccid}/events", pageSize=20)
+    return [{**e, "time": short(e["time"]), "text": json.dumps(e["event"].get(e["type"].lower(), {}),
+                                                              ensure_ascii=False)}
+            for e in (events or {}).get("items", [])]
+
+
+async def events_fragment(request: web.Request) -> web.Response:
+    """The events list, fetched every few seconds by console.js (new events appear live)."""
+    iccid = request.match_info["iccid"]
+    html = render_fragment("_events.html", iccid=iccid, events=await _events(request, iccid))
+    return web.Response(text=html, content_type="text/html")
 
 
 async def history_fragment(request: web.Request) -> web.Response:
@@ -130,4 +143,5 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/devices", list_devices)
     router.add_get("/devices/{iccid}", device_page)
     router.add_get("/devices/{iccid}/fragments/history", history_fragment)
+    router.add_get("/devices/{iccid}/fragments/events", events_fragment)
     router.add_post("/devices/{iccid}/actions", action)
