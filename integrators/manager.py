@@ -35,6 +35,25 @@ SenderFactory = Callable[[dict[str, Any], SenderContext], Sender]
 NOT_RUNNING = (ROLLOUT_STARTED, ROLLOUT_FAILED)
 
 
+#: how long a worker (and its sender) may take to stop before a restart goes on without it
+WORKER_STOP_SECONDS = 10.0
+
+
+async def stop_worker(worker: Any, timeout: float = WORKER_STOP_SECONDS) -> None:
+    """Stop a worker, but never let a stuck sender hold up a restart or a shutdown: after
+    ``timeout`` the stop is cancelled and abandoned (logged). Waiting for the cancellation too
+    (as ``asyncio.wait_for`` does) would hang on a task that does not end when cancelled."""
+    task = asyncio.ensure_future(worker.stop())
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        log.error("integration %s did not stop within %g s; going on without it", worker.handle.name, timeout,
+                  extra={"event": "integration_stop_timeout", "integration": worker.handle.name})
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("stopping integration %s failed: %s", worker.handle.name, task.exception(),
+                  extra={"event": "integration_stop_failed", "integration": worker.handle.name})
+
+
 def webhook_sender(config: dict[str, Any], context: SenderContext | None = None) -> Sender:
     return WebhookSender(WebhookSettings(
         url=config["url"], headers=dict(config.get("headers") or {}), ca_file=config.get("ca_file"),
@@ -122,7 +141,7 @@ class IntegrationManager(CommitObserver):
         await self.reload()
 
     async def stop(self) -> None:
-        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        await asyncio.gather(*(stop_worker(w) for w in self.workers.values()), return_exceptions=True)
         self.workers.clear()
 
     async def reload(self) -> None:
@@ -137,7 +156,7 @@ class IntegrationManager(CommitObserver):
         handles = {row["id"]: handle_from_row(row) for row in rows}
         for integration_id in list(self.workers):
             if integration_id not in handles:
-                await self.workers.pop(integration_id).stop()
+                await stop_worker(self.workers.pop(integration_id))
         for integration_id, handle in handles.items():
             worker = self.workers.get(integration_id)
             if worker is None:
@@ -151,7 +170,7 @@ class IntegrationManager(CommitObserver):
                 if restarted:
                     log.info("integration %s restarted", handle.name,
                              extra={"event": "integration_restarted", "integration": handle.name})
-                await self.workers.pop(integration_id).stop()
+                await stop_worker(self.workers.pop(integration_id))
                 await self._start_worker(handle)
             worker = self.workers.get(integration_id)
             if worker is not None:

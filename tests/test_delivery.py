@@ -202,3 +202,29 @@ async def test_deliveries_recorded_while_the_writer_is_busy_survive_a_stop(tmp_p
     await busy
     (row,) = gw.store.list_integrations()
     assert gw.store.outbox_depth(row["id"]) == 0
+
+
+async def test_a_worker_that_does_not_stop_cannot_hold_up_a_restart(caplog):
+    """A sender stuck even through cancellation (seen once as a hung restart) is abandoned
+    after the timeout, with a log line, so restarts and shutdown go on."""
+    import types
+
+    from integrators.manager import stop_worker
+
+    release = asyncio.Event()
+
+    async def stuck_stop() -> None:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # ignores cancellation, as a buggy sender could
+
+    worker = types.SimpleNamespace(stop=stuck_stop, handle=types.SimpleNamespace(name="stuck"))
+    started = asyncio.get_running_loop().time()
+    await stop_worker(worker, timeout=0.2)
+    assert asyncio.get_running_loop().time() - started < 2
+    assert [r.getMessage() for r in caplog.records if getattr(r, "event", "") == "integration_stop_timeout"] == [
+        "integration stuck did not stop within 0.2 s; going on without it"]
+    release.set()
+    await asyncio.sleep(0.01)
