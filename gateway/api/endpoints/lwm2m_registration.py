@@ -24,7 +24,7 @@ def _resource_json(resource: Any) -> dict[str, Any]:
     return out
 
 
-def object_tree(registration: Any, links: Any, objects: Any) -> list[dict[str, Any]]:
+def object_tree(links: Any, objects: Any) -> list[dict[str, Any]]:
     tree = []
     for oid in sorted(links.objects):
         definition = objects.object(oid)
@@ -50,7 +50,7 @@ async def get_registration(request: web.Request) -> web.Response:
         raise not_found(f"device {iccid} has no LwM2M registration")
     links = lwm2m.registrations.parsed_links(registration.links)
     body = {k: v for k, v in registration.to_dict().items() if v is not None}
-    body["objects"] = object_tree(registration, links, lwm2m.objects)
+    body["objects"] = object_tree(links, lwm2m.objects)
     return json_response(body)
 
 

@@ -31,6 +31,22 @@ def headers_from_text(text: str) -> tuple[dict[str, str], str | None]:
     return headers, None
 
 
+def _event_types_of(form: Any, offered: list[str]) -> list[dict[str, str]]:
+    """The checked event types of an integration form, in the API's shape."""
+    return [{"type": t, "version": "1.0.0"} for t in offered if form.get(f"event_{t}")]
+
+
+async def _create(request: web.Request, kind_path: str, label: str, body: dict[str, Any]) -> web.StreamResponse:
+    """POST a new integration; its page on success, the list with the API's reason otherwise."""
+    session = session_of(request)
+    answer = await call(request, "POST", f"{BASE}/{kind_path}", body=body)
+    if not answer.ok:
+        session.say("error", f"{label} {body['name']!r}: {answer.message}")
+        raise web.HTTPSeeOther(f"{PREFIX}/integrations")
+    session.say("ok", f"{label} {body['name']!r} created")
+    raise web.HTTPSeeOther(f"{PREFIX}/integrations/{answer.body['id']}")
+
+
 def _kind_path(integration: dict[str, Any]) -> str:
     return "webhooks" if integration["type"] == "WEBHOOK" else "aws"
 
@@ -64,9 +80,8 @@ async def show_integration(request: web.Request) -> web.Response:
 
 def _webhook_body(form: Any, event_types: list[str]) -> tuple[dict[str, Any], str | None]:
     headers, problem = headers_from_text(str(form.get("headers", "")))
-    chosen = [t for t in event_types if form.get(f"event_{t}")]
     body: dict[str, Any] = {"url": str(form.get("url", "")).strip(), "headers": headers,
-                            "eventTypes": [{"type": t, "version": "1.0.0"} for t in chosen],
+                            "eventTypes": _event_types_of(form, event_types),
                             "jsonPayloadEnabled": bool(form.get("jsonPayloadEnabled"))}
     return body, problem
 
@@ -79,12 +94,7 @@ async def create_webhook(request: web.Request) -> web.StreamResponse:
         session.say("error", problem)
         raise web.HTTPSeeOther(f"{PREFIX}/integrations")
     body["name"] = str(form.get("name", "")).strip()
-    answer = await call(request, "POST", f"{BASE}/webhooks", body=body)
-    if not answer.ok:
-        session.say("error", f"webhook {body['name']!r}: {answer.message}")
-        raise web.HTTPSeeOther(f"{PREFIX}/integrations")
-    session.say("ok", f"webhook {body['name']!r} created")
-    raise web.HTTPSeeOther(f"{PREFIX}/integrations/{answer.body['id']}")
+    return await _create(request, "webhooks", "webhook", body)
 
 
 async def update_webhook(request: web.Request) -> web.StreamResponse:
@@ -127,15 +137,9 @@ async def create_aws(request: web.Request) -> web.StreamResponse:
     if problem:
         session.say("error", f"AWS integration {name!r}: {problem}")
         raise web.HTTPSeeOther(f"{PREFIX}/integrations")
-    chosen = [t for t in await _event_types(request) if form.get(f"event_{t}")]
-    body = {"name": name, "eventTypes": [{"type": t, "version": "1.0.0"} for t in chosen],
+    body = {"name": name, "eventTypes": _event_types_of(form, await _event_types(request)),
             "jsonPayloadEnabled": bool(form.get("jsonPayloadEnabled")), "connection": connection}
-    answer = await call(request, "POST", f"{BASE}/aws", body=body)
-    if not answer.ok:
-        session.say("error", f"AWS integration {name!r}: {answer.message}")
-        raise web.HTTPSeeOther(f"{PREFIX}/integrations")
-    session.say("ok", f"AWS integration {name!r} created")
-    raise web.HTTPSeeOther(f"{PREFIX}/integrations/{answer.body['id']}")
+    return await _create(request, "aws", "AWS integration", body)
 
 
 async def update_aws(request: web.Request) -> web.StreamResponse:
@@ -146,8 +150,7 @@ async def update_aws(request: web.Request) -> web.StreamResponse:
     if problem:
         session.say("error", problem)
     else:
-        chosen = [t for t in await _event_types(request) if form.get(f"event_{t}")]
-        body = {"connection": connection, "eventTypes": [{"type": t, "version": "1.0.0"} for t in chosen],
+        body = {"connection": connection, "eventTypes": _event_types_of(form, await _event_types(request)),
                 "jsonPayloadEnabled": bool(form.get("jsonPayloadEnabled"))}
         answer = await call(request, "PATCH", f"{BASE}/{integration_id}", body=body)
         session.say("ok" if answer.ok else "error", "saved" if answer.ok else answer.message)
