@@ -160,6 +160,9 @@ class AwsMqttSender:
                                              str(exc))
                 await asyncio.sleep(delay)
                 continue
+            if self._closed:  # closed while connecting: give the connection back, do not keep it
+                await conn.disconnect()
+                return
             self._conn = conn
             self.connections += 1
             self.last_error = None
@@ -216,8 +219,9 @@ class AwsMqttSender:
                                 f"{self.last_error}")
         assert self._outcome is not None
         try:
-            await asyncio.wait_for(asyncio.shield(self._outcome), self.settings.timeout_seconds + 5)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.settings.timeout_seconds + 5):
+                await asyncio.shield(self._outcome)
+        except TimeoutError:
             pass
         conn = self._conn
         if conn is not None and conn.is_open:

@@ -39,6 +39,11 @@ NOT_RUNNING = (ROLLOUT_STARTED, ROLLOUT_FAILED)
 WORKER_STOP_SECONDS = 10.0
 
 
+#: integrations whose worker did not stop in time and was abandoned, in order; a test that
+#: abandons one fails (tests/conftest.py), so a stop that hangs is a failure, not a slow test
+ABANDONED: list[str] = []
+
+
 async def stop_worker(worker: Any, timeout: float = WORKER_STOP_SECONDS) -> None:
     """Stop a worker, but never let a stuck sender hold up a restart or a shutdown: after
     ``timeout`` the stop is cancelled and abandoned (logged). Waiting for the cancellation too
@@ -47,6 +52,7 @@ async def stop_worker(worker: Any, timeout: float = WORKER_STOP_SECONDS) -> None
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:
         task.cancel()
+        ABANDONED.append(worker.handle.name)
         log.error("integration %s did not stop within %g s; going on without it", worker.handle.name, timeout,
                   extra={"event": "integration_stop_timeout", "integration": worker.handle.name})
     elif not task.cancelled() and task.exception() is not None:

@@ -380,8 +380,9 @@ class MqttConnection(asyncio.Protocol):
         self._inflight[packet_id] = (future, topic)
         self._write(packet)
         try:
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
             self._inflight.pop(packet_id, None)
             self._release_slot()
             # a broker that does not acknowledge within the timeout is not trusted with more
@@ -421,8 +422,9 @@ class MqttConnection(asyncio.Protocol):
             self.transport.write(DISCONNECT)
             self.transport.close()
             try:
-                await asyncio.wait_for(asyncio.shield(self.closed), 2)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(2):
+                    await asyncio.shield(self.closed)
+            except TimeoutError:
                 self.transport.abort()
 
 
@@ -431,12 +433,15 @@ async def connect(host: str, port: int, context: ssl.SSLContext | None, client_i
     """Open TCP + TLS, send CONNECT, wait for a successful CONNACK. Raises ConnectError."""
     loop = asyncio.get_running_loop()
     where = f"{host}:{port}"
+    # asyncio.timeout, not asyncio.wait_for: on Python 3.11 wait_for swallows a cancellation
+    # that arrives in the same loop iteration as the result, and a sender being closed then
+    # got a connection it never gave back (its close() waited for the supervisor forever)
     try:
-        _transport, protocol = await asyncio.wait_for(
-            loop.create_connection(lambda: MqttConnection(keepalive), host, port, ssl=context,
-                                   server_hostname=host if context is not None else None),
-            timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout):
+            _transport, protocol = await loop.create_connection(
+                lambda: MqttConnection(keepalive), host, port, ssl=context,
+                server_hostname=host if context is not None else None)
+    except TimeoutError:
         raise ConnectError(f"cannot connect to {where}: no TCP/TLS connection within {timeout:g} s") from None
     except ssl.SSLError as exc:
         raise ConnectError(f"cannot connect to {where}: {describe_tls_error(exc)}") from None
@@ -444,12 +449,16 @@ async def connect(host: str, port: int, context: ssl.SSLContext | None, client_i
         raise ConnectError(f"cannot connect to {where}: {describe_os_error(exc)}") from None
     protocol._write(connect_packet(client_id, keepalive))
     try:
-        code, props = await asyncio.wait_for(asyncio.shield(protocol.connack), timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout):
+            code, props = await asyncio.shield(protocol.connack)
+    except TimeoutError:
         protocol.abort(ConnectError("no CONNACK"))
         raise ConnectError(f"cannot connect to {where}: no CONNACK within {timeout:g} s") from None
     except ConnectError as exc:
         raise ConnectError(f"cannot connect to {where}: {_connack_lost(exc)}") from None
+    except BaseException:  # cancelled: the connection must not outlive the caller that wanted it
+        protocol.abort(ConnectError("connect cancelled"))
+        raise
     if code >= 0x80:
         reason = f": {props[REASON_STRING]}" if REASON_STRING in props else ""
         protocol.abort(ConnectError("refused"))

@@ -174,8 +174,9 @@ class DeliveryWorker:
             self.metrics.queue_depth.labels(self._label).set(rnd.in_memory)
             if len(items) < room or room <= 0:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(self.poll_seconds):  # not wait_for: see mqtt.connect
+                        await self._wake.wait()
+                except TimeoutError:
                     pass
 
     # delivering -----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,20 @@ def sim(n: int, status: str = "Enabled") -> Sim:
     """Test SIM number n (10..39): ICCID 8988280660000000010.., source IP 127.0.0.n."""
     return Sim(iccid=f"89882806600000000{n:02d}", imsi=f"9014051000000{n:02d}", ip_address=f"127.0.0.{n}",
                label=f"test-{n}", status=status)
+
+
+@pytest.fixture(autouse=True)
+def no_abandoned_integration_worker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test in which a worker did not stop within its time and was abandoned
+    (integrators.manager.stop_worker): that is a hang in a sender's stop, which the timeout
+    only hides. Tests that abandon one on purpose carry ``@pytest.mark.abandons_worker``."""
+    from integrators import manager
+
+    before = len(manager.ABANDONED)
+    yield
+    abandoned = manager.ABANDONED[before:]
+    if abandoned and request.node.get_closest_marker("abandons_worker") is None:
+        pytest.fail(f"integration worker(s) abandoned because their stop hung: {', '.join(abandoned)}")
 
 
 @pytest.fixture(scope="session")

@@ -388,3 +388,34 @@ async def test_failed_integration_resumes_after_restart(tmp_path, pki, start_gat
     finally:
         sub.close()
         broker.stop()
+
+
+async def test_close_while_the_connack_arrives_ends_and_gives_the_connection_back(broker, pki, monkeypatch):
+    """A sender closed in the loop iteration in which its CONNACK arrives. On Python 3.11,
+    ``asyncio.wait_for`` swallowed that cancellation: the supervisor kept the new connection
+    and ``close()`` waited for it forever (a restart hung, the worker was abandoned)."""
+    from integrators.aws_mqtt import AwsMqttSender, AwsMqttSettings
+
+    loop = asyncio.get_running_loop()
+    closing: list[asyncio.Task] = []
+    connections: list[mqtt.MqttConnection] = []
+    packet = mqtt.MqttConnection._packet
+
+    def connack_then_close(self: mqtt.MqttConnection, header: int, body: bytes) -> None:
+        packet(self, header, body)
+        if header >> 4 == 2 and not closing:  # CONNACK: close the sender in this same iteration
+            connections.append(self)
+            closing.append(loop.create_task(sender.close()))
+
+    monkeypatch.setattr(mqtt.MqttConnection, "_packet", connack_then_close)
+    files = pki.client("gateway")
+    sender = AwsMqttSender(AwsMqttSettings(host="localhost", port=broker.port, cert_file=files.cert_file,
+                                           key_file=files.key_file, ca_file=pki.ca_file, client_id="closing"))
+    await wait_until(lambda: bool(closing))
+    async with asyncio.timeout(5):
+        await closing[0]
+    assert sender._supervisor is not None and sender._supervisor.done()
+    assert sender._conn is None and sender.connections == 0
+    async with asyncio.timeout(5):
+        reason = await connections[0].closed  # the connection went back, not kept open
+    assert str(reason) in ("connect cancelled", "closed by the gateway")

@@ -6,6 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from gateway.cli import main as cli
 from integrators.base import INTEGRATION_ACTIVE, INTEGRATION_FAILED
 from tests.conftest import make_config, sim, webhook
@@ -204,6 +206,7 @@ async def test_deliveries_recorded_while_the_writer_is_busy_survive_a_stop(tmp_p
     assert gw.store.outbox_depth(row["id"]) == 0
 
 
+@pytest.mark.abandons_worker
 async def test_a_worker_that_does_not_stop_cannot_hold_up_a_restart(caplog):
     """A sender stuck even through cancellation (seen once as a hung restart) is abandoned
     after the timeout, with a log line, so restarts and shutdown go on."""
