@@ -260,7 +260,7 @@ class WebhookConfig:
 
 AWS_MODES = ("mqtt", "iot_data")
 AWS_MQTT_KEYS = ("host", "port", "ca_file", "cert_file", "key_file", "client_id", "keepalive",
-                 "publish_rate_limit", "reconnect_min_seconds", "reconnect_max_seconds")
+                 "publish_rate_limit", "reconnect_min_seconds", "reconnect_max_seconds", "tls_check_seconds")
 AWS_IOT_DATA_KEYS = ("region", "endpoint_url", "role_arn", "external_id", "session_name",
                      "session_duration_seconds", "sts_endpoint_url", "threads")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
@@ -289,6 +289,7 @@ class AwsIntegrationConfig:
     publish_rate_limit: float | None = None  # 100 per second; 0 = unlimited
     reconnect_min_seconds: float | None = None  # 1
     reconnect_max_seconds: float | None = None  # 60
+    tls_check_seconds: float | None = None  # 10: how often the TLS files are compared with the ones in use
     # mode = "iot_data": boto3 iot-data publish over HTTPS (SigV4)
     region: str | None = None
     endpoint_url: str | None = None
@@ -626,6 +627,8 @@ def validate_aws(aws: AwsIntegrationConfig, where: str, check_files: bool = True
         low, high = aws.reconnect_min_seconds or 1.0, aws.reconnect_max_seconds or 60.0
         if low <= 0 or high < low:
             raise ConfigError(f"{where}.reconnect_max_seconds: must be at least reconnect_min_seconds (> 0)")
+        if aws.tls_check_seconds is not None and aws.tls_check_seconds <= 0:
+            raise ConfigError(f"{where}.tls_check_seconds: must be positive")
         if check_files:
             for key in ("ca_file", "cert_file", "key_file"):
                 path = getattr(aws, key)

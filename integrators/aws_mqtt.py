@@ -6,9 +6,12 @@ returns on PUBACK; many publishes share the connection at once (the delivery wor
 per SIM), up to the broker's Receive Maximum. Publishes are rate limited per connection
 (AWS IoT Core allows 100 per second per connection).
 
-Certificates and keys are read from their files at every connection attempt (a renewed
-certificate is picked up without a restart) and never logged or put into events: errors name
-the file, not its content.
+Certificates and keys are read from their files before every connection attempt, and compared
+with the ones in use every ``tls_check_seconds`` while connected: when they changed (a renewed
+certificate, a new CA) and the new files make a usable TLS context, the connection is drained
+(no new publishes, the ones in flight get their PUBACK), closed politely and opened again with
+the new files. Files that cannot be used keep the working connection (logged, ERROR event).
+Their content is never logged or put into events: errors name the file, not its content.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from . import mqtt
 from .aws_common import TokenBucket, check_publish, topic_for
 from .base import DeliveryError, SenderContext
+from .tls_files import FileContext
 
 log = logging.getLogger("nce.aws")
 
@@ -42,6 +46,7 @@ class AwsMqttSettings:
     timeout_seconds: float = 20.0  # TCP+TLS+CONNACK, and each PUBACK
     reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
+    tls_check_seconds: float = 10.0  # how often the files are compared with those in use
 
     @classmethod
     def from_config(cls, name: str, config: dict[str, Any]) -> AwsMqttSettings:
@@ -52,7 +57,8 @@ class AwsMqttSettings:
                    publish_rate_limit=float(config.get("publish_rate_limit", 100.0)),
                    timeout_seconds=float(config.get("timeout_seconds", 20.0)),
                    reconnect_min_seconds=float(config.get("reconnect_min_seconds", 1.0)),
-                   reconnect_max_seconds=float(config.get("reconnect_max_seconds", 60.0)))
+                   reconnect_max_seconds=float(config.get("reconnect_max_seconds", 60.0)),
+                   tls_check_seconds=float(config.get("tls_check_seconds") or 10.0))
 
 
 def client_tls_context(settings: AwsMqttSettings, now: dt.datetime | None = None) -> ssl.SSLContext:
@@ -111,6 +117,10 @@ class AwsMqttSender:
         self.context = context or SenderContext(name=settings.client_id)
         self.where = f"{settings.host}:{settings.port}"
         self.bucket = TokenBucket(settings.publish_rate_limit) if settings.publish_rate_limit > 0 else None
+        self.tls = FileContext(lambda: client_tls_context(settings),
+                               {"ca_file": settings.ca_file, "cert_file": settings.cert_file,
+                                "key_file": settings.key_file}, name=self.context.name)
+        self._unusable: str | None = None  # why the changed files on disk cannot be used yet
         self._conn: mqtt.MqttConnection | None = None
         self._supervisor: asyncio.Task | None = None
         self._outcome: asyncio.Future[None] | None = None  # resolved when the next connect attempt ends
@@ -145,7 +155,7 @@ class AwsMqttSender:
         failures = 0
         while not self._closed:
             try:
-                tls = await loop.run_in_executor(None, client_tls_context, self.settings)
+                tls = await loop.run_in_executor(None, self._tls_context)
                 conn = await mqtt.connect(self.settings.host, self.settings.port, tls, self.settings.client_id,
                                           keepalive=self.settings.keepalive, timeout=self.settings.timeout_seconds)
             except mqtt.ConnectError as exc:
@@ -175,12 +185,14 @@ class AwsMqttSender:
                      conn.receive_maximum, extra={"event": "aws_connected", "integration": self.context.name})
             self._resolve()
             up_since = time.monotonic()
-            reason = await conn.closed
+            reason = await self._hold(conn)
             self._conn = None
             if self._m_connected:
                 self._m_connected.set(0)
             if self._closed:
                 return
+            if reason is None:  # closed by us for new TLS files: connect again at once
+                continue
             # a connection that held for a while was a success: start the backoff over
             failures = 0 if time.monotonic() - up_since > max(30.0, self.settings.keepalive) else failures + 1
             delay = self._backoff(failures) if failures else 0.0
@@ -189,6 +201,45 @@ class AwsMqttSender:
                         extra={"event": "aws_disconnected", "integration": self.context.name})
             if delay:
                 await asyncio.sleep(delay)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The context of the files as they are now (built again only when they changed)."""
+        try:
+            return self.tls.get()
+        except OSError as exc:
+            raise mqtt.ConnectError(str(exc)) from None
+
+    async def _hold(self, conn: mqtt.MqttConnection) -> mqtt.MqttError | None:
+        """Wait until ``conn`` ends (returns why), or until the TLS files changed on disk and the
+        connection was drained and closed for them (returns None)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            done, _ = await asyncio.wait({conn.closed}, timeout=self.settings.tls_check_seconds)
+            if done:
+                return conn.closed.result()
+            if not await loop.run_in_executor(None, self.tls.changed):
+                continue
+            try:
+                await loop.run_in_executor(None, self._tls_context)
+            except mqtt.ConnectError as exc:  # e.g. a new certificate written, its key not yet
+                if str(exc) != self._unusable:
+                    self._unusable = str(exc)
+                    log.warning("TLS files of %s changed but cannot be used (%s); keeping the current "
+                                "connection", self.context.name, exc,
+                                extra={"event": "tls_files_unusable", "integration": self.context.name})
+                    self.context.problems.report("credentials", f"files:{_category(str(exc))}",  # type: ignore[union-attr]
+                                                 f"the changed TLS files cannot be used: {exc}")
+                continue
+            self._unusable = None
+            log.info("MQTT connection of %s: reconnecting with the TLS files changed on disk (%d in flight "
+                     "drained first)", self.context.name, conn.inflight,
+                     extra={"event": "aws_tls_reload", "integration": self.context.name})
+            conn.draining = True  # _connection() hands it out no more
+            deadline = time.monotonic() + self.settings.timeout_seconds
+            while conn.inflight and conn.is_open and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await conn.disconnect()
+            return None
 
     def _backoff(self, failures: int) -> float:
         """Capped exponential backoff with jitter (half fixed, half random)."""
@@ -210,7 +261,7 @@ class AwsMqttSender:
 
     async def _connection(self) -> mqtt.MqttConnection:
         conn = self._conn
-        if conn is not None and conn.is_open:
+        if conn is not None and conn.is_open and not conn.draining:
             return conn
         self._ensure_supervisor()
         now = time.monotonic()
@@ -224,7 +275,7 @@ class AwsMqttSender:
         except TimeoutError:
             pass
         conn = self._conn
-        if conn is not None and conn.is_open:
+        if conn is not None and conn.is_open and not conn.draining:
             return conn
         raise DeliveryError(f"not connected to {self.where}: {self.last_error or 'connection attempt timed out'}")
 

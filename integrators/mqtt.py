@@ -218,6 +218,7 @@ class MqttConnection(asyncio.Protocol):
         self._ping_sent: float | None = None
         self._pinger: asyncio.Task | None = None
         self._close_reason: MqttError | None = None
+        self.draining = False  # set by the owner: no new publishes (it is about to close)
 
     # asyncio.Protocol ---------------------------------------------------------------
 

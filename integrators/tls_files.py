@@ -37,6 +37,16 @@ class FileContext:
                 raise OSError(f"cannot read {key} {path}: {exc.strerror or exc}") from None
         return contents
 
+    def changed(self) -> bool:
+        """Whether the files now differ from those the current context was built from (False
+        before the first build and while a file cannot be read: a rotation half done)."""
+        if self._context is None:
+            return False
+        try:
+            return self._read() != self._contents
+        except OSError:
+            return False
+
     def get(self) -> ssl.SSLContext:
         """The current context; raises OSError or ssl.SSLError naming the file at fault."""
         contents = self._read()
