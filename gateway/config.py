@@ -260,7 +260,8 @@ class WebhookConfig:
 
 AWS_MODES = ("mqtt", "iot_data")
 AWS_MQTT_KEYS = ("host", "port", "ca_file", "cert_file", "key_file", "client_id", "keepalive",
-                 "publish_rate_limit", "reconnect_min_seconds", "reconnect_max_seconds", "tls_check_seconds")
+                 "publish_rate_limit", "reconnect_min_seconds", "reconnect_max_seconds", "tls_check_seconds",
+                 "mqtt_version")
 AWS_IOT_DATA_KEYS = ("region", "endpoint_url", "role_arn", "external_id", "session_name",
                      "session_duration_seconds", "sts_endpoint_url", "threads")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
@@ -290,6 +291,7 @@ class AwsIntegrationConfig:
     reconnect_min_seconds: float | None = None  # 1
     reconnect_max_seconds: float | None = None  # 60
     tls_check_seconds: float | None = None  # 10: how often the TLS files are compared with the ones in use
+    mqtt_version: str | None = None  # "5" (falls back to 3.1.1 when the broker has only that) or "3.1.1"
     # mode = "iot_data": boto3 iot-data publish over HTTPS (SigV4)
     region: str | None = None
     endpoint_url: str | None = None
@@ -627,6 +629,8 @@ def validate_aws(aws: AwsIntegrationConfig, where: str, check_files: bool = True
         low, high = aws.reconnect_min_seconds or 1.0, aws.reconnect_max_seconds or 60.0
         if low <= 0 or high < low:
             raise ConfigError(f"{where}.reconnect_max_seconds: must be at least reconnect_min_seconds (> 0)")
+        if aws.mqtt_version is not None and aws.mqtt_version not in ("5", "3.1.1"):
+            raise ConfigError(f"{where}.mqtt_version: \"5\" or \"3.1.1\", got {aws.mqtt_version!r}")
         if aws.tls_check_seconds is not None and aws.tls_check_seconds <= 0:
             raise ConfigError(f"{where}.tls_check_seconds: must be positive")
         if check_files:

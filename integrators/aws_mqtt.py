@@ -47,6 +47,7 @@ class AwsMqttSettings:
     reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
     tls_check_seconds: float = 10.0  # how often the files are compared with those in use
+    mqtt_version: int = 5  # protocol level: 5 (3.1.1 when the broker has only that) or 4 (3.1.1)
 
     @classmethod
     def from_config(cls, name: str, config: dict[str, Any]) -> AwsMqttSettings:
@@ -58,7 +59,8 @@ class AwsMqttSettings:
                    timeout_seconds=float(config.get("timeout_seconds", 20.0)),
                    reconnect_min_seconds=float(config.get("reconnect_min_seconds", 1.0)),
                    reconnect_max_seconds=float(config.get("reconnect_max_seconds", 60.0)),
-                   tls_check_seconds=float(config.get("tls_check_seconds") or 10.0))
+                   tls_check_seconds=float(config.get("tls_check_seconds") or 10.0),
+                   mqtt_version=4 if config.get("mqtt_version") == "3.1.1" else 5)
 
 
 def client_tls_context(settings: AwsMqttSettings, now: dt.datetime | None = None) -> ssl.SSLContext:
@@ -121,6 +123,7 @@ class AwsMqttSender:
                                {"ca_file": settings.ca_file, "cert_file": settings.cert_file,
                                 "key_file": settings.key_file}, name=self.context.name)
         self._unusable: str | None = None  # why the changed files on disk cannot be used yet
+        self.version = settings.mqtt_version  # what the broker spoke last time: asked for first
         self._conn: mqtt.MqttConnection | None = None
         self._supervisor: asyncio.Task | None = None
         self._outcome: asyncio.Future[None] | None = None  # resolved when the next connect attempt ends
@@ -157,7 +160,8 @@ class AwsMqttSender:
             try:
                 tls = await loop.run_in_executor(None, self._tls_context)
                 conn = await mqtt.connect(self.settings.host, self.settings.port, tls, self.settings.client_id,
-                                          keepalive=self.settings.keepalive, timeout=self.settings.timeout_seconds)
+                                          keepalive=self.settings.keepalive, timeout=self.settings.timeout_seconds,
+                                          version=self.version)
             except mqtt.ConnectError as exc:
                 failures += 1
                 delay = self._backoff(failures)
@@ -173,6 +177,10 @@ class AwsMqttSender:
             if self._closed:  # closed while connecting: give the connection back, do not keep it
                 await conn.disconnect()
                 return
+            if conn.version != self.version:
+                log.info("the broker of %s speaks MQTT 3.1.1 only; using it", self.context.name,
+                         extra={"event": "aws_mqtt_311", "integration": self.context.name})
+            self.version = conn.version
             self._conn = conn
             self.connections += 1
             self.last_error = None
@@ -181,8 +189,9 @@ class AwsMqttSender:
                 if self.connections > 1:
                     self._m_reconnects.inc()
             self.context.problems.clear()  # type: ignore[union-attr]
-            log.info("MQTT connection of %s to %s up (receive maximum %d)", self.context.name, self.where,
-                     conn.receive_maximum, extra={"event": "aws_connected", "integration": self.context.name})
+            log.info("MQTT connection of %s to %s up (MQTT %s, receive maximum %d)", self.context.name, self.where,
+                     "5" if conn.version == 5 else "3.1.1", conn.receive_maximum,
+                     extra={"event": "aws_connected", "integration": self.context.name})
             self._resolve()
             up_since = time.monotonic()
             reason = await self._hold(conn)

@@ -1,5 +1,9 @@
 """A small MQTT 5 publisher on asyncio: one connection, QoS 1, many publishes in flight.
 
+It speaks MQTT 3.1.1 too: a broker that answers the MQTT 5 CONNECT with a 3.1.1 CONNACK
+("unacceptable protocol version", as 3.1.1 §3.1.2.2 requires) is connected to again with
+protocol level 4, and ``version=4`` asks for 3.1.1 from the start.
+
 Only what a gateway that publishes to AWS IoT Core needs: CONNECT/CONNACK, PUBLISH QoS 1 and
 PUBACK, PINGREQ/PINGRESP keep-alive, DISCONNECT in both directions. No subscriptions, no
 session state (clean start: whatever was in flight when a connection drops is sent again by the
@@ -90,18 +94,28 @@ def _string(text: str) -> bytes:
     return struct.pack("!H", len(raw)) + raw
 
 
-def connect_packet(client_id: str, keepalive: int) -> bytes:
-    # protocol name, level 5, flags: clean start; keep alive; no properties; payload: client id
-    variable = b"\x00\x04MQTT\x05\x02" + struct.pack("!H", keepalive) + b"\x00"
+#: MQTT 3.1.1 CONNACK return codes (3.1.1 §3.2.2.3)
+V311_REFUSALS = {1: "unacceptable protocol version", 2: "identifier rejected", 3: "server unavailable",
+                 4: "bad user name or password", 5: "not authorized"}
+#: publishes in flight on a 3.1.1 connection, which has no Receive Maximum to tell us
+V311_INFLIGHT = 100
+
+
+def connect_packet(client_id: str, keepalive: int, version: int = 5) -> bytes:
+    # protocol name, level (5 or 4), flags: clean start; keep alive; no properties (5 only); client id
+    variable = b"\x00\x04MQTT" + bytes((version, 0x02)) + struct.pack("!H", keepalive)
+    if version == 5:
+        variable += b"\x00"
     body = variable + _string(client_id)
     return b"\x10" + varint(len(body)) + body
 
 
-def publish_packet(topic: bytes, packet_id: int, payload: bytes) -> bytes:
-    """PUBLISH, QoS 1, no retain, no properties. ``topic`` is already UTF-8."""
-    length = 2 + len(topic) + 2 + 1 + len(payload)
+def publish_packet(topic: bytes, packet_id: int, payload: bytes, version: int = 5) -> bytes:
+    """PUBLISH, QoS 1, no retain, no properties (MQTT 5). ``topic`` is already UTF-8."""
+    props = b"\x00" if version == 5 else b""
+    length = 2 + len(topic) + 2 + len(props) + len(payload)
     return b"".join((b"\x32", varint(length), struct.pack("!H", len(topic)), topic,
-                     struct.pack("!HB", packet_id, 0), payload))
+                     struct.pack("!H", packet_id), props, payload))
 
 
 def parse_properties(data: bytes | memoryview, pos: int) -> tuple[dict[int, object], int]:
@@ -199,9 +213,10 @@ def describe_os_error(exc: OSError) -> str:
 class MqttConnection(asyncio.Protocol):
     """One connected MQTT 5 session. Create with :func:`connect`."""
 
-    def __init__(self, keepalive: int) -> None:
+    def __init__(self, keepalive: int, version: int = 5) -> None:
         self.loop = asyncio.get_running_loop()
         self.keepalive = keepalive
+        self.version = version  # protocol level: 5, or 4 for MQTT 3.1.1
         self.transport: asyncio.Transport | None = None
         self.connack: asyncio.Future[tuple[int, dict[int, object]]] = self.loop.create_future()
         self.closed: asyncio.Future[MqttError] = self.loop.create_future()
@@ -218,6 +233,7 @@ class MqttConnection(asyncio.Protocol):
         self._ping_sent: float | None = None
         self._pinger: asyncio.Task | None = None
         self._close_reason: MqttError | None = None
+        self.connack_length = 0
         self.draining = False  # set by the owner: no new publishes (it is about to close)
 
     # asyncio.Protocol ---------------------------------------------------------------
@@ -284,8 +300,9 @@ class MqttConnection(asyncio.Protocol):
         elif kind == 2:  # CONNACK
             code = body[1]
             props: dict[int, object] = {}
-            if len(body) > 2:
+            if len(body) > 2 and self.version == 5:
                 props, _ = parse_properties(body, 2)
+            self.connack_length = len(body)
             if not self.connack.done():
                 self.connack.set_result((code, props))
         elif kind == 14:  # DISCONNECT from the server
@@ -373,7 +390,7 @@ class MqttConnection(asyncio.Protocol):
             if packet_id not in self._inflight:
                 break
         self._next_id = packet_id
-        packet = publish_packet(topic_raw, packet_id, payload)
+        packet = publish_packet(topic_raw, packet_id, payload, self.version)
         if len(packet) > self.maximum_packet_size:
             raise PublishRejected(f"the event is {len(packet)} bytes on the wire; the broker accepts at most "
                                   f"{self.maximum_packet_size}", 0x95)
@@ -430,8 +447,23 @@ class MqttConnection(asyncio.Protocol):
 
 
 async def connect(host: str, port: int, context: ssl.SSLContext | None, client_id: str, *,
-                  keepalive: int = 60, timeout: float = 20.0) -> MqttConnection:
-    """Open TCP + TLS, send CONNECT, wait for a successful CONNACK. Raises ConnectError."""
+                  keepalive: int = 60, timeout: float = 20.0, version: int = 5) -> MqttConnection:
+    """Open TCP + TLS, send CONNECT, wait for a successful CONNACK. Raises ConnectError.
+
+    With ``version=5`` a broker that speaks only MQTT 3.1.1 is connected to again with 3.1.1
+    (see ``MqttConnection.version`` of the result)."""
+    try:
+        return await _connect(host, port, context, client_id, keepalive, timeout, version)
+    except _OlderProtocol:
+        return await _connect(host, port, context, client_id, keepalive, timeout, 4)
+
+
+class _OlderProtocol(Exception):
+    """The broker answered an MQTT 5 CONNECT the way an MQTT 3.1.1 broker does."""
+
+
+async def _connect(host: str, port: int, context: ssl.SSLContext | None, client_id: str, keepalive: int,
+                   timeout: float, version: int) -> MqttConnection:
     loop = asyncio.get_running_loop()
     where = f"{host}:{port}"
     # asyncio.timeout, not asyncio.wait_for: on Python 3.11 wait_for swallows a cancellation
@@ -440,7 +472,7 @@ async def connect(host: str, port: int, context: ssl.SSLContext | None, client_i
     try:
         async with asyncio.timeout(timeout):
             _transport, protocol = await loop.create_connection(
-                lambda: MqttConnection(keepalive), host, port, ssl=context,
+                lambda: MqttConnection(keepalive, version), host, port, ssl=context,
                 server_hostname=host if context is not None else None)
     except TimeoutError:
         raise ConnectError(f"cannot connect to {where}: no TCP/TLS connection within {timeout:g} s") from None
@@ -448,7 +480,7 @@ async def connect(host: str, port: int, context: ssl.SSLContext | None, client_i
         raise ConnectError(f"cannot connect to {where}: {describe_tls_error(exc)}") from None
     except OSError as exc:
         raise ConnectError(f"cannot connect to {where}: {describe_os_error(exc)}") from None
-    protocol._write(connect_packet(client_id, keepalive))
+    protocol._write(connect_packet(client_id, keepalive, version))
     try:
         async with asyncio.timeout(timeout):
             code, props = await asyncio.shield(protocol.connack)
@@ -460,10 +492,19 @@ async def connect(host: str, port: int, context: ssl.SSLContext | None, client_i
     except BaseException:  # cancelled: the connection must not outlive the caller that wanted it
         protocol.abort(ConnectError("connect cancelled"))
         raise
+    if version == 5 and (code == 0x84 or (code == 0x01 and not props and protocol.connack_length == 2)):
+        protocol.abort(ConnectError("MQTT 5 refused"))  # 0x84, or 3.1.1's "unacceptable protocol version"
+        raise _OlderProtocol()
+    if version == 4 and code != 0:
+        protocol.abort(ConnectError("refused"))
+        raise ConnectError(f"the broker at {where} refused the connection: "
+                           f"{V311_REFUSALS.get(code, 'refused')} (MQTT 3.1.1 return code {code})")
     if code >= 0x80:
         reason = f": {props[REASON_STRING]}" if REASON_STRING in props else ""
         protocol.abort(ConnectError("refused"))
         raise ConnectError(f"the broker at {where} refused the connection: {reason_text(code)}{reason}")
+    if version == 4:
+        protocol.receive_maximum = V311_INFLIGHT
     if RECEIVE_MAXIMUM in props:
         protocol.receive_maximum = int(props[RECEIVE_MAXIMUM])  # type: ignore[arg-type]
     if MAXIMUM_PACKET_SIZE in props:

@@ -163,6 +163,9 @@ def test_mqtt_framing():
     assert connect == b"\x10\x0e\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x01c"
     props, end = mqtt.parse_properties(b"\x08\x21\x00\x14\x1f\x00\x02ok", 0)
     assert props == {0x21: 20, 0x1F: "ok"} and end == 9
+    # MQTT 3.1.1: protocol level 4, no properties in CONNECT and PUBLISH
+    assert mqtt.connect_packet("c", 60, 4) == b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01c"
+    assert mqtt.publish_packet(b"a/b", 7, b"hi", 4) == b"\x32\x09\x00\x03a/b\x00\x07hi"
 
 
 def test_mqtt_config_defaults_from_stored_config():
