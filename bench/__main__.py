@@ -17,6 +17,7 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "lwm2m": ("bench.lwm2m", ["--registrations", "30000", "--seconds", "6"]),
     "dtls": ("bench.dtls", []),
     "delivery": ("bench.delivery", ["--events", "20000"]),
+    "whole_path": ("bench.whole_path", ["--seconds", "8"]),
     "api": ("bench.api", []),
     "replay": ("bench.replay", ["--events", "100000"]),
     "radius": ("bench.radius", ["--seconds", "6"]),

@@ -525,4 +525,7 @@ def _connack_lost(exc: ConnectError) -> str:
     if text == "the broker closed the connection":
         return ("the broker closed the connection before CONNACK (a broker that refuses the client "
                 "certificate or the client id does this)")
+    if "Connection reset by peer" in text:  # the alert was lost: our CONNECT reached a closed socket
+        return ("the broker reset the connection before CONNACK (a broker that refuses the client "
+                "certificate does this; the next attempt may name the reason)")
     return text
