@@ -12,7 +12,8 @@ fixed rate by the CoAP load generator in this process, each run against one targ
 * the same path with aiohttp's client as the webhook sender (the library alternative);
 * an HTTPS receiver on ``http.server`` (HTTP/1.0: a TCP connection and TLS handshake per event),
   at its own lower rate;
-* Mosquitto with mutual TLS, one MQTT connection (the AWS IoT Core integration).
+* Mosquitto with mutual TLS, one MQTT connection (the AWS IoT Core integration);
+* the same path with paho-mqtt as the sender (the library alternative).
 
 A run's figure is the messages the load generator had acknowledged divided by the gateway's CPU
 seconds (all threads, from /proc) from the start of the load until the outbox was empty again,
@@ -156,6 +157,7 @@ publish_rate_limit = 0
 event_types = ["TELEMETRY_DATA"]
 """
             rows.append(run_one(directory, "+ Mosquitto, MQTT 5, mutual TLS (own client)", aws, ips, **load))
+            rows.append(run_one(directory, "+ same, paho-mqtt as the sender", aws, ips, sender="paho", **load))
         finally:
             broker.stop()
 
@@ -172,15 +174,62 @@ event_types = ["TELEMETRY_DATA"]
                      "own processes.")
 
 
-def serve(config: str, sender: str) -> None:
-    """The gateway child: ``nce-gateway serve``, with aiohttp's client as the webhook sender
-    when asked (the library alternative measured on the same path)."""
-    if sender == "aiohttp":
-        from integrators import manager
+class PahoSender:
+    """The AWS MQTT sender as it would be on paho-mqtt (the library alternative to
+    ``integrators/mqtt.py``): one connection, QoS 1, up to 100 in flight, delivered on PUBACK.
+    paho runs its network loop in its own thread; PUBACKs come back to the event loop through
+    ``call_soon_threadsafe``."""
 
+    needs_device = False
+
+    def __init__(self, config: dict, context: object = None) -> None:
+        import asyncio
+
+        import paho.mqtt.client as paho
+
+        self.loop = asyncio.get_running_loop()
+        self.pending: dict[int, asyncio.Future] = {}
+        self.connected = asyncio.Event()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=config.get("client_id") or "bench-paho",
+                                  protocol=paho.MQTTv5)
+        self.client.tls_set(ca_certs=config.get("ca_file"), certfile=config["cert_file"], keyfile=config["key_file"])
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = lambda *a: self.loop.call_soon_threadsafe(self.connected.set)
+        self.client.on_publish = lambda c, u, mid, rc, props: self.loop.call_soon_threadsafe(self._done, mid, rc)
+        self.client.connect_async(config["host"], int(config.get("port") or 8883), keepalive=60)
+        self.client.loop_start()
+
+    def _done(self, mid: int, rc: object) -> None:
+        future = self.pending.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(rc)
+
+    async def send(self, body: str, device: object, event_type: str) -> None:
+        from integrators.aws_common import topic_for
+
+        await self.connected.wait()
+        info = self.client.publish(topic_for(event_type, body), body.encode(), qos=1)
+        future = self.loop.create_future()
+        self.pending[info.mid] = future
+        await future
+
+    async def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def serve(config: str, sender: str) -> None:
+    """The gateway child: ``nce-gateway serve``, with aiohttp's or paho's client as the sender
+    when asked (the library alternatives measured on the same path)."""
+    from integrators import manager
+
+    if sender == "aiohttp":
         from .delivery import AiohttpSender
 
         manager.SENDERS["webhook"] = lambda config, context=None: AiohttpSender(config, context)
+    elif sender == "paho":
+        manager.SENDERS["aws_mqtt"] = lambda config, context=None: PahoSender(config, context)
     from gateway.cli import main as cli
 
     sys.exit(cli(["serve", "--config", config]))
