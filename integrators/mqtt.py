@@ -244,6 +244,9 @@ class MqttConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self._buffer
         buf += data
+        if not self.connack.done() and buf[0] != 0x20:  # the first packet of a broker is CONNACK
+            self.abort(ConnectError(f"the answer is not MQTT (no CONNACK); it began with {bytes(buf[:32])!r}"))
+            return
         pos = 0
         n = len(buf)
         try:

@@ -250,3 +250,54 @@ async def test_amqtt_speaks_311_only_and_the_gateway_falls_back(tmp_path, pki, s
         if sub is not None:
             sub.close()
         broker.stop()
+
+
+@needs_mosquitto
+async def test_a_broker_port_that_is_not_mqtt_fails_clearly_and_loses_nothing(tmp_path, pki, start_gateway):
+    """Bad input: the port answers HTTP over TLS. Failed attempts naming what came back, the
+    integration disabled with that reason; once the real broker is there, a restart delivers all."""
+    import ssl
+
+    broker = Mosquitto(tmp_path, pki, acl=ACL)  # its port, not started yet
+
+    async def not_mqtt(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    server = await asyncio.start_server(not_mqtt, "127.0.0.1", broker.port, ssl=context)
+    sub = None
+    try:
+        gw = await start(start_gateway, tmp_path, broker, pki, retry_schedule=[0.05])
+        worker = next(iter(gw.integrations.workers.values()))
+        emit(gw, 3)
+        await wait_until(lambda: worker.handle.state == "INTEGRATION_FAILED", timeout=20)
+        await gw.committer.flush()
+        reason = (f"cannot connect to localhost:{broker.port}: the answer is not MQTT (no CONNACK); it began with "
+                  "b'HTTP/1.1 400 Bad Request\\r\\nConten'")  # its first 32 bytes
+        errors = [e["error"] for e in reversed(gw.store.events(event_type="ERROR"))]
+        assert errors[0] == {**errors[0], "message": "CloudIntegrator[ConnectionFailed]",
+                             "description": f"Integration iot: {reason}"}
+        assert errors[-1]["message"] == "CloudIntegrator[IntegrationDisabled]"
+        assert errors[-1]["description"].endswith(reason)
+        assert (counter(gw, "delivered"), counter(gw, "failed")) == (0, 1)
+
+        server.close()
+        await server.wait_closed()
+        await asyncio.to_thread(broker.start)
+        sub = Subscriber(broker, pki)
+        await gw.integrations.restart(worker.handle.id)
+        received = await sub.wait_for(9)
+        seen, duplicates = per_sim(received)
+        for device in DEVICES:
+            assert seen[device.iccid] == [f"{device.iccid[-2:]}-{n:03d}" for n in range(3)]
+        assert duplicates == 0
+        await wait_until(lambda: counter(gw, "delivered") == 9)
+    finally:
+        server.close()
+        if sub is not None:
+            sub.close()
+        broker.stop()
