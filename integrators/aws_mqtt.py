@@ -163,6 +163,7 @@ class AwsMqttSender:
                                           keepalive=self.settings.keepalive, timeout=self.settings.timeout_seconds,
                                           version=self.version)
             except mqtt.ConnectError as exc:
+                self.tls.forget()  # the next attempt reads and checks the files anew (e.g. expiry)
                 failures += 1
                 delay = self._backoff(failures)
                 self._failed(str(exc), delay)

@@ -47,6 +47,11 @@ class FileContext:
         except OSError:
             return False
 
+    def forget(self) -> None:
+        """Build anew at the next ``get()`` (after a failed connection: the checks a build
+        makes, such as a certificate's expiry, run again)."""
+        self._context = None
+
     def get(self) -> ssl.SSLContext:
         """The current context; raises OSError or ssl.SSLError naming the file at fault."""
         contents = self._read()
