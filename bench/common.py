@@ -69,6 +69,21 @@ allow_loopback = true
     return path
 
 
+def receiver_tls(directory: Path) -> tuple[str, str, str]:
+    """A throw-away CA and a certificate for localhost/127.0.0.1 signed by it, for the HTTPS
+    receivers of the benchmarks: (ca_file, cert_file, key_file) written into ``directory``."""
+    import trustme
+
+    ca = trustme.CA()
+    ca_file = str(directory / "webhook-ca.pem")
+    ca.cert_pem.write_to_path(ca_file)
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert_file, key_file = str(directory / "webhook.pem"), str(directory / "webhook.key")
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    return ca_file, cert_file, key_file
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system, all threads) a process has used so far."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()

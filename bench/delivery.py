@@ -44,7 +44,7 @@ from integrators import mqtt
 from integrators.aws_mqtt import AwsMqttSettings, client_tls_context
 from integrators.base import ROLLOUT_DONE
 
-from .common import child, free_port, print_table
+from .common import child, free_port, print_table, receiver_tls
 from .mqtt_broker import Mosquitto, Pki
 
 PAYLOAD = b'{"temperature": 21.5, "humidity": 40, "battery": 3.61}'
@@ -361,15 +361,7 @@ async def run(args: argparse.Namespace, directory: Path) -> list[Result]:
     finally:
         broker.stop()
 
-    import trustme
-
-    ca = trustme.CA()
-    ca_file = str(directory / "webhook-ca.pem")
-    ca.cert_pem.write_to_path(ca_file)
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    cert_file, key_file = str(directory / "webhook.pem"), str(directory / "webhook.key")
-    cert.cert_chain_pems[0].write_to_path(cert_file)
-    cert.private_key_pem.write_to_path(key_file)
+    ca_file, cert_file, key_file = receiver_tls(directory)
     port = free_port(__import__("socket").SOCK_STREAM)
     url = f"https://localhost:{port}/hook"
     with child(["-m", "bench.servers", "webhook", str(port), cert_file, key_file]):

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,20 +96,22 @@ class Mosquitto:
         self.config.write_text("\n".join(line for line in lines if line) + "\n" + extra)
         self.log = directory / "mosquitto.log"
 
+    def command(self) -> list[str]:
+        return [MOSQUITTO, "-c", str(self.config)]
+
     def start(self, timeout: float = 10.0) -> None:
         assert self.process is None
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                        stderr=open(self.log, "ab"))
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(f"{self.command()[0]} exited: {self.log.read_text()[-2000:]}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start listening")
+        raise RuntimeError(f"{self.command()[0]} did not start listening")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -119,6 +122,39 @@ class Mosquitto:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+
+AMQTT = shutil.which("amqtt") or str(Path(sys.executable).parent / "amqtt")
+
+
+class Amqtt(Mosquitto):
+    """amqtt's broker (Python, MQTT 3.1.1 only) in its own process: TLS on loopback with the
+    test CA (client certificates asked for, not required), anonymous clients, no ACL."""
+
+    def __init__(self, directory: Path, pki: Pki) -> None:
+        self.directory, self.pki = directory, pki
+        self.port = free_tcp_port()
+        self.process = None
+        self.config = directory / "amqtt.yaml"
+        self.log = directory / "amqtt.log"
+        self.config.write_text(f"""listeners:
+  default:
+    type: tcp
+    bind: 127.0.0.1:{self.port}
+    ssl: true
+    cafile: {pki.ca_file}
+    certfile: {pki.server_cert}
+    keyfile: {pki.server_key}
+plugins:
+  amqtt.plugins.authentication.AnonymousAuthPlugin:
+    allow_anonymous: true
+""")
+
+    def command(self) -> list[str]:
+        return [AMQTT, "-c", str(self.config)]
+
+    def start(self, timeout: float = 30.0) -> None:
+        super().start(timeout)
 
 
 def available() -> bool:

@@ -35,7 +35,7 @@ from firmware_examples.loadgen import run_coap_load, source_ips
 from inspector.records import Sim
 from inspector.sqlite import SqliteStore
 
-from .common import child, coap_gateway_config, free_port, print_table, process_cpu
+from .common import child, coap_gateway_config, free_port, print_table, process_cpu, receiver_tls
 from .mqtt_broker import Mosquitto, Pki
 
 
@@ -114,15 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         directory = Path(tmp)
         rows.append(run_one(directory, "baseline: uplink only, no integration", "", ips, **load))
 
-        import trustme
-
-        ca = trustme.CA()
-        ca_file = str(directory / "webhook-ca.pem")
-        ca.cert_pem.write_to_path(ca_file)
-        cert = ca.issue_cert("localhost", "127.0.0.1")
-        cert_file, key_file = str(directory / "webhook.pem"), str(directory / "webhook.key")
-        cert.cert_chain_pems[0].write_to_path(cert_file)
-        cert.private_key_pem.write_to_path(key_file)
+        ca_file, cert_file, key_file = receiver_tls(directory)
         port = free_port(socket.SOCK_STREAM)
         hook = webhook_section("bench-hook", f"https://localhost:{port}/hook", ca_file)
         with child(["-m", "bench.servers", "webhook", str(port), cert_file, key_file]):

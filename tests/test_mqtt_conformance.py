@@ -18,17 +18,13 @@ import asyncio
 import base64
 import json
 import logging
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.mqtt_broker import Mosquitto, Pki, available, free_tcp_port
+from bench.mqtt_broker import AMQTT, Amqtt, Mosquitto, Pki, available
 from gateway import events
 from gateway.app import Gateway
 from tests.conftest import make_config, sim
@@ -41,8 +37,6 @@ topic readwrite #
 user subscriber
 topic read #
 """
-
-AMQTT = shutil.which("amqtt") or str(Path(sys.executable).parent / "amqtt")
 
 needs_mosquitto = pytest.mark.skipif(not available(), reason="Debian's mosquitto is not installed")
 
@@ -184,51 +178,6 @@ async def test_mosquitto_persistence_restart_mid_stream(tmp_path, pki, start_gat
     finally:
         sub.close()
         broker.stop()
-
-
-class Amqtt:
-    """amqtt's broker in its own process: TLS on loopback, the test CA, anonymous clients."""
-
-    def __init__(self, directory: Path, pki: Pki) -> None:
-        self.port = free_tcp_port()
-        self.config = directory / "amqtt.yaml"
-        self.log = directory / "amqtt.log"
-        self.config.write_text(f"""listeners:
-  default:
-    type: tcp
-    bind: 127.0.0.1:{self.port}
-    ssl: true
-    cafile: {pki.ca_file}
-    certfile: {pki.server_cert}
-    keyfile: {pki.server_key}
-plugins:
-  amqtt.plugins.authentication.AnonymousAuthPlugin:
-    allow_anonymous: true
-""")
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen([AMQTT, "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                        stderr=open(self.log, "ab"))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-2000:]
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("amqtt did not start listening")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
 
 
 @pytest.mark.skipif(not Path(AMQTT).exists(), reason="amqtt is not installed (a test dependency)")
