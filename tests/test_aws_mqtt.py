@@ -54,6 +54,7 @@ class Subscriber:
 
         files = pki.client("subscriber")
         self.messages: list[tuple[str, bytes]] = []
+        self.redelivered: list[bool] = []  # per message: the broker's DUP flag (sent to us again)
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -70,6 +71,7 @@ class Subscriber:
     def _message(self, client: Any, userdata: Any, message: Any) -> None:
         with self.lock:
             self.messages.append((message.topic, message.payload))
+            self.redelivered.append(bool(message.dup))
 
     async def wait_for(self, count: int, timeout: float = 15.0) -> list[tuple[str, bytes]]:
         deadline = time.monotonic() + timeout
