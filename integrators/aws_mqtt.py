@@ -123,6 +123,7 @@ class AwsMqttSender:
                                {"ca_file": settings.ca_file, "cert_file": settings.cert_file,
                                 "key_file": settings.key_file}, name=self.context.name)
         self._unusable: str | None = None  # why the changed files on disk cannot be used yet
+        self._refusal: str | None = None  # the broker's refusal of our certificate, as last seen
         self.version = settings.mqtt_version  # what the broker spoke last time: asked for first
         self._conn: mqtt.MqttConnection | None = None
         self._supervisor: asyncio.Task | None = None
@@ -164,15 +165,16 @@ class AwsMqttSender:
                                           version=self.version)
             except mqtt.ConnectError as exc:
                 self.tls.forget()  # the next attempt reads and checks the files anew (e.g. expiry)
+                error = self._with_refusal(str(exc))
                 failures += 1
                 delay = self._backoff(failures)
-                self._failed(str(exc), delay)
+                self._failed(error, delay)
                 if self._m_connect_failures:
                     self._m_connect_failures.inc()
-                log.warning("MQTT connection of %s failed: %s; next attempt in %.1f s", self.context.name, exc,
+                log.warning("MQTT connection of %s failed: %s; next attempt in %.1f s", self.context.name, error,
                             delay, extra={"event": "aws_connect_failed", "integration": self.context.name})
                 self.context.problems.report("connection", f"connect:{_category(str(exc))}",  # type: ignore[union-attr]
-                                             str(exc))
+                                             error)
                 await asyncio.sleep(delay)
                 continue
             if self._closed:  # closed while connecting: give the connection back, do not keep it
@@ -182,6 +184,7 @@ class AwsMqttSender:
                 log.info("the broker of %s speaks MQTT 3.1.1 only; using it", self.context.name,
                          extra={"event": "aws_mqtt_311", "integration": self.context.name})
             self.version = conn.version
+            self._refusal = None
             self._conn = conn
             self.connections += 1
             self.last_error = None
@@ -211,6 +214,17 @@ class AwsMqttSender:
                         extra={"event": "aws_disconnected", "integration": self.context.name})
             if delay:
                 await asyncio.sleep(delay)
+
+    def _with_refusal(self, error: str) -> str:
+        """A broker that refuses the client certificate closes right after its TLS alert; when
+        the CONNECT reaches the closed socket, the reset discards the alert and the attempt
+        only sees a reset. Such an attempt names the refusal an earlier one saw (until a
+        connection succeeds), so the ERROR events keep saying what is wrong."""
+        if "refused the client certificate" in error or "requires a client certificate" in error:
+            self._refusal = error
+        elif "reset the connection before CONNACK" in error and self._refusal:
+            return f"{error}; the attempt before: {self._refusal}"
+        return error
 
     def _tls_context(self) -> ssl.SSLContext:
         """The context of the files as they are now (built again only when they changed)."""

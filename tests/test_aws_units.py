@@ -175,3 +175,18 @@ def test_mqtt_config_defaults_from_stored_config():
         name="thing", host="h", cert_file="c", key_file="k").stored())
     assert (settings.port, settings.keepalive, settings.publish_rate_limit, settings.client_id) == (
         8883, 60, 100.0, "nce-gateway-thing")
+
+
+def test_a_reset_after_a_certificate_refusal_keeps_naming_the_refusal():
+    """The broker's alert can be lost in a reset (it closes right after the alert); such an
+    attempt names the refusal seen before, so the last ERROR event still says what is wrong."""
+    from integrators.aws_mqtt import AwsMqttSender, AwsMqttSettings
+
+    sender = AwsMqttSender(AwsMqttSettings(host="h", cert_file="c.pem", key_file="k.pem", client_id="x"))
+    refused = "cannot connect to h:8883: the broker refused the client certificate: it has expired (TLS: x)"
+    reset = "cannot connect to h:8883: the broker reset the connection before CONNACK (y)"
+    assert sender._with_refusal(reset) == reset  # nothing known yet
+    assert sender._with_refusal(refused) == refused
+    assert sender._with_refusal(reset) == f"{reset}; the attempt before: {refused}"
+    assert sender._with_refusal("cannot connect to h:8883: connection refused") == (
+        "cannot connect to h:8883: connection refused")
