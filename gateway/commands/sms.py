@@ -17,6 +17,7 @@ from inspector import sms as repo
 
 from ..api.timefmt import format_time
 from ..cli import CommandError, add_config_argument
+from ..connectivity.quota import MT, QuotaDefaults, SmsRefused, sms_charge
 from ..sms.mt import SmsRequestError, build_mt
 from . import config_of, store_of
 
@@ -69,11 +70,11 @@ def send(args: argparse.Namespace) -> int:
     try:
         new = build_mt(sim, body, default_source=config.sms.source_address,
                        validity_hours=config.sms.validity_hours, now_ms=now)
-        sms_id = repo.queue_mt(store, new, config.sms.quota, now)
+        sms_id = repo.queue_mt(store, new, now, sms_charge(QuotaDefaults.of(config.connectivity), sim.iccid, MT, now))
     except SmsRequestError as exc:
         raise CommandError(str(exc)) from None
-    except repo.QuotaExceeded as exc:
-        raise CommandError(f"SMS quota exhausted: {exc}") from None
+    except SmsRefused as exc:
+        raise CommandError(f"{exc.reason}: {exc}") from None
     print(f"SMS {sms_id} queued for {sim.iccid} ({sim.msisdn}), {len(new.parts)} part(s)")
     if not config.sms.enabled:
         print("note: [sms] enabled is false in this configuration: no gateway with it will send the SMS",
@@ -120,14 +121,15 @@ def status(args: argparse.Namespace) -> int:
     except (OSError, urllib.error.URLError, ValueError) as exc:
         link = f"no running gateway answered at http://{host}:{config.api.port}/health ({exc})"
     report = {"configured": {"enabled": config.sms.enabled, "smsc": f"{config.sms.host}:{config.sms.port}",
-                             "tls": config.sms.tls, "system_id": config.sms.system_id, "quota": config.sms.quota},
+                             "tls": config.sms.tls, "system_id": config.sms.system_id,
+                             "sms_quota": config.connectivity.sms_quota},
               "link": link, "counts": counts}
     if args.format == "json":
         print(json.dumps(report, indent=2))
         return 0
     c = report["configured"]
     print(f"configured: enabled={c['enabled']} smsc={c['smsc']} tls={c['tls']} system_id={c['system_id']!r} "
-          f"quota={c['quota']}")
+          f"sms_quota={c['sms_quota']} (connectivity.sms_quota)")
     if isinstance(link, dict):
         print(f"link: {link['state']}" + (f" (last error: {link['last_error']})" if link.get("last_error") else "")
               + f", binds={link['binds']}, throttled={link['throttled']}")
