@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from inspector import bindings as sql
+from inspector import sms as sms_repo
 
 from .limits import OPTIONS
 
@@ -100,7 +101,7 @@ def charge_sms(conn: Any, iccid: str, direction: str, count: int, defaults: Quot
     if limit_id is not None and limit_id in OPTIONS[_LIMIT_SERVICE[direction]]:
         limit = int(OPTIONS[_LIMIT_SERVICE[direction]][limit_id][0])
         month = iso_day(now_ms)[:7] + "-01"
-        this_month = sql.sms_month_count(conn, iccid, direction, month)
+        this_month = sms_repo.sms_month_count(conn, iccid, direction, month)
         if this_month + count > limit:
             raise SmsRefused(SMS_LIMIT_REACHED, f"SIM {iccid} has {direction} SMS {this_month} of its monthly limit "
                                                 f"of {limit}; this message needs {count} more")
