@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from datetime import datetime, timezone
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from gateway.cli import main as cli
 from inspector import bindings as sql
 from tests.api_support import start_api
+from tests.test_api_connectivity import send_udp, stored_telemetry
 from tests.conftest import sim
 from tests.radius_support import attributes, needs_radclient, radclient, radius_config, sample, start_nas
 
@@ -31,20 +31,8 @@ async def nas():
     stand_in.transport.close()
 
 
-def send_udp(source: str, port: int, payload: bytes) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((source, 0))
-        s.sendto(payload, ("127.0.0.1", port))
-
-
 async def telemetry(gw, count: int) -> list[str]:
-    for _ in range(100):
-        await gw.committer.flush()
-        found = gw.store.events(event_type="TELEMETRY_DATA")
-        if len(found) >= count:
-            break
-        await asyncio.sleep(0.02)
-    return [e["payload"]["value"] for e in gw.store.events(event_type="TELEMETRY_DATA")]
+    return [e["payload"]["value"] for e in await stored_telemetry(gw, count)]
 
 
 async def expire(gw, iccid: str, at_ms: int) -> None:

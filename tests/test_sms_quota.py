@@ -20,8 +20,7 @@ from inspector import sms as repo
 from inspector.sqlite import SqliteStore
 from tests.api_support import start_api
 from tests.conftest import sim, webhook
-from tests.smsc import Smsc, free_port
-from tests.test_sms import sms_config, sms_id_of
+from tests.test_sms import smsc, sms_config, sms_id_of  # noqa: F401 (smsc: the fixture)
 
 pytest.importorskip("smpp34", reason="the stand-in SMSC is smpp34's SMPP server (pip install smpp34)")
 
@@ -29,14 +28,6 @@ MSISDN = "491700000010"
 SIM = dataclasses.replace(sim(10), msisdn=MSISDN)
 ESME_RX_R_APPN = 0x65
 DEFAULTS = quota.QuotaDefaults(data_total=500_000_000, sms_total=4, lifetime_ms=10 * 365 * 86_400_000)
-
-
-@pytest.fixture
-async def smsc():
-    server = Smsc(free_port())
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def today() -> str:

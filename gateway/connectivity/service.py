@@ -197,7 +197,8 @@ class ConnectivityService:
             return IMEI_LOCK_BLOCK
         total, used = self.data_used.get(sim.iccid, (self.data_quota, 0))
         used += delta
-        if (sim.iccid in self.auto_topup and delta and total - used < total * self.threshold_percent / 100):
+        if (sim.iccid in self.auto_topup and delta and total - used < total * self.threshold_percent / 100
+                and self.directory.block_reason(sim.iccid) != QUOTA_EXPIRED_BLOCK):  # expired: extension only
             total += self.data_quota
             self.start_task(self._auto_topup(sim.iccid))
         self.data_used[sim.iccid] = (total, used)

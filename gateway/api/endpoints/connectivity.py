@@ -26,7 +26,7 @@ from ._common import paging_headers
 
 MB = 1_000_000
 SIM_PATH = "/management-api/v1/sims/{iccid}"
-ALERTS = {"SIM_BLOCKED", "QUOTA_EXHAUSTED", "LIMIT_REACHED", "IMEI_LOCK_VIOLATED", "IMEI_CHANGED"}
+ALERTS = {"SIM_BLOCKED", "QUOTA_EXHAUSTED", "QUOTA_EXPIRED", "LIMIT_REACHED", "IMEI_LOCK_VIOLATED", "IMEI_CHANGED"}
 
 
 def iso(ms: int | None, zone: str = "Z") -> str | None:
