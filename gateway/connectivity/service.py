@@ -24,7 +24,7 @@ from .. import events
 from .limits import data_limit_bytes
 from .location import rat_name
 from . import quota
-from .quota import QUOTA_EXPIRED_BLOCK, QuotaDefaults, TopupRefused
+from .quota import QUOTA_EXPIRED_BLOCK, QuotaDefaults
 from .radius import AccountingRecord
 
 log = logging.getLogger("nce.connectivity")

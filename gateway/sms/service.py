@@ -32,7 +32,7 @@ from ..connectivity.quota import (MO, SMS_LIMIT_REACHED, SMS_QUOTA_EXHAUSTED, SM
                                   SmsRefused, sms_charge)
 from ..config import SmsConfig
 from . import codec
-from .smpp import (BOUND, ESME_RX_R_APPN, ESME_RX_T_APPN, STATES, ConnectionLost, SessionSettings, SmppError,
+from .smpp import (BOUND, ESME_RX_R_APPN, STATES, ConnectionLost, SessionSettings, SmppError,
                    SmppSession, text_of)
 
 log = logging.getLogger("nce.sms")
