@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .records import Pending
+from .records import EventRecord, Pending
 from .sqlite import transaction
 
 QUEUED, SENT, DELIVERED, FAILED, EXPIRED, CANCELED, RECEIVED = (
@@ -264,12 +264,15 @@ def mo_writer(sms: NewMo, ids: list[int]) -> Any:
     return write
 
 
-def store_mo(store: Any, sms: NewMo, pending: Pending, charge: Charge) -> int:
+def store_mo(store: Any, sms: NewMo, pending: Pending, charge: Charge, if_used_up: EventRecord | None = None) -> int:
     """Count an MO SMS against its SIM's quota and monthly MO limit (``charge`` refuses by raising:
-    nothing stored), store it and its event (``pending``) in one transaction; its id."""
+    nothing stored), store it and its event (``pending``) in one transaction; its id. When the SMS
+    took the last of the quota (``charge.used_up``), ``if_used_up`` is added to the events."""
     ids: list[int] = []
     with transaction(_conn(store)) as conn:
         charge(conn, sms.parts)
+        if if_used_up is not None and getattr(charge, "used_up", False):
+            pending.events.append(if_used_up)
         mo_writer(sms, ids)(conn)
         store.commit_in(conn, [pending])
     return ids[0]

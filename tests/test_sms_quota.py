@@ -59,6 +59,10 @@ async def test_mt_and_mo_share_the_connectivity_sms_quota(start_gateway, tmp_pat
     assert 'nce_sms_mo_total{outcome="stored"} 1.0' in metrics
     await gw.committer.flush()
     assert [e["sms"]["payload"] for e in gw.store.events(event_type="MO_SMS")] == ["mo one"]
+    # the MO SMS that took the last one announced it (in its own transaction), once
+    [used_up] = [e for e in gw.store.events(event_type="NETWORK_EVENT") if e["networkEvent"]["type"] != "QUOTA_TOPUP"]
+    assert used_up["networkEvent"] == {"type": "QUOTA_EXHAUSTED", "description": "the SMS quota is used up: SMS are "
+                                       "refused", "service": "sms", "reason": "SMS_QUOTA_EXHAUSTED"}
     # the day's usage: 3 MT parts to the device (RX), 1 MO from it (TX)
     [day] = (await client.get(f"/v1/sims/{SIM.iccid}/usage")).body["stats"]
     assert day["date"] == f"{today()}T00:00:00.000Z"
@@ -72,6 +76,9 @@ async def test_mt_and_mo_share_the_connectivity_sms_quota(start_gateway, tmp_pat
     sms_id_of(await client.post(f"/v1/sims/{SIM.iccid}/sms", json={"payload": "z"}))
     assert await smsc.mo(MSISDN, b"mo three") == 0
     assert (await client.get(f"/v1/sims/{SIM.iccid}/quota/sms")).body["volume"] == 2
+    await gw.committer.flush()
+    assert [e["networkEvent"]["type"] for e in gw.store.events(event_type="NETWORK_EVENT")] == [
+        "QUOTA_TOPUP", "QUOTA_EXHAUSTED"]
 
 
 async def test_monthly_mt_and_mo_limits(start_gateway, tmp_path, smsc):
@@ -162,6 +169,9 @@ async def test_cli_send_counts_against_the_same_quota(tmp_path, capsys):
     args = ["--config", str(config)]
     assert await asyncio.to_thread(cli, ["sms", "send", SIM.iccid, "hello", *args]) == 0
     assert await asyncio.to_thread(cli, ["sms", "send", SIM.iccid, "x" * 200, *args]) == 1
+    assert await asyncio.to_thread(cli, ["sms", "send", SIM.iccid, "last", *args]) == 0
+    store = SqliteStore(store_path, "normal")
+    assert [e["networkEvent"]["type"] for e in store.events(event_type="NETWORK_EVENT")] == ["QUOTA_EXHAUSTED"]
     err = capsys.readouterr().err
     assert (f"SMS_QUOTA_EXHAUSTED: SIM {SIM.iccid} has used 1 of its 2 SMS; this message needs 2 more: top it up "
             f"(POST /v1/sims/{SIM.iccid}/topup)") in err

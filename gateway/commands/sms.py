@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from inspector import sms as repo
+from inspector.records import Pending
+from integrators.manager import StoreRouter
 
 from ..api.timefmt import format_time
 from ..cli import CommandError, add_config_argument
-from ..connectivity.quota import MT, QuotaDefaults, SmsRefused, sms_charge
+from ..connectivity.quota import MT, QuotaDefaults, SmsRefused, sms_charge, sms_used_up_event
 from ..sms.mt import SmsRequestError, build_mt
 from . import config_of, store_of
 
@@ -70,11 +72,14 @@ def send(args: argparse.Namespace) -> int:
     try:
         new = build_mt(sim, body, default_source=config.sms.source_address,
                        validity_hours=config.sms.validity_hours, now_ms=now)
-        sms_id = repo.queue_mt(store, new, now, sms_charge(QuotaDefaults.of(config.connectivity), sim.iccid, MT, now))
+        charge = sms_charge(QuotaDefaults.of(config.connectivity), sim.iccid, MT, now)
+        sms_id = repo.queue_mt(store, new, now, charge)
     except SmsRequestError as exc:
         raise CommandError(str(exc)) from None
     except SmsRefused as exc:
         raise CommandError(f"{exc.reason}: {exc}") from None
+    if charge.used_up:
+        store.commit([Pending(None, [sms_used_up_event(sim, now, StoreRouter(store).routes("NETWORK_EVENT"))])])
     print(f"SMS {sms_id} queued for {sim.iccid} ({sim.msisdn}), {len(new.parts)} part(s)")
     if not config.sms.enabled:
         print("note: [sms] enabled is false in this configuration: no gateway with it will send the SMS",

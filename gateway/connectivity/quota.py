@@ -22,8 +22,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from inspector import bindings as sql
+from inspector.records import EventRecord, Sim
 from inspector import sms as sms_repo
 
+from .. import events
 from .limits import OPTIONS
 
 MT, MO = "MT", "MO"
@@ -144,11 +146,33 @@ def expired_sims(conn: Any, now_ms: int) -> list[tuple[str, int]]:
     return sql.expired_unblocked(conn, now_ms, QUOTA_EXPIRED_BLOCK)
 
 
-def sms_charge(defaults: QuotaDefaults, iccid: str, direction: str, now_ms: int):
-    """``charge(conn, parts)`` for the SMS repository (``inspector.sms.queue_mt``/``store_mo``)."""
-    def charge(conn: Any, count: int) -> SmsCharge:
-        return charge_sms(conn, iccid, direction, count, defaults, now_ms)
-    return charge
+class SmsCharger:
+    """``charge(conn, parts)`` for the SMS repository (``inspector.sms.queue_mt``/``store_mo``);
+    ``result`` holds what it counted once it ran."""
+
+    def __init__(self, defaults: QuotaDefaults, iccid: str, direction: str, now_ms: int) -> None:
+        self.defaults, self.iccid, self.direction, self.now_ms = defaults, iccid, direction, now_ms
+        self.result: SmsCharge | None = None
+
+    def __call__(self, conn: Any, count: int) -> SmsCharge:
+        self.result = charge_sms(conn, self.iccid, self.direction, count, self.defaults, self.now_ms)
+        return self.result
+
+    @property
+    def used_up(self) -> bool:
+        """Whether this SMS took the last of the quota (a QUOTA_EXHAUSTED event is due)."""
+        return self.result is not None and self.result.left == 0
+
+
+def sms_charge(defaults: QuotaDefaults, iccid: str, direction: str, now_ms: int) -> SmsCharger:
+    return SmsCharger(defaults, iccid, direction, now_ms)
+
+
+def sms_used_up_event(sim: Sim, at: int, routes: tuple[int, ...]) -> EventRecord:
+    """The NETWORK_EVENT ``QUOTA_EXHAUSTED`` (service ``sms``) when an SMS took the last one: the
+    SIM keeps its data service, further SMS are refused until a top-up."""
+    return events.network_event(sim, at, "QUOTA_EXHAUSTED", "the SMS quota is used up: SMS are refused",
+                                {"service": "sms", "reason": SMS_QUOTA_EXHAUSTED}, routes)
 
 
 def sms_refund(iccid: str):

@@ -29,7 +29,7 @@ from inspector.records import Pending, Sim
 
 from .. import events
 from ..connectivity.quota import (MO, SMS_LIMIT_REACHED, SMS_QUOTA_EXHAUSTED, SMS_QUOTA_EXPIRED, QuotaDefaults,
-                                  SmsRefused, sms_charge)
+                                  SmsRefused, sms_charge, sms_used_up_event)
 from ..config import SmsConfig
 from . import codec
 from .smpp import (BOUND, ESME_RX_R_APPN, STATES, ConnectionLost, SessionSettings, SmppError,
@@ -296,9 +296,10 @@ class SmsService:
                                                   "dcs": dcs, "payload": payload, "parts": parts},
                                   self.router.routes("MO_SMS"))
             pending = Pending(None, [event])
+            charge = sms_charge(self.quota, sim.iccid, MO, received)
+            if_used_up = sms_used_up_event(sim, received, self.router.routes("NETWORK_EVENT"))
             try:
-                sms_id = await self.committer.write(repo.store_mo, self.store, new, pending,
-                                                    sms_charge(self.quota, sim.iccid, MO, received))
+                sms_id = await self.committer.write(repo.store_mo, self.store, new, pending, charge, if_used_up)
             except SmsRefused as exc:
                 self.metrics.mo.labels(REFUSAL_LABELS[exc.reason]).inc()
                 log.warning("MO SMS refused (ESME_RX_R_APPN): %s", exc,

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from inspector import sms as repo
 
-from ...connectivity.quota import MT, SmsRefused, sms_charge, sms_refund
+from ...connectivity.quota import MT, SmsRefused, sms_charge, sms_refund, sms_used_up_event
 from ...sms.mt import SmsRequestError, build_mt
 from ...sms.service import REFUSAL_LABELS, now_ms
 from ..errors import ApiError, bad_request, conflict, not_found
@@ -79,14 +79,16 @@ async def send_sms(request: web.Request) -> web.Response:
     if gateway.sms is None:  # 409, not 503: nothing will change until the operator configures it
         raise conflict("SMS is not configured on this gateway: set [sms] enabled = true and the SMSC's "
                        "host, port, system_id and password (docs/sms.md)")
+    charge = sms_charge(gateway.connectivity.defaults, sim.iccid, MT, now)
     try:
-        sms_id = await gateway.committer.write(repo.queue_mt, gateway.store, new, now,
-                                               sms_charge(gateway.connectivity.defaults, sim.iccid, MT, now))
+        sms_id = await gateway.committer.write(repo.queue_mt, gateway.store, new, now, charge)
     except SmsRefused as exc:
         gateway.sms.metrics.mt.labels(REFUSAL_LABELS[exc.reason]).inc()
         log.info("MT SMS refused: %s", exc, extra={"event": "sms_mt_refused_quota", "iccid": sim.iccid,
                                                      "reason": exc.reason})
         raise ApiError(422, f"{exc.reason}: {exc}", field="payload") from None
+    if charge.used_up:
+        gateway.connectivity.emit(sms_used_up_event(sim, now, gateway.integrations.routes("NETWORK_EVENT")))
     gateway.sms.metrics.mt.labels("queued").inc()
     gateway.sms.wake()
     log.info("MT SMS queued", extra={"event": "sms_mt_queued", "sms_id": sms_id, "iccid": sim.iccid,
