@@ -175,3 +175,33 @@ async def test_cli_send_counts_against_the_same_quota(tmp_path, capsys):
     err = capsys.readouterr().err
     assert (f"SMS_QUOTA_EXHAUSTED: SIM {SIM.iccid} has used 1 of its 2 SMS; this message needs 2 more: top it up "
             f"(POST /v1/sims/{SIM.iccid}/topup)") in err
+
+
+def test_migration_carries_sms_stored_before_into_the_quota(tmp_path):
+    """0041_sms_quota.sql: SMS counted by the old rule (rows of the sms table) become used SMS of
+    the quota: added to an existing row, or a new row with the defaults; canceled ones do not count."""
+    from inspector.schema import migrations
+    from inspector.sqlite import _split_sql
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_ms INTEGER)")
+    for name, script in migrations():
+        if name >= "0041":
+            break
+        for statement in _split_sql(script):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    other = sim(11).iccid
+    for iccid, direction, parts, status, at in ((SIM.iccid, "MT", 3, "SENT", 1000), (SIM.iccid, "MO", 1, "RECEIVED", 2000),
+                                                (SIM.iccid, "MT", 2, "CANCELED", 3000), (other, "MT", 1, "QUEUED", 4000)):
+        conn.execute("INSERT INTO sms (iccid, direction, dcs, payload, parts, status, submit_ms, day)"
+                     " VALUES (?, ?, 0, 'x', ?, ?, ?, '1970-01-01')", (iccid, direction, parts, status, at))
+    conn.execute("INSERT INTO sim_quotas VALUES (?, 'sms', 500, 10, 99, 250, 1)", (other,))
+    conn.commit()
+    conn.close()
+    store = SqliteStore(path, "normal")
+    rows = store.read_with(sql.quotas)
+    assert rows[(SIM.iccid, "sms")] == {"total": 250, "used": 4, "expiry_ms": 1000 + 315_360_000_000,
+                                        "last_volume_added": 250, "last_change_ms": 2000}
+    assert rows[(other, "sms")]["used"] == 11 and rows[(other, "sms")]["total"] == 500
