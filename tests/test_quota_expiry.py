@@ -125,12 +125,15 @@ async def test_expiry_blocks_topup_refused_extension_renews(start_gateway, tmp_p
 async def test_cli_topup_refused_then_extend_unblocks(start_gateway, tmp_path, capsys):
     config = radius_config(tmp_path, connectivity={"expiry_check_seconds": 0.1},
                            registry={"poll_interval_seconds": 60.0})
-    gw = await start_gateway(config, [A, B])
+    api = await start_api(start_gateway, config, [A, B], roles=("User",))
+    gw = api.gateway
     path = tmp_path / "g.toml"
     path.write_text(f'[store]\npath = "{config.store.path}"\n')
     cfg = ["--config", str(path)]
     assert await asyncio.to_thread(cli, ["sims", "topup", B.iccid, "--sms", "5", *cfg]) == 0
     assert capsys.readouterr().out.strip() == f"{B.iccid}: +500 MB, +5 SMS"
+    status = (await api.client("User").get(f"/v1/sims/{B.iccid}/status")).body
+    assert status == {"status": "OFFLINE", "services": []}  # a top-up is no report of the core
     quotas = gw.store.read_with(sql.quotas, B.iccid)
     assert (quotas[(B.iccid, "data")]["total"], quotas[(B.iccid, "sms")]["total"]) == (1_000_000_000, 255)
     expired_at = gw.connectivity.clock() - 2 * DAY

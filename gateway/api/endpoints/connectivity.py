@@ -80,7 +80,7 @@ async def status(request: web.Request) -> web.Response:
     online = row is not None and row.ip_address is not None
     loc = json.loads(row.location) if row is not None and row.location else {}
     body: dict = {"status": "ONLINE" if online else "OFFLINE", "services": ["GPRS"] if online else []}
-    if row is not None:
+    if row is not None and row.session_started_ms is not None:  # reported by the core (not just a block/top-up)
         body["location"] = _compact({"iccid": sim.iccid, "imsi": sim.imsi, "last_updated": iso(row.updated_ms),
                                      "last_updated_gprs": iso(row.updated_ms),
                                      "sgsn_ip_address": row.nas_ip,
