@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from inspector import bindings as sql
+from inspector import sms as sms_repo
 
 from ..cli import CommandError, add_config_argument
 from ..connectivity.location import rat_name
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_argument(p)
     p.set_defaults(func=status)
 
-    p = sub.add_parser("usage", help="data used per day (from RADIUS accounting)")
+    p = sub.add_parser("usage", help="data (from RADIUS accounting) and SMS (MT, MO) per day")
     p.add_argument("iccid")
     p.add_argument("--days", type=int, default=30, help="how many days back from today (default 30)")
     add_config_argument(p)
@@ -121,12 +122,17 @@ def usage(args: argparse.Namespace) -> int:
     sim = _known(store, args.iccid)
     end = datetime.now(timezone.utc).date()
     start = end - timedelta(days=max(0, args.days))
-    rows = store.read_with(sql.daily_usage, sim.iccid, start.isoformat(), end.isoformat())
-    table = Table("day (UTC)", "to device (RX) MB", "from device (TX) MB", "total MB")
-    for day, rx, tx in rows:
-        table.add_row(day, f"{rx / MB:.6f}", f"{tx / MB:.6f}", f"{(rx + tx) / MB:.6f}")
+    data = {day: (rx, tx) for day, rx, tx in store.read_with(sql.daily_usage, sim.iccid, start.isoformat(),
+                                                              end.isoformat())}
+    sms = store.read_with(sms_repo.sms_daily, sim.iccid, start.isoformat(), end.isoformat())
+    days = sorted(set(data) | set(sms))
+    table = Table("day (UTC)", "to device (RX) MB", "from device (TX) MB", "total MB", "SMS MT", "SMS MO")
+    for day in days:
+        rx, tx = data.get(day, (0, 0))
+        mt, mo = sms.get(day, (0, 0))
+        table.add_row(day, f"{rx / MB:.6f}", f"{tx / MB:.6f}", f"{(rx + tx) / MB:.6f}", str(mt), str(mo))
     Console().print(table)
-    print(f"{len(rows)} day(s) with traffic since {date.isoformat(start)}")
+    print(f"{len(days)} day(s) with traffic since {date.isoformat(start)}")
     return 0
 
 
