@@ -169,6 +169,9 @@ async def test_cli_send_counts_against_the_same_quota(tmp_path, capsys):
     args = ["--config", str(config)]
     assert await asyncio.to_thread(cli, ["sms", "send", SIM.iccid, "hello", *args]) == 0
     assert await asyncio.to_thread(cli, ["sms", "send", SIM.iccid, "x" * 200, *args]) == 1
+    err = capsys.readouterr().err
+    assert (f"SMS_QUOTA_EXHAUSTED: SIM {SIM.iccid} has used 1 of its 2 SMS; this message needs 2 more: top it up "
+            f"(POST /v1/sims/{SIM.iccid}/topup)") in err
     assert await asyncio.to_thread(cli, ["sms", "send", SIM.iccid, "last", *args]) == 0
     store = SqliteStore(store_path, "normal")
     assert [e["networkEvent"]["type"] for e in store.events(event_type="NETWORK_EVENT")] == ["QUOTA_EXHAUSTED"]
@@ -178,9 +181,6 @@ async def test_cli_send_counts_against_the_same_quota(tmp_path, capsys):
     assert [[cell.strip() for cell in line.split("│")[1:7]] for line in out.splitlines() if today() in line] == [
         [today(), "0.000000", "0.000000", "0.000000", "2", "0"]]
     assert "1 day(s) with traffic" in out
-    err = capsys.readouterr().err
-    assert (f"SMS_QUOTA_EXHAUSTED: SIM {SIM.iccid} has used 1 of its 2 SMS; this message needs 2 more: top it up "
-            f"(POST /v1/sims/{SIM.iccid}/topup)") in err
 
 
 def test_migration_carries_sms_stored_before_into_the_quota(tmp_path):
