@@ -144,13 +144,20 @@ def add_quota(conn: Any, iccid: str, service: str, default_total: int, default_e
         (iccid, service, default_total + amount, default_expiry_ms, amount, now_ms))
 
 
-def use_quota(conn: Any, iccid: str, service: str, default_total: int, default_expiry_ms: int, amount: int,
-              now_ms: int) -> None:
-    """Count ``amount`` (SMS) against a quota."""
+def ensure_quota(conn: Any, iccid: str, service: str, default_total: int, default_expiry_ms: int, now_ms: int) -> None:
+    """Give the SIM its default quota row of ``service`` if it has none (nothing used yet)."""
     conn.execute(
         "INSERT INTO sim_quotas (iccid, service, total, used, expiry_ms, last_volume_added, last_change_ms)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (iccid, service) DO UPDATE SET used = sim_quotas.used + excluded.used",
-        (iccid, service, default_total, amount, default_expiry_ms, default_total, now_ms))
+        " VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (iccid, service) DO NOTHING",
+        (iccid, service, default_total, default_expiry_ms, default_total, now_ms))
+
+
+def take_quota(conn: Any, iccid: str, service: str, amount: int, now_ms: int) -> bool:
+    """Count ``amount`` if that much is left and the quota has not expired, in one statement (so
+    concurrent writers cannot both take the last of it on any database); whether it was taken."""
+    return conn.execute(
+        "UPDATE sim_quotas SET used = used + ? WHERE iccid = ? AND service = ? AND used + ? <= total"
+        " AND expiry_ms > ?", (amount, iccid, service, amount, now_ms)).rowcount == 1
 
 
 def release_quota(conn: Any, iccid: str, service: str, amount: int) -> None:

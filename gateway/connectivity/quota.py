@@ -4,8 +4,10 @@ One SMS counter: every MT SMS (API, CLI) and every MO SMS (from the SMSC) counts
 against the SIM's SMS quota (``[connectivity] sms_quota``, ``sim_quotas`` service ``sms``, the
 row ``/quota/sms`` shows) and against the account's monthly MT-SMS or MO-SMS limit
 (``POST /v1/sims/limits``). :func:`charge_sms` checks and counts inside the caller's write
-transaction, so two SMS can never both take the last one (SQLite has one writer; PostgreSQL
-locks the quota row with the UPDATE).
+transaction: the quota is taken by one conditional UPDATE (``used + n <= total``), so two SMS
+can never both take the last one, on SQLite or PostgreSQL. The monthly limits are counted from
+the ``sms`` rows: exact with SQLite's single writer; on PostgreSQL two SMS at the same instant
+could both pass a limit's last unit (the limit is the customer's own cost cap, the quota is not).
 
 The quota's expiry date is its lifetime: after it no SMS is counted, no top-up is taken
 (:func:`check_topup`), and the sweep (:func:`expired_sims`, run by the connectivity service every
@@ -88,27 +90,28 @@ def charge_sms(conn: Any, iccid: str, direction: str, count: int, defaults: Quot
     """Count ``count`` SMS (parts) of ``direction`` (MT or MO) against the SIM's SMS quota and the
     monthly limit of that direction, in the caller's transaction; :class:`SmsRefused` (nothing
     counted) when the quota expired, has fewer than ``count`` left, or the month's limit would be
-    passed. The month's count comes from the ``sms`` table (rows of this direction since the 1st,
-    canceled ones excluded) and so must be called before the new SMS row is inserted."""
-    row = sql.quotas(conn, iccid).get((iccid, "sms"))
-    total, used = (row["total"], row["used"]) if row else (defaults.sms_total, 0)
-    if row is not None and row["expiry_ms"] <= now_ms:
-        raise SmsRefused(SMS_QUOTA_EXPIRED, "The following SIMs are expired and cannot be modified via API. Only "
-                                            f"extensions are permitted: {iccid} (expired {iso_day(row['expiry_ms'])})"
-                                            "; extend it (POST /v1/sims/extension) before sending SMS")
-    if used + count > total:
-        raise SmsRefused(SMS_QUOTA_EXHAUSTED, f"SIM {iccid} has used {used} of its {total} SMS; this message needs "
-                                              f"{count} more: top it up (POST /v1/sims/{iccid}/topup)")
+    passed. The quota is taken by one conditional UPDATE (atomic on SQLite and PostgreSQL alike);
+    the month's count comes from the ``sms`` table (rows of this direction since the 1st, canceled
+    ones excluded), so this must run before the new SMS row is inserted."""
+    sql.ensure_quota(conn, iccid, "sms", defaults.sms_total, now_ms + defaults.lifetime_ms, now_ms)
+    row = sql.quotas(conn, iccid)[(iccid, "sms")]
     limit_id = sql.limits(conn).get(_LIMIT_SERVICE[direction])
-    if limit_id is not None and limit_id in OPTIONS[_LIMIT_SERVICE[direction]]:
+    if limit_id is not None and limit_id in OPTIONS[_LIMIT_SERVICE[direction]] and row["expiry_ms"] > now_ms:
         limit = int(OPTIONS[_LIMIT_SERVICE[direction]][limit_id][0])
         month = iso_day(now_ms)[:7] + "-01"
         this_month = sms_repo.sms_month_count(conn, iccid, direction, month)
         if this_month + count > limit:
             raise SmsRefused(SMS_LIMIT_REACHED, f"SIM {iccid} has {direction} SMS {this_month} of its monthly limit "
                                                 f"of {limit}; this message needs {count} more")
-    sql.use_quota(conn, iccid, "sms", defaults.sms_total, now_ms + defaults.lifetime_ms, count, now_ms)
-    return SmsCharge(left=total - used - count, total=total)
+    if not sql.take_quota(conn, iccid, "sms", count, now_ms):
+        if row["expiry_ms"] <= now_ms:
+            raise SmsRefused(SMS_QUOTA_EXPIRED, "The following SIMs are expired and cannot be modified via API. "
+                                                f"Only extensions are permitted: {iccid} (expired "
+                                                f"{iso_day(row['expiry_ms'])}); extend it (POST /v1/sims/extension)"
+                                                " before sending SMS")
+        raise SmsRefused(SMS_QUOTA_EXHAUSTED, f"SIM {iccid} has used {row['used']} of its {row['total']} SMS; this "
+                                              f"message needs {count} more: top it up (POST /v1/sims/{iccid}/topup)")
+    return SmsCharge(left=row["total"] - row["used"] - count, total=row["total"])
 
 
 def refund_sms(conn: Any, iccid: str, count: int) -> None:
