@@ -3,8 +3,8 @@
 Every function takes the store (``SqliteStore``) and runs in the thread it is called from:
 writes in the gateway's writer thread (``committer.write``), reads in a reader thread. The SQL
 is plain (no SQLite-only functions) so that a PostgreSQL store can run it unchanged apart from
-the placeholders; the quota check and the insert share one transaction, which with SQLite's one
-writer is enough and with PostgreSQL needs a row lock on the SIM.
+the placeholders. Counting an SMS against the SIM's quota and limits (a ``charge`` the caller
+passes, gateway/connectivity/quota.py) and inserting it share one transaction.
 
 Statuses: ``QUEUED`` (accepted, not all parts at the SMSC yet), ``SENT`` (every part accepted
 by the SMSC), ``DELIVERED``, ``FAILED``, ``EXPIRED``, ``CANCELED`` (MT); ``RECEIVED`` (MO).
