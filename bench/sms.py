@@ -101,14 +101,14 @@ async def gateway_run(port: int, count: int, window: int, directory: Path) -> tu
     config.udp.enabled = config.coap.enabled = config.coaps.enabled = config.api.enabled = False
     config.lwm2m.enabled = False
     config.sms.enabled, config.sms.port, config.sms.system_id, config.sms.window = True, port, "b3", window
-    config.sms.quota = count + 1
+    config.connectivity.sms_quota = count + 1
     sim = Sim("8988280690000000001", "901405300000001", "10.9.0.1", msisdn=MSISDN)
     gateway = Gateway(config)
     gateway.store.upsert_sims([sim])
     now = int(time.time() * 1000)
     new = build_mt(sim, {"payload": "bench"}, default_source="1", validity_hours=1, now_ms=now)
     for _ in range(count):
-        repo.queue_mt(gateway.store, new, count + 1, now)
+        repo.queue_mt(gateway.store, new, now)  # preloaded outbox: not counted
     cpu = time.process_time()
     started = time.perf_counter()
     await gateway.start()

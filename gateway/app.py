@@ -84,6 +84,7 @@ class Gateway:
             data_quota_mb=c.data_quota_mb, sms_quota=c.sms_quota, lifetime_years=c.lifetime_years,
             secrets=config.radius.clients, disconnect_port=config.radius.disconnect_port,
             store_read=lambda fn, *args: self.read(self.store.read_with, fn, *args))
+        self.connectivity.expiry_check_seconds = c.expiry_check_seconds
         self.radius: RadiusAccountingServer | None = None
         self.radius_port = 0
         coap = config.coap
@@ -101,7 +102,8 @@ class Gateway:
             self.lwm2m.install_fast_handlers(self.coap_service)
         self.sms: SmsService | None = SmsService(
             config.sms, store=self.store, registry=self.registry, committer=self.committer, router=self.integrations,
-            read=self.read, metrics_registry=self.metrics.registry) if config.sms.enabled else None
+            read=self.read, metrics_registry=self.metrics.registry,
+            quota=self.connectivity.defaults) if config.sms.enabled else None
         self.coap_context: Context | None = None
         self.coap: CoapUdpInterface | None = None
         self.coaps: CoapDtlsInterface | None = None
@@ -189,6 +191,7 @@ class Gateway:
         self._tasks = [
             loop.create_task(self.follower.run(), name="store-follower"),
             loop.create_task(self._purge_loop(), name="retention"),
+            loop.create_task(self.connectivity.expiry_loop(), name="quota-expiry"),
         ]
         self.started_at = time.time()
         log.info("gateway started", extra={"event": "started", "udp_port": self.udp_port,

@@ -231,7 +231,6 @@ class SmsConfig:
     throttle_max_seconds: float = 30.0
     retry_seconds: float = 10.0  # an MT SMS whose submit was cut off is tried again after this
     validity_hours: float = 48.0  # an MT SMS without expiry_date expires after this
-    quota: int = 250  # SMS per SIM over its lifetime (MT and MO, each part counts)
     mo_parts_ttl_seconds: float = 86400.0  # parts of a concatenated MO SMS wait this long for the rest
 
 
@@ -341,6 +340,8 @@ class ConnectivityConfig:
     sms_quota: int = 250
     lifetime_years: int = 10
     auto_topup_threshold_percent: int = 20
+    # how often SIMs whose quota's lifetime ended are looked for and blocked (QUOTA_EXPIRED)
+    expiry_check_seconds: float = 3600.0
     # a LIFECYCLE event SIM_ADDED for every SIM added (import, API) once, to integrations
     announce_new_sims: bool = True
 
@@ -444,9 +445,17 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
     return value
 
 
+#: keys that were removed, with what replaces them (an old config gets told, not just "unknown")
+REMOVED = {"sms.quota": "sms.quota was removed: MT and MO SMS count against the connectivity SMS quota; set "
+                        "connectivity.sms_quota instead (docs/sms.md)"}
+
+
 def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a table")
+    for key in raw:
+        if f"{where}.{key}" in REMOVED:
+            raise ConfigError(REMOVED[f"{where}.{key}"])
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
@@ -572,6 +581,8 @@ def _validate_radius(cfg: GatewayConfig) -> None:
     c = cfg.connectivity
     if c.data_quota_mb < 0 or c.sms_quota < 0 or c.lifetime_years < 1 or not 0 <= c.auto_topup_threshold_percent <= 100:
         raise ConfigError("connectivity: quotas must be >= 0, lifetime_years >= 1, the threshold 0..100 percent")
+    if c.expiry_check_seconds <= 0:
+        raise ConfigError("connectivity.expiry_check_seconds: must be positive")
 
 
 def _validate_sms(sms: SmsConfig) -> None:
@@ -582,8 +593,8 @@ def _validate_sms(sms: SmsConfig) -> None:
     for key, limit in (("system_id", 15), ("password", 8), ("system_type", 12), ("source_address", 20)):
         if len(getattr(sms, key)) > limit:
             raise ConfigError(f"sms.{key}: SMPP 3.4 allows at most {limit} characters")
-    if sms.window < 1 or sms.quota < 0:
-        raise ConfigError("sms.window: at least 1; sms.quota: not negative")
+    if sms.window < 1:
+        raise ConfigError("sms.window: at least 1")
     for key in ("enquire_link_seconds", "response_timeout_seconds", "reconnect_min_seconds", "reconnect_max_seconds",
                 "throttle_min_seconds", "throttle_max_seconds", "retry_seconds", "validity_hours",
                 "mo_parts_ttl_seconds"):

@@ -115,6 +115,9 @@ class Metrics(CommitObserver):
         self.disconnects = Counter("nce_radius_disconnect_total",
                                    "Disconnect-Requests sent to a NAS, by outcome (ACK, NAK, TIMEOUT, NO_SESSION)",
                                    ["result"], registry=r)
+        self.quota_expired = Counter("nce_quota_expired_total",
+                                     "SIMs blocked by the expiry sweep because their quota's lifetime ended",
+                                     registry=r)
         self.received_by = {p: HotCounter(self.received.labels(p)) for p in PROTOCOLS}
         self.stored_by = {p: self.stored.labels(p) for p in PROTOCOLS}
         self.duplicates_by = {p: HotCounter(self.duplicates.labels(p)) for p in PROTOCOLS}

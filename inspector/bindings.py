@@ -144,13 +144,50 @@ def add_quota(conn: Any, iccid: str, service: str, default_total: int, default_e
         (iccid, service, default_total + amount, default_expiry_ms, amount, now_ms))
 
 
-def use_quota(conn: Any, iccid: str, service: str, default_total: int, default_expiry_ms: int, amount: int,
-              now_ms: int) -> None:
-    """Count ``amount`` (SMS) against a quota."""
+def ensure_quota(conn: Any, iccid: str, service: str, default_total: int, default_expiry_ms: int, now_ms: int) -> None:
+    """Give the SIM its default quota row of ``service`` if it has none (nothing used yet)."""
     conn.execute(
         "INSERT INTO sim_quotas (iccid, service, total, used, expiry_ms, last_volume_added, last_change_ms)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (iccid, service) DO UPDATE SET used = sim_quotas.used + excluded.used",
-        (iccid, service, default_total, amount, default_expiry_ms, default_total, now_ms))
+        " VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (iccid, service) DO NOTHING",
+        (iccid, service, default_total, default_expiry_ms, default_total, now_ms))
+
+
+def take_quota(conn: Any, iccid: str, service: str, amount: int, now_ms: int) -> bool:
+    """Count ``amount`` if that much is left and the quota has not expired, in one statement (so
+    concurrent writers cannot both take the last of it on any database); whether it was taken."""
+    return conn.execute(
+        "UPDATE sim_quotas SET used = used + ? WHERE iccid = ? AND service = ? AND used + ? <= total"
+        " AND expiry_ms > ?", (amount, iccid, service, amount, now_ms)).rowcount == 1
+
+
+def release_quota(conn: Any, iccid: str, service: str, amount: int) -> None:
+    """Give ``amount`` back (an MT SMS canceled before it was sent); never below zero."""
+    conn.execute("UPDATE sim_quotas SET used = CASE WHEN used > ? THEN used - ? ELSE 0 END"
+                 " WHERE iccid = ? AND service = ?", (amount, amount, iccid, service))
+
+
+def quota_expiry(conn: Any, iccid: str) -> int | None:
+    """The earliest expiry of the SIM's quotas (its lifetime's end), None without quota rows."""
+    return conn.execute("SELECT MIN(expiry_ms) FROM sim_quotas WHERE iccid = ?", (iccid,)).fetchone()[0]
+
+
+def expired_unblocked(conn: Any, now_ms: int, reason: str) -> list[tuple[str, int]]:
+    """(iccid, expiry) of registered SIMs with a quota expired by ``now_ms`` not blocked for ``reason``."""
+    return [(r[0], r[1]) for r in conn.execute(
+        "SELECT q.iccid, MIN(q.expiry_ms) FROM sim_quotas q JOIN sims s ON s.iccid = q.iccid"
+        " LEFT JOIN sim_bindings b ON b.iccid = q.iccid"
+        " WHERE q.expiry_ms <= ? AND (b.block_reason IS NULL OR b.block_reason <> ?)"
+        " GROUP BY q.iccid ORDER BY q.iccid", (now_ms, reason))]
+
+
+def touch(conn: Any, iccid: str, now_ms: int) -> None:
+    """Give the SIM's row a new ``change_seq`` (when only its quota changed), so followers
+    reread its quotas; a SIM never reported gets a row without address."""
+    seq = version(conn) + 1
+    conn.execute(
+        "INSERT INTO sim_bindings (iccid, ip_address, source, updated_ms, change_seq) VALUES (?, NULL, 'radius', ?, ?)"
+        " ON CONFLICT (iccid) DO UPDATE SET change_seq = excluded.change_seq", (iccid, now_ms, seq))
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'bindings_version'", (seq,))
 
 
 # connection resets -----------------------------------------------------------------------------
@@ -216,15 +253,18 @@ def set_auto_topup(conn: Any, iccids: Sequence[str], enabled: bool, now_ms: int)
 
 def extend(conn: Any, iccids: Sequence[str], defaults: dict[str, int], default_expiry_ms: int, lifetime_ms: int,
            now_ms: int) -> None:
-    """Extend the lifetime of both quotas of each SIM by ``lifetime_ms`` (a SIM without rows gets
-    default rows expiring a lifetime after the default expiry)."""
+    """Extend the lifetime of both quotas of each SIM by ``lifetime_ms``: from its expiry date, or
+    from now when it has passed (a SIM without rows gets default rows expiring a lifetime after
+    the default expiry)."""
     for iccid in iccids:
         for service, total in defaults.items():
             conn.execute(
                 "INSERT INTO sim_quotas (iccid, service, total, used, expiry_ms, last_volume_added, last_change_ms)"
                 " VALUES (?, ?, ?, 0, ?, ?, ?) ON CONFLICT (iccid, service) DO UPDATE SET"
-                " expiry_ms = sim_quotas.expiry_ms + ?, last_change_ms = excluded.last_change_ms",
-                (iccid, service, total, default_expiry_ms + lifetime_ms, total, now_ms, lifetime_ms))
+                " expiry_ms = CASE WHEN sim_quotas.expiry_ms <= ? THEN ? ELSE sim_quotas.expiry_ms + ? END,"
+                " last_change_ms = excluded.last_change_ms",
+                (iccid, service, total, default_expiry_ms + lifetime_ms, total, now_ms, now_ms, now_ms + lifetime_ms,
+                 lifetime_ms))
 
 
 def month_usage(conn: Any, first_day: str) -> dict[str, int]:

@@ -3,8 +3,8 @@
 Every function takes the store (``SqliteStore``) and runs in the thread it is called from:
 writes in the gateway's writer thread (``committer.write``), reads in a reader thread. The SQL
 is plain (no SQLite-only functions) so that a PostgreSQL store can run it unchanged apart from
-the placeholders; the quota check and the insert share one transaction, which with SQLite's one
-writer is enough and with PostgreSQL needs a row lock on the SIM.
+the placeholders. Counting an SMS against the SIM's quota and limits (a ``charge`` the caller
+passes, gateway/connectivity/quota.py) and inserting it share one transaction.
 
 Statuses: ``QUEUED`` (accepted, not all parts at the SMSC yet), ``SENT`` (every part accepted
 by the SMSC), ``DELIVERED``, ``FAILED``, ``EXPIRED``, ``CANCELED`` (MT); ``RECEIVED`` (MO).
@@ -13,10 +13,11 @@ by the SMSC), ``DELIVERED``, ``FAILED``, ``EXPIRED``, ``CANCELED`` (MT); ``RECEI
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .records import EventRecord, Pending
 from .sqlite import transaction
 
 QUEUED, SENT, DELIVERED, FAILED, EXPIRED, CANCELED, RECEIVED = (
@@ -30,14 +31,8 @@ COLUMNS = ("id", "iccid", "direction", "msisdn", "source_address", "source_addre
            "parts", "status", "submit_ms", "expiry_ms", "delivery_ms", "final_ms", "last_attempt_ms",
            "next_attempt_ms", "attempts", "error", "day")
 SORT_COLUMNS = ("id", "status", "submit_ms", "delivery_ms", "direction")
-
-
-class QuotaExceeded(Exception):
-    """The SIM has not enough SMS left; the message says how many it used of how many."""
-
-    def __init__(self, iccid: str, used: int, needed: int, quota: int) -> None:
-        super().__init__(f"SIM {iccid} has used {used} of its {quota} SMS; this message needs {needed} more")
-        self.used, self.needed, self.quota = used, needed, quota
+#: counts (or gives back) SMS parts against a SIM's quota inside a transaction; refuses by raising
+Charge = Callable[[Any, int], Any]
 
 
 def day_of(ms: int) -> str:
@@ -48,26 +43,23 @@ def _conn(store: Any) -> Any:
     return store.connection()
 
 
-# usage and quota -------------------------------------------------------------------------------
+# usage (the counting against quotas and limits is gateway/connectivity/quota.py) -------------------------------------------------------------------------------
 
-def used_sms(conn: Any, iccid: str) -> int:
-    """SMS used by a SIM over its lifetime: every part of every MT and MO SMS, except MT SMS
-    canceled before they were sent."""
-    row = conn.execute("SELECT COALESCE(SUM(parts), 0) FROM sms WHERE iccid = ? AND status <> ?",
-                       (iccid, CANCELED)).fetchone()
-    return int(row[0])
+def sms_month_count(conn: Any, iccid: str, direction: str, first_day: str) -> int:
+    """SMS (parts) of one direction (MT, MO) the SIM sent or received since ``first_day``, canceled
+    ones excluded: what the monthly MT-SMS and MO-SMS limits are checked against."""
+    return int(conn.execute("SELECT COALESCE(SUM(parts), 0) FROM sms WHERE iccid = ? AND direction = ? AND day >= ?"
+                            " AND status <> 'CANCELED'", (iccid, direction, first_day)).fetchone()[0])
 
 
-def usage_by_day(store: Any, iccid: str) -> list[dict]:
-    """MT and MO SMS (parts) per UTC day, oldest first: what usage reports are computed from."""
-    rows = _conn(store).execute(
-        "SELECT day, direction, SUM(parts) FROM sms WHERE iccid = ? AND status <> ? GROUP BY day, direction"
-        " ORDER BY day", (iccid, CANCELED))
-    days: dict[str, dict] = {}
-    for day, direction, count in rows:
-        entry = days.setdefault(day, {"day": day, "mt": 0, "mo": 0})
-        entry[direction.lower()] = int(count)
-    return list(days.values())
+def sms_daily(conn: Any, iccid: str, first_day: str, last_day: str) -> dict[str, tuple[int, int]]:
+    """Day → (MT, MO) SMS parts in the range, canceled ones excluded (for /usage)."""
+    out: dict[str, list[int]] = {}
+    for day, direction, count in conn.execute(
+            "SELECT day, direction, SUM(parts) FROM sms WHERE iccid = ? AND day >= ? AND day <= ?"
+            " AND status <> 'CANCELED' GROUP BY day, direction", (iccid, first_day, last_day)):
+        out.setdefault(day, [0, 0])[0 if direction == "MT" else 1] = int(count)
+    return {d: (v[0], v[1]) for d, v in out.items()}
 
 
 # MT SMS ----------------------------------------------------------------------------------------
@@ -85,13 +77,13 @@ class NewMt:
     parts: Sequence[tuple[bytes, int]]  # (short_message, esm_class)
 
 
-def queue_mt(store: Any, sms: NewMt, quota: int, now_ms: int) -> int:
-    """Store an MT SMS and its parts (the outbox); its id. Refused with :class:`QuotaExceeded`
-    when the SIM has fewer than ``len(parts)`` SMS left, in the same transaction."""
+def queue_mt(store: Any, sms: NewMt, now_ms: int, charge: Charge | None = None) -> int:
+    """Store an MT SMS and its parts (the outbox); its id. ``charge(conn, parts)`` counts the
+    parts against the SIM's quota and limits in the same transaction, and refuses by raising
+    (then nothing is stored)."""
     with transaction(_conn(store)) as conn:
-        used = used_sms(conn, sms.iccid)
-        if used + len(sms.parts) > quota:
-            raise QuotaExceeded(sms.iccid, used, len(sms.parts), quota)
+        if charge is not None:
+            charge(conn, len(sms.parts))
         cur = conn.execute(
             "INSERT INTO sms (iccid, direction, msisdn, source_address, source_address_type, dcs, udh, payload,"
             " parts, status, submit_ms, expiry_ms, day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -207,9 +199,10 @@ def apply_receipt(store: Any, message_id: str, status: str, now_ms: int) -> tupl
     return sms_id, current
 
 
-def cancel_mt(store: Any, iccid: str, sms_id: int, now_ms: int) -> str | None:
+def cancel_mt(store: Any, iccid: str, sms_id: int, now_ms: int, refund: Charge | None = None) -> str | None:
     """Cancel an MT SMS none of whose parts reached the SMSC; None when there is no such SMS,
-    else its status after the call (CANCELED, or the status that prevented it)."""
+    else its status after the call (CANCELED, or the status that prevented it). ``refund(conn,
+    parts)`` gives its SMS back to the quota in the same transaction."""
     with transaction(_conn(store)) as conn:
         row = conn.execute("SELECT status, direction FROM sms WHERE id = ? AND iccid = ?", (sms_id, iccid)).fetchone()
         if row is None:
@@ -221,6 +214,9 @@ def cancel_mt(store: Any, iccid: str, sms_id: int, now_ms: int) -> str | None:
             return status if status != QUEUED else SENT
         conn.execute("UPDATE sms SET status = ?, final_ms = ? WHERE id = ?", (CANCELED, now_ms, sms_id))
         conn.execute("UPDATE sms_parts SET status = ? WHERE sms_id = ?", (CANCELED, sms_id))
+        if refund is not None:
+            parts = conn.execute("SELECT parts FROM sms WHERE id = ?", (sms_id,)).fetchone()[0]
+            refund(conn, parts)
     return CANCELED
 
 
@@ -266,6 +262,20 @@ def mo_writer(sms: NewMo, ids: list[int]) -> Any:
             conn.execute("DELETE FROM sms_mo_parts WHERE msisdn = ? AND reference = ? AND total = ?",
                          (sms.msisdn, *sms.concat))
     return write
+
+
+def store_mo(store: Any, sms: NewMo, pending: Pending, charge: Charge, if_used_up: EventRecord | None = None) -> int:
+    """Count an MO SMS against its SIM's quota and monthly MO limit (``charge`` refuses by raising:
+    nothing stored), store it and its event (``pending``) in one transaction; its id. When the SMS
+    took the last of the quota (``charge.used_up``), ``if_used_up`` is added to the events."""
+    ids: list[int] = []
+    with transaction(_conn(store)) as conn:
+        charge(conn, sms.parts)
+        if if_used_up is not None and getattr(charge, "used_up", False):
+            pending.events.append(if_used_up)
+        mo_writer(sms, ids)(conn)
+        store.commit_in(conn, [pending])
+    return ids[0]
 
 
 def purge_mo_parts(store: Any, before_ms: int) -> int:

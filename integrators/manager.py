@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from gateway import events
@@ -95,6 +95,24 @@ def handle_from_row(row: dict[str, Any]) -> IntegrationHandle:
                              origin=row["origin"], state=row["state"], config=config,
                              event_types=frozenset(config.get("event_types") or EVENT_TYPES),
                              restarts=row.get("restarts", 0))
+
+
+def routing_table(handles: Iterable[IntegrationHandle]) -> dict[str, tuple[int, ...]]:
+    """Event type → ids of the running integrations that take it (the pipeline's routes; also
+    what a CLI process that emits events computes from the store)."""
+    handles = list(handles)
+    return {t: tuple(h.id for h in handles if t in h.event_types and h.state not in NOT_RUNNING)
+            for t in ALL_EVENT_TYPES}
+
+
+class StoreRouter:
+    """The routes of the integrations in the store, read once (a short-lived CLI process)."""
+
+    def __init__(self, store: Any) -> None:
+        self._routes = routing_table(handle_from_row(row) for row in store.list_integrations())
+
+    def routes(self, event_type: str) -> tuple[int, ...]:
+        return self._routes.get(event_type, ())
 
 
 class IntegrationManager(CommitObserver):
@@ -181,8 +199,7 @@ class IntegrationManager(CommitObserver):
             worker = self.workers.get(integration_id)
             if worker is not None:
                 worker.handle.name = handle.name
-        self._routes = {t: tuple(i for i, h in handles.items() if t in h.event_types and h.state not in NOT_RUNNING)
-                        for t in ALL_EVENT_TYPES}
+        self._routes = routing_table(handles.values())
         self.version = version
 
     async def _start_worker(self, handle: IntegrationHandle) -> None:

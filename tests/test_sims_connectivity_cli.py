@@ -43,7 +43,7 @@ async def test_cli_status_usage_events_topup_and_imei_lock(tmp_path, start_gatew
     # CONNECTION_RESET follows once the Disconnect-Request timed out (no NAS listens here)
     assert "3 of 3 network event(s)" in out or ("4 of 4 network event(s)" in out and "TIMEOUT" in out)
 
-    assert cli(["sims", "topup", A.iccid, *cfg]) == 0
+    assert await asyncio.to_thread(cli, ["sims", "topup", A.iccid, *cfg]) == 0
     assert capsys.readouterr().out.strip() == f"{A.iccid}: +0.001 MB, +250 SMS; unblocked"
     for _ in range(50):  # the gateway follows the store
         if gw.registry.enabled_sim_for_ip("127.0.0.60") is not None:
@@ -55,7 +55,7 @@ async def test_cli_status_usage_events_topup_and_imei_lock(tmp_path, start_gatew
                                                Acct_Output_Octets=400))
     assert gw.registry.enabled_sim_for_ip("127.0.0.60") is not None
 
-    assert cli(["sims", "imei-lock", A.iccid, *cfg]) == 0
+    assert await asyncio.to_thread(cli, ["sims", "imei-lock", A.iccid, *cfg]) == 0
     assert capsys.readouterr().out.strip() == f"{A.iccid}: locked to IMEI 35667809123456"
     for _ in range(50):
         if gw.registry.sim_for_iccid(A.iccid).imei_lock:
@@ -65,11 +65,11 @@ async def test_cli_status_usage_events_topup_and_imei_lock(tmp_path, start_gatew
                                                _3GPP_IMEISV="3520990017614823", Acct_Input_Octets=750,
                                                Acct_Output_Octets=400))
     assert gw.registry.block_reason(A.iccid) == "IMEI_LOCK"
-    assert cli(["sims", "imei-lock", A.iccid, "--off", *cfg]) == 0
+    assert await asyncio.to_thread(cli, ["sims", "imei-lock", A.iccid, "--off", *cfg]) == 0
     assert capsys.readouterr().out.strip() == f"{A.iccid}: IMEI lock off; unblocked"
     for _ in range(50):
         if gw.registry.block_reason(A.iccid) is None:
             break
         await asyncio.sleep(0.05)
     assert gw.registry.enabled_sim_for_ip("127.0.0.60") is not None
-    assert cli(["sims", "imei-lock", "8988280669999999999", *cfg]) == 1
+    assert await asyncio.to_thread(cli, ["sims", "imei-lock", "8988280669999999999", *cfg]) == 1

@@ -1,6 +1,6 @@
 """SMS over SMPP against a stand-in SMSC the project does not implement (smpp34's server):
 bind, MT with receipt, long and UCS-2 messages, throttling, MO to a webhook, SMSC down then up,
-a restart with SMS queued, the quota, cancel, the CLI."""
+a restart with SMS queued, cancel, the CLI (the quota: test_sms_quota.py)."""
 
 from __future__ import annotations
 
@@ -238,7 +238,7 @@ async def test_sms_queued_before_a_restart_are_sent_by_the_next_gateway(tmp_path
     from gateway.sms.mt import build_mt
     from inspector import sms as repo
     new = build_mt(SIM, {"payload": "survives"}, default_source="", validity_hours=1, now_ms=repo_now())
-    sms_id = await first.committer.write(repo.queue_mt, first.store, new, 250, repo_now())
+    sms_id = await first.committer.write(repo.queue_mt, first.store, new, repo_now())
     await first.stop()
     smsc = Smsc(port)
     await smsc.start()
@@ -259,25 +259,6 @@ async def test_sms_queued_before_a_restart_are_sent_by_the_next_gateway(tmp_path
 def repo_now() -> int:
     from gateway.sms.service import now_ms
     return now_ms()
-
-
-async def test_quota_refuses_mt_and_mo(start_gateway, tmp_path, smsc, receiver, ca_file):
-    config = sms_config(tmp_path, smsc.port, sms={"quota": 2}, webhooks=[webhook(receiver, ca_file)])
-    api = await start_api(start_gateway, config, [SIM], roles=("User",))
-    assert await api.gateway.sms.session.wait_bound(5)
-    client = api.client("User")
-    too_long = await client.post(f"/v1/sims/{SIM.iccid}/sms", json={"payload": "x" * 400})  # 3 parts
-    assert too_long.status == 422
-    assert "SMS quota exhausted: SIM 8988280660000000010 has used 0 of its 2 SMS; this message needs 3 more" \
-        in too_long.text
-    sms_id_of(await client.post(f"/v1/sims/{SIM.iccid}/sms", json={"payload": "one"}))
-    assert await smsc.mo(MSISDN, b"two") == 0
-    refused = await client.post(f"/v1/sims/{SIM.iccid}/sms", json={"payload": "three"})
-    assert refused.status == 422 and "has used 2 of its 2 SMS" in refused.text
-    assert await smsc.mo(MSISDN, b"four") == 0x65  # ESME_RX_R_APPN: refused for good
-    metrics = api.gateway.metrics.render().decode()
-    assert 'nce_sms_mt_total{outcome="refused"} 2.0' in metrics
-    assert 'nce_sms_mo_total{outcome="over_quota"} 1.0' in metrics
 
 
 async def test_cancel_a_queued_sms(start_gateway, tmp_path):
@@ -384,17 +365,19 @@ def test_usage_per_day_counts_parts_and_skips_canceled(tmp_path):
     store.upsert_sims([SIM])
     day1, day2 = 1764633600000, 1764633600000 + 86400_000  # 2025-12-02, 2025-12-03 UTC
     new = repo.NewMt(SIM.iccid, MSISDN, "", 145, 0, None, "x", None, [(b"a", 0x40), (b"b", 0x40)])
-    repo.queue_mt(store, new, 250, day1)
-    canceled = repo.queue_mt(store, new, 250, day2)
-    assert repo.cancel_mt(store, SIM.iccid, canceled, day2) == "CANCELED"
+    repo.queue_mt(store, new, day1)
+    canceled = repo.queue_mt(store, new, day2)
+    refunded: list[int] = []
+    assert repo.cancel_mt(store, SIM.iccid, canceled, day2, lambda conn, n: refunded.append(n)) == "CANCELED"
+    assert refunded == [2]
     ids: list[int] = []
     store.commit([Pending(None, [], extra=repo.mo_writer(
         repo.NewMo(SIM.iccid, MSISDN, "1", 0, "hi", 1, day2, None), ids))])
-    assert repo.usage_by_day(store, SIM.iccid) == [{"day": "2025-12-02", "mt": 2, "mo": 0},
-                                                   {"day": "2025-12-03", "mt": 0, "mo": 1}]
-    assert repo.used_sms(store.connection(), SIM.iccid) == 3 and len(ids) == 1
-    with pytest.raises(repo.QuotaExceeded, match="has used 3 of its 4 SMS; this message needs 2 more"):
-        repo.queue_mt(store, new, 4, day2)
+    assert store.read_with(repo.sms_daily, SIM.iccid, "2025-12-01", "2025-12-31") == {
+        "2025-12-02": (2, 0), "2025-12-03": (0, 1)}
+    assert store.read_with(repo.sms_month_count, SIM.iccid, "MT", "2025-12-01") == 2
+    assert store.read_with(repo.sms_month_count, SIM.iccid, "MO", "2025-12-03") == 1
+    assert len(ids) == 1
 
 
 def test_mo_sms_aws_topic():

@@ -104,7 +104,7 @@ async def test_right_password_binds_and_sends(start_gateway, tmp_path, node_smsc
     from gateway.sms.service import now_ms
     from inspector import sms as repo
     new = build_mt(SIM, {"payload": "hi node"}, default_source="", validity_hours=1, now_ms=now_ms())
-    sms_id = await gateway.committer.write(repo.queue_mt, gateway.store, new, 250, now_ms())
+    sms_id = await gateway.committer.write(repo.queue_mt, gateway.store, new, now_ms())
     gateway.sms.wake()
     event = await smsc.next_event()
     assert (event["event"], event["destination_addr"], event["message_id"]) == ("submit", SIM.msisdn, "N1")

@@ -1,12 +1,15 @@
-"""``nce-gateway sims status|usage|events|topup|imei-lock``: a SIM's connectivity from the store.
+"""``nce-gateway sims status|usage|events|topup|extend|imei-lock``: a SIM's connectivity.
 
-These run in their own process against the store; a running gateway sees their writes within
-``registry.poll_interval_seconds`` (bindings, blocks and quotas are followed like the registry).
+They run in their own process against the store. The changing ones (topup, extend, imei-lock)
+go through the connectivity service like the API (gateway/commands/connectivity_runtime.py:
+the same checks, events to integrations), are written to the administration log, and are in
+force in the running gateway when the command returns (gateway/control.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from datetime import date, datetime, timedelta, timezone
 
@@ -14,11 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from inspector import bindings as sql
+from inspector import sms as sms_repo
 
 from ..cli import CommandError, add_config_argument
 from ..connectivity.location import rat_name
+from ..connectivity.quota import QUOTA_EXPIRED_BLOCK, TopupRefused
 from ..connectivity.service import DATA_QUOTA_BLOCK, IMEI_LOCK_BLOCK, MB
-from . import config_of, store_of
+from . import config_of, in_force, store_of
+from .connectivity_runtime import cli_connectivity
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_argument(p)
     p.set_defaults(func=status)
 
-    p = sub.add_parser("usage", help="data used per day (from RADIUS accounting)")
+    p = sub.add_parser("usage", help="data (from RADIUS accounting) and SMS (MT, MO) per day")
     p.add_argument("iccid")
     p.add_argument("--days", type=int, default=30, help="how many days back from today (default 30)")
     add_config_argument(p)
@@ -43,12 +49,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("topup", help="add one quota of data and SMS to a SIM (lifts a quota block)",
                        description="Add [connectivity] data_quota_mb and sms_quota (or --data-mb/--sms) to the SIM's "
-                                   "lifetime quotas; a SIM blocked because its data quota was used up is unblocked.")
+                                   "lifetime quotas; a SIM blocked because its data quota was used up is unblocked. "
+                                   "Refused when the quota expired: extend it first (sims extend).")
     p.add_argument("iccid")
     p.add_argument("--data-mb", type=float, help="MB of data to add (default: one quota)")
     p.add_argument("--sms", type=int, help="SMS to add (default: one quota)")
     add_config_argument(p)
     p.set_defaults(func=topup)
+
+    p = sub.add_parser("extend", help="extend SIMs' lifetime by connectivity.lifetime_years (lifts QUOTA_EXPIRED)",
+                       description="Extend the lifetime of the SIMs' quotas by [connectivity] lifetime_years: from "
+                                   "their expiry date, or from now when it has passed. A SIM blocked because its "
+                                   "quota expired is unblocked (POST /v1/sims/extension does the same).")
+    p.add_argument("iccid", nargs="+")
+    add_config_argument(p)
+    p.set_defaults(func=extend)
 
     p = sub.add_parser("imei-lock", help="lock a SIM to an IMEI (or unlock it)",
                        description="Lock the SIM to --imei, or to the IMEI it was last seen with; an accounting "
@@ -107,12 +122,17 @@ def usage(args: argparse.Namespace) -> int:
     sim = _known(store, args.iccid)
     end = datetime.now(timezone.utc).date()
     start = end - timedelta(days=max(0, args.days))
-    rows = store.read_with(sql.daily_usage, sim.iccid, start.isoformat(), end.isoformat())
-    table = Table("day (UTC)", "to device (RX) MB", "from device (TX) MB", "total MB")
-    for day, rx, tx in rows:
-        table.add_row(day, f"{rx / MB:.6f}", f"{tx / MB:.6f}", f"{(rx + tx) / MB:.6f}")
+    data = {day: (rx, tx) for day, rx, tx in store.read_with(sql.daily_usage, sim.iccid, start.isoformat(),
+                                                              end.isoformat())}
+    sms = store.read_with(sms_repo.sms_daily, sim.iccid, start.isoformat(), end.isoformat())
+    days = sorted(set(data) | set(sms))
+    table = Table("day (UTC)", "to device (RX) MB", "from device (TX) MB", "total MB", "SMS MT", "SMS MO")
+    for day in days:
+        rx, tx = data.get(day, (0, 0))
+        mt, mo = sms.get(day, (0, 0))
+        table.add_row(day, f"{rx / MB:.6f}", f"{tx / MB:.6f}", f"{(rx + tx) / MB:.6f}", str(mt), str(mo))
     Console().print(table)
-    print(f"{len(rows)} day(s) with traffic since {date.isoformat(start)}")
+    print(f"{len(days)} day(s) with traffic since {date.isoformat(start)}")
     return 0
 
 
@@ -135,30 +155,49 @@ def topup(args: argparse.Namespace) -> int:
     store = store_of(args)
     sim = _known(store, args.iccid)
     c = config.connectivity
-    data_default, sms_default = int(c.data_quota_mb * MB), c.sms_quota
     data = int((args.data_mb if args.data_mb is not None else c.data_quota_mb) * MB)
-    sms = args.sms if args.sms is not None else sms_default
+    sms = args.sms if args.sms is not None else c.sms_quota
     if data < 0 or sms < 0:
         raise CommandError("--data-mb and --sms must not be negative")
-    now = int(datetime.now(timezone.utc).timestamp() * 1000)
-    expiry = now + c.lifetime_years * 365 * 86_400_000
 
-    def write(conn) -> str | None:
-        sql.add_quota(conn, sim.iccid, "data", data_default, expiry, data, now)
-        sql.add_quota(conn, sim.iccid, "sms", sms_default, expiry, sms, now)
-        row = sql.get(conn, sim.iccid)
-        quota = sql.quotas(conn, sim.iccid)[(sim.iccid, "data")]
-        if row is not None and row.block_reason == DATA_QUOTA_BLOCK and quota["used"] < quota["total"]:
-            sql.set_block(conn, sim.iccid, None, now)
-            return "unblocked"
-        return None
+    async def run() -> bool:
+        async with cli_connectivity(config, store) as service:
+            blocked = service.directory.block_reason(sim.iccid) == DATA_QUOTA_BLOCK
+            await service.topup([sim.iccid], data, sms)
+            return blocked and service.directory.block_reason(sim.iccid) is None
 
-    lifted = store.write_with(write)
-    print(f"{sim.iccid}: +{data / MB:g} MB, +{sms} SMS" + (f"; {lifted}" if lifted else ""))
+    try:
+        lifted = asyncio.run(run())
+    except TopupRefused as exc:
+        raise CommandError(str(exc)) from None
+    in_force(args)
+    print(f"{sim.iccid}: +{data / MB:g} MB, +{sms} SMS" + ("; unblocked" if lifted else ""))
+    return 0
+
+
+def extend(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    store = store_of(args)
+    iccids = list(dict.fromkeys(args.iccid))
+    for iccid in iccids:
+        _known(store, iccid)
+
+    async def run() -> list[str]:
+        async with cli_connectivity(config, store) as service:
+            blocked = {i for i in iccids if service.directory.block_reason(i) == QUOTA_EXPIRED_BLOCK}
+            await service.extend(iccids)
+            return [i for i in iccids if i in blocked and service.directory.block_reason(i) is None]
+
+    lifted = asyncio.run(run())
+    in_force(args)
+    for iccid in iccids:
+        expiry = store.read_with(sql.quota_expiry, iccid)
+        print(f"{iccid}: lifetime extended to {_ms(expiry)}" + ("; unblocked" if iccid in lifted else ""))
     return 0
 
 
 def imei_lock(args: argparse.Namespace) -> int:
+    config = config_of(args)
     store = store_of(args)
     sim = _known(store, args.iccid)
     if args.off:
@@ -166,7 +205,8 @@ def imei_lock(args: argparse.Namespace) -> int:
         row = store.read_with(sql.get, sim.iccid)
         lifted = row is not None and row.block_reason == IMEI_LOCK_BLOCK
         if lifted:
-            store.write_with(sql.set_block, sim.iccid, None, int(datetime.now(timezone.utc).timestamp() * 1000))
+            asyncio.run(_unblock(config, store, sim.iccid))
+        in_force(args)
         print(f"{sim.iccid}: IMEI lock off" + ("; unblocked" if lifted else ""))
         return 0
     imei = args.imei
@@ -178,5 +218,11 @@ def imei_lock(args: argparse.Namespace) -> int:
     if not imei.isdigit() or len(imei) not in (14, 15, 16):
         raise CommandError(f"--imei: expected 14 to 16 digits, got {imei!r}")
     store.update_sim(sim.iccid, imei=imei, imei_lock=True)
+    in_force(args)
     print(f"{sim.iccid}: locked to IMEI {imei}")
     return 0
+
+
+async def _unblock(config, store, iccid: str) -> None:
+    async with cli_connectivity(config, store) as service:
+        await service.set_block(iccid, None)

@@ -14,9 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from inspector import sms as repo
+from inspector.records import Pending
+from integrators.manager import StoreRouter
 
 from ..api.timefmt import format_time
 from ..cli import CommandError, add_config_argument
+from ..connectivity.quota import MT, QuotaDefaults, SmsRefused, sms_charge, sms_used_up_event
 from ..sms.mt import SmsRequestError, build_mt
 from . import config_of, store_of
 
@@ -69,11 +72,14 @@ def send(args: argparse.Namespace) -> int:
     try:
         new = build_mt(sim, body, default_source=config.sms.source_address,
                        validity_hours=config.sms.validity_hours, now_ms=now)
-        sms_id = repo.queue_mt(store, new, config.sms.quota, now)
+        charge = sms_charge(QuotaDefaults.of(config.connectivity), sim.iccid, MT, now)
+        sms_id = repo.queue_mt(store, new, now, charge)
     except SmsRequestError as exc:
         raise CommandError(str(exc)) from None
-    except repo.QuotaExceeded as exc:
-        raise CommandError(f"SMS quota exhausted: {exc}") from None
+    except SmsRefused as exc:
+        raise CommandError(f"{exc.reason}: {exc}") from None
+    if charge.used_up:
+        store.commit([Pending(None, [sms_used_up_event(sim, now, StoreRouter(store).routes("NETWORK_EVENT"))])])
     print(f"SMS {sms_id} queued for {sim.iccid} ({sim.msisdn}), {len(new.parts)} part(s)")
     if not config.sms.enabled:
         print("note: [sms] enabled is false in this configuration: no gateway with it will send the SMS",
@@ -120,14 +126,15 @@ def status(args: argparse.Namespace) -> int:
     except (OSError, urllib.error.URLError, ValueError) as exc:
         link = f"no running gateway answered at http://{host}:{config.api.port}/health ({exc})"
     report = {"configured": {"enabled": config.sms.enabled, "smsc": f"{config.sms.host}:{config.sms.port}",
-                             "tls": config.sms.tls, "system_id": config.sms.system_id, "quota": config.sms.quota},
+                             "tls": config.sms.tls, "system_id": config.sms.system_id,
+                             "sms_quota": config.connectivity.sms_quota},
               "link": link, "counts": counts}
     if args.format == "json":
         print(json.dumps(report, indent=2))
         return 0
     c = report["configured"]
     print(f"configured: enabled={c['enabled']} smsc={c['smsc']} tls={c['tls']} system_id={c['system_id']!r} "
-          f"quota={c['quota']}")
+          f"sms_quota={c['sms_quota']} (connectivity.sms_quota)")
     if isinstance(link, dict):
         print(f"link: {link['state']}" + (f" (last error: {link['last_error']})" if link.get("last_error") else "")
               + f", binds={link['binds']}, throttled={link['throttled']}")

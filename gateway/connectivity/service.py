@@ -23,6 +23,8 @@ from inspector.records import BindingRow, EventRecord, Pending, Sim
 from .. import events
 from .limits import data_limit_bytes
 from .location import rat_name
+from . import quota
+from .quota import QUOTA_EXPIRED_BLOCK, QuotaDefaults
 from .radius import AccountingRecord
 
 log = logging.getLogger("nce.connectivity")
@@ -83,6 +85,8 @@ class ConnectivityService:
         self.data_limit: int | None = None  # bytes per month, None = no limit
         self.auto_topup: set[str] = set()
         self.threshold_percent = 20
+        self.defaults = QuotaDefaults(self.data_quota, self.sms_quota, self.lifetime_ms)
+        self.expiry_check_seconds = 3600.0
 
     # start-up ---------------------------------------------------------------------------------
 
@@ -193,7 +197,8 @@ class ConnectivityService:
             return IMEI_LOCK_BLOCK
         total, used = self.data_used.get(sim.iccid, (self.data_quota, 0))
         used += delta
-        if (sim.iccid in self.auto_topup and delta and total - used < total * self.threshold_percent / 100):
+        if (sim.iccid in self.auto_topup and delta and total - used < total * self.threshold_percent / 100
+                and self.directory.block_reason(sim.iccid) != QUOTA_EXPIRED_BLOCK):  # expired: extension only
             total += self.data_quota
             self.start_task(self._auto_topup(sim.iccid))
         self.data_used[sim.iccid] = (total, used)
@@ -313,6 +318,10 @@ class ConnectivityService:
         a block also disconnects the SIM's session."""
         at = self.clock()
         await self.committer.write(self.store.write_with, sql.set_block, iccid, reason, at)
+        await self._apply_block(iccid, reason, at)
+
+    async def _apply_block(self, iccid: str, reason: str | None, at: int) -> None:
+        """What follows a stored block change: memory, directory, event, Disconnect-Request."""
         row = self.sessions.get(iccid)
         if row is not None:
             row.block_reason = reason
@@ -325,18 +334,60 @@ class ConnectivityService:
         if reason is not None and row is not None and row.ip_address is not None:
             self.start_reset(iccid, reason, row)
 
-    async def topup(self, iccid: str, service: str, amount: int) -> None:
-        """Add ``amount`` (bytes of data or SMS) to a SIM's quota; lifts a quota block that no
-        longer holds."""
+    async def topup(self, iccids: list[str], data: int, sms: int) -> None:
+        """Add ``data`` bytes and ``sms`` SMS to each SIM's quotas in one transaction (API, CLI);
+        :class:`~gateway.connectivity.quota.TopupRefused` (nothing changed) when a SIM's quota
+        expired. Lifts a data-quota block that no longer holds; a QUOTA_TOPUP event per SIM."""
         at = self.clock()
-        default = self.data_quota if service == "data" else self.sms_quota
-        await self.committer.write(self.store.write_with, sql.add_quota, iccid, service, default,
-                                   self.quota_expiry_ms(at), amount, at)
-        if service == "data":
+        await self.committer.write(self.store.write_with, quota.topup_in, iccids, self.defaults, data, sms, at)
+        for iccid in iccids:
             total, used = self.data_used.get(iccid, (self.data_quota, 0))
-            self.data_used[iccid] = (total + amount, used)
-            if self.directory.block_reason(iccid) == DATA_QUOTA_BLOCK and used < total + amount:
+            self.data_used[iccid] = (total + data, used)
+            sim = self.directory.sim_for_iccid(iccid)
+            if sim is not None:
+                self.emit(self._net(sim, at, "QUOTA_TOPUP", "quota topped up",
+                                    {"addedBytes": data, "addedSms": sms}))
+            if self.directory.block_reason(iccid) == DATA_QUOTA_BLOCK and used < total + data:
                 await self.set_block(iccid, None)
+
+    async def extend(self, iccids: list[str]) -> None:
+        """Extend the SIMs' lifetime (API, CLI): both quotas renewed, a QUOTA_EXPIRED block lifted
+        (SIM_UNBLOCKED), a QUOTA_EXTENDED event per SIM."""
+        at = self.clock()
+        unblocked = await self.committer.write(self.store.write_with, quota.extend_in, iccids, self.defaults, at)
+        for iccid in iccids:
+            sim = self.directory.sim_for_iccid(iccid)
+            if sim is not None:
+                self.emit(self._net(sim, at, "QUOTA_EXTENDED", "lifetime extended",
+                                    {"lifetimeMs": self.lifetime_ms}))
+        for iccid in unblocked:
+            await self._apply_block(iccid, None, at)
+
+    async def expire_quotas(self) -> list[str]:
+        """The expiry sweep: block every SIM whose quota expired (QUOTA_EXPIRED: uplinks refused,
+        Disconnect-Request to its NAS, QUOTA_EXPIRED and SIM_BLOCKED events); the SIMs blocked."""
+        at = self.clock()
+        expired = await self.committer.write(self.store.read_with, quota.expired_sims, at)
+        for iccid, expiry in expired:
+            sim = self.directory.sim_for_iccid(iccid)
+            if sim is not None:
+                self.emit(self._net(sim, at, "QUOTA_EXPIRED", f"the quota expired on {quota.iso_day(expiry)}",
+                                    {"reason": QUOTA_EXPIRED_BLOCK, "expiryDate": quota.iso_day(expiry)}))
+            await self.set_block(iccid, QUOTA_EXPIRED_BLOCK)
+            log.warning("SIM %s blocked: its quota expired", iccid,
+                        extra={"event": "quota_expired", "iccid": iccid, "expiry_ms": expiry})
+        if expired:
+            self.metrics.quota_expired.inc(len(expired))
+        return [i for i, _ in expired]
+
+    async def expiry_loop(self) -> None:
+        """Run the expiry sweep every ``expiry_check_seconds`` (errors logged, the loop goes on)."""
+        while True:
+            try:
+                await self.expire_quotas()
+            except Exception:
+                log.exception("quota expiry sweep failed")
+            await asyncio.sleep(self.expiry_check_seconds)
 
     async def quota(self, iccid: str, service: str) -> dict:
         """The SIM's quota row (the default when it has none)."""

@@ -1,6 +1,6 @@
 """The SMS service: MT SMS queued by the API and sent from the store, MO SMS stored and forwarded.
 
-* **MT**: :meth:`SmsService.send` checks the quota and commits the SMS with its parts (the
+* **MT**: the API checks the quota and commits the SMS with its parts (the
   outbox) before the API answers. The sender task submits due SMS (at most ``window`` at once,
   parts of one SMS in order) whenever it is woken and at least every second, so SMS queued by
   another process (``nce-gateway sms send``) or left by a crash or an SMSC outage go out too.
@@ -8,7 +8,9 @@
 * **MO**: a ``deliver_sm`` from a SIM's MSISDN is stored with its ``MO_SMS`` event in one commit,
   then answered. Parts of a concatenated SMS are stored one by one (each answered once stored)
   and the SMS is made when the last arrives. An unknown MSISDN is answered and counted, not
-  stored; a SIM without SMS left is answered ``ESME_RX_R_APPN`` and counted (docs/sms.md).
+  stored; a SIM without SMS left (quota used up or expired, monthly MO limit reached) is
+  answered ``ESME_RX_R_APPN``, logged and counted. MT and MO SMS count against the connectivity
+  SMS quota and monthly limits, checked and counted with the insert (gateway/connectivity/quota.py).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from inspector import sms as repo
 from inspector.records import Pending, Sim
 
 from .. import events
+from ..connectivity.quota import (MO, SMS_LIMIT_REACHED, SMS_QUOTA_EXHAUSTED, SMS_QUOTA_EXPIRED, QuotaDefaults,
+                                  SmsRefused, sms_charge, sms_used_up_event)
 from ..config import SmsConfig
 from . import codec
-from .smpp import (BOUND, ESME_RX_R_APPN, ESME_RX_T_APPN, STATES, ConnectionLost, SessionSettings, SmppError,
+from .smpp import (BOUND, ESME_RX_R_APPN, STATES, ConnectionLost, SessionSettings, SmppError,
                    SmppSession, text_of)
 
 log = logging.getLogger("nce.sms")
@@ -39,17 +43,14 @@ OUTBOX_BATCH = 100  # due MT SMS read from the store at a time  # SMSC delivery 
 _RECEIPT_STATES = {2: repo.DELIVERED, 3: repo.EXPIRED, 4: repo.FAILED, 5: repo.FAILED, 8: repo.FAILED}
 _RECEIPT_TEXT = {"DELIVRD": repo.DELIVERED, "EXPIRED": repo.EXPIRED, "DELETED": repo.FAILED,
                  "UNDELIV": repo.FAILED, "REJECTD": repo.FAILED}
+#: nce_sms_mo_total / nce_sms_mt_total outcome of each refusal reason
+REFUSAL_LABELS = {SMS_QUOTA_EXHAUSTED: "over_quota", SMS_QUOTA_EXPIRED: "quota_expired",
+                   SMS_LIMIT_REACHED: "over_limit"}
 _RECEIPT_FIELDS = re.compile(r"(id|stat):(\S+)", re.IGNORECASE)
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def sms_allowed(store: Any, iccid: str, quota: int, needed: int = 1) -> bool:
-    """Whether a SIM has ``needed`` SMS left of its lifetime quota (the one place the rule
-    lives; the connectivity feature's monthly limits plug in here)."""
-    return repo.used_sms(store.connection(), iccid) + needed <= quota
 
 
 def validity_period(expiry_ms: int) -> str:
@@ -61,8 +62,9 @@ class SmsMetrics:
     def __init__(self, registry: Any) -> None:
         r = registry
         self.mt = Counter("nce_sms_mt_total", "MT SMS by outcome (queued, sent, delivered, failed, expired, "
-                          "canceled, refused)", ["outcome"], registry=r)
-        self.mo = Counter("nce_sms_mo_total", "MO SMS by outcome (stored, part, unknown_msisdn, over_quota)",
+                          "canceled; refused: over_quota, quota_expired, over_limit)", ["outcome"], registry=r)
+        self.mo = Counter("nce_sms_mo_total", "MO SMS by outcome (stored, part, unknown_msisdn, refused: over_quota, "
+                          "quota_expired, over_limit)",
                           ["outcome"], registry=r)
         self.receipts = Counter("nce_sms_receipts_total", "Delivery receipts by status (unmatched: no such part)",
                                 ["status"], registry=r)
@@ -79,8 +81,9 @@ class SmsMetrics:
 
 class SmsService:
     def __init__(self, config: SmsConfig, *, store: Any, registry: Any, committer: Any, router: Any,
-                 read: Callable[..., Awaitable[Any]], metrics_registry: Any) -> None:
+                 read: Callable[..., Awaitable[Any]], metrics_registry: Any, quota: QuotaDefaults) -> None:
         self.config = config
+        self.quota = quota  # the connectivity quotas (one SMS counter: gateway/connectivity/quota.py)
         self.store = store
         self.registry = registry
         self.committer = committer
@@ -277,11 +280,6 @@ class SmsService:
                              else (b"", short_message, None))
         received = now_ms()
         async with self._mo_lock:
-            if not await self.read(sms_allowed, self.store, sim.iccid, self.config.quota, 1):
-                self.metrics.mo.labels("over_quota").inc()
-                log.warning("MO SMS refused: the SIM has no SMS left", extra={"event": "sms_mo_over_quota",
-                                                                             "iccid": sim.iccid})
-                return ESME_RX_R_APPN
             parts = 1
             if concat is not None and concat.total > 1:
                 held = await self.committer.write(repo.store_mo_part, self.store, msisdn, concat.reference,
@@ -297,15 +295,20 @@ class SmsService:
             event = events.mo_sms(sim, received, {"msisdn": msisdn, "destinationAddress": new.destination,
                                                   "dcs": dcs, "payload": payload, "parts": parts},
                                   self.router.routes("MO_SMS"))
-            ids: list[int] = []
-            done = asyncio.get_running_loop().create_future()
-            self.committer.submit(Pending(None, [event], (done.set_result, None), extra=repo.mo_writer(new, ids)))
+            pending = Pending(None, [event])
+            charge = sms_charge(self.quota, sim.iccid, MO, received)
+            if_used_up = sms_used_up_event(sim, received, self.router.routes("NETWORK_EVENT"))
             try:
-                await asyncio.wait_for(done, 30.0)
-            except asyncio.TimeoutError:
-                return ESME_RX_T_APPN  # not stored: the SMSC delivers it again
+                sms_id = await self.committer.write(repo.store_mo, self.store, new, pending, charge, if_used_up)
+            except SmsRefused as exc:
+                self.metrics.mo.labels(REFUSAL_LABELS[exc.reason]).inc()
+                log.warning("MO SMS refused (ESME_RX_R_APPN): %s", exc,
+                            extra={"event": "sms_mo_refused", "iccid": sim.iccid, "reason": exc.reason})
+                return ESME_RX_R_APPN
+            for observer in self.committer.observers:  # wake the integrations' workers
+                observer.committed([pending], 0.0)
         self.metrics.mo.labels("stored").inc()
-        log.info("MO SMS received", extra={"event": "sms_mo", "iccid": sim.iccid, "sms_id": ids[0] if ids else None,
+        log.info("MO SMS received", extra={"event": "sms_mo", "iccid": sim.iccid, "sms_id": sms_id,
                                            "parts": parts})
         return 0
 

@@ -16,15 +16,17 @@ from datetime import date, datetime, timedelta, timezone
 from aiohttp import web
 
 from inspector import bindings as sql
+from inspector import sms as sms_repo
 
 from ...connectivity import limits
-from ..errors import bad_request, not_found
+from ...connectivity.quota import TopupRefused
+from ..errors import ApiError, bad_request, not_found
 from ..routes import MANAGE, PURCHASE, READ, ApiRoute, body_of, gateway_of, json_response, params_of
 from ._common import paging_headers
 
 MB = 1_000_000
 SIM_PATH = "/management-api/v1/sims/{iccid}"
-ALERTS = {"SIM_BLOCKED", "QUOTA_EXHAUSTED", "LIMIT_REACHED", "IMEI_LOCK_VIOLATED", "IMEI_CHANGED"}
+ALERTS = {"SIM_BLOCKED", "QUOTA_EXHAUSTED", "QUOTA_EXPIRED", "LIMIT_REACHED", "IMEI_LOCK_VIOLATED", "IMEI_CHANGED"}
 
 
 def iso(ms: int | None, zone: str = "Z") -> str | None:
@@ -78,7 +80,7 @@ async def status(request: web.Request) -> web.Response:
     online = row is not None and row.ip_address is not None
     loc = json.loads(row.location) if row is not None and row.location else {}
     body: dict = {"status": "ONLINE" if online else "OFFLINE", "services": ["GPRS"] if online else []}
-    if row is not None:
+    if row is not None and row.session_started_ms is not None:  # reported by the core (not just a block/top-up)
         body["location"] = _compact({"iccid": sim.iccid, "imsi": sim.imsi, "last_updated": iso(row.updated_ms),
                                      "last_updated_gprs": iso(row.updated_ms),
                                      "sgsn_ip_address": row.nas_ip,
@@ -186,13 +188,19 @@ async def usage(request: web.Request) -> web.Response:
         raise bad_request("start_dt: after end_dt", "start_dt")
     if (end - start).days > 366:
         raise bad_request("start_dt: at most 366 days per query", "start_dt")
-    rows = await gateway.read(gateway.store.read_with, sql.daily_usage, sim.iccid, start.isoformat(), end.isoformat())
-    stats = [{"date": f"{day}T00:00:00.000Z",
-              "data": {"volume": _mb(rx + tx), "volume_rx": _mb(rx), "volume_tx": _mb(tx),
-                       "traffic_type": {"id": 5, "description": "Data", "unit": "MB"}},
-              "sms": {"volume": "0", "volume_rx": "0", "volume_tx": "0",
-                      "traffic_type": {"id": 6, "description": "SMS", "unit": "SMS"}}}
-             for day, rx, tx in rows]
+    first, last = start.isoformat(), end.isoformat()
+    rows = await gateway.read(gateway.store.read_with, sql.daily_usage, sim.iccid, first, last)
+    sms = await gateway.read(gateway.store.read_with, sms_repo.sms_daily, sim.iccid, first, last)
+    data = {day: (rx, tx) for day, rx, tx in rows}
+    stats = []
+    for day in sorted(set(data) | set(sms)):
+        rx, tx = data.get(day, (0, 0))
+        mt, mo = sms.get(day, (0, 0))  # MT reach the device (its RX), MO leave it (its TX)
+        stats.append({"date": f"{day}T00:00:00.000Z",
+                      "data": {"volume": _mb(rx + tx), "volume_rx": _mb(rx), "volume_tx": _mb(tx),
+                               "traffic_type": {"id": 5, "description": "Data", "unit": "MB"}},
+                      "sms": {"volume": str(mt + mo), "volume_rx": str(mt), "volume_tx": str(mo),
+                              "traffic_type": {"id": 6, "description": "SMS", "unit": "SMS"}}})
     return json_response({"stats": stats})
 
 
@@ -221,9 +229,10 @@ async def _topup_all(request: web.Request, iccids: list[str]) -> None:
     if missing:
         raise not_found(f"no SIM with ICCID {', '.join(missing)}; nothing was topped up")
     c = gateway.connectivity
-    for iccid in iccids:
-        await c.topup(iccid, "data", c.data_quota)
-        await c.topup(iccid, "sms", c.sms_quota)
+    try:
+        await c.topup(iccids, c.data_quota, c.sms_quota)
+    except TopupRefused as exc:
+        raise ApiError(422, f"{exc}. Nothing was topped up.") from None
 
 
 async def topup_one(request: web.Request) -> web.Response:
@@ -294,10 +303,7 @@ async def extension(request: web.Request) -> web.Response:
     missing = [i for i in iccids if gateway.registry.sim_for_iccid(i) is None]
     if missing:
         raise not_found(f"no SIM with ICCID {', '.join(missing)}; nothing was extended")
-    c = gateway.connectivity
-    at = c.clock()
-    await gateway.committer.write(gateway.store.write_with, sql.extend, iccids,
-                                  {"data": c.data_quota, "sms": c.sms_quota}, c.quota_expiry_ms(at), c.lifetime_ms, at)
+    await gateway.connectivity.extend(iccids)
     return web.Response(status=201)
 
 
@@ -336,8 +342,8 @@ def routes() -> list[ApiRoute]:
         ApiRoute("GET", "/v1/sims/{iccid}/usage", usage, READ, spec=sm, patch=_drop_422),
         ApiRoute("GET", "/v1/sims/{iccid}/quota/data", quota_route("data"), READ, spec=sm, patch=_drop_422),
         ApiRoute("GET", "/v1/sims/{iccid}/quota/sms", quota_route("sms"), READ, spec=sm, patch=_drop_422),
-        ApiRoute("POST", "/v1/sims/{iccid}/topup", topup_one, PURCHASE, spec=sm, patch=_drop_422),
-        ApiRoute("POST", "/v1/sims/topup", topup_many, PURCHASE, spec=sm, patch=_drop_422),
+        ApiRoute("POST", "/v1/sims/{iccid}/topup", topup_one, PURCHASE, spec=sm),
+        ApiRoute("POST", "/v1/sims/topup", topup_many, PURCHASE, spec=sm),
         ApiRoute("POST", "/v1/sims/autoTopup", auto_topup, PURCHASE, spec=sm, patch=_drop_422),
         ApiRoute("GET", "/v1/sims/limits", get_limits, READ, spec=sm, patch=_limits_patch),
         ApiRoute("POST", "/v1/sims/limits", set_limits, PURCHASE, spec=sm, patch=_drop_422),

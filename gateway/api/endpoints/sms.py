@@ -13,8 +13,9 @@ from aiohttp import web
 
 from inspector import sms as repo
 
+from ...connectivity.quota import MT, SmsRefused, sms_charge, sms_refund, sms_used_up_event
 from ...sms.mt import SmsRequestError, build_mt
-from ...sms.service import now_ms
+from ...sms.service import REFUSAL_LABELS, now_ms
 from ..errors import ApiError, bad_request, conflict, not_found
 from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
 from ..timefmt import format_time
@@ -78,11 +79,16 @@ async def send_sms(request: web.Request) -> web.Response:
     if gateway.sms is None:  # 409, not 503: nothing will change until the operator configures it
         raise conflict("SMS is not configured on this gateway: set [sms] enabled = true and the SMSC's "
                        "host, port, system_id and password (docs/sms.md)")
+    charge = sms_charge(gateway.connectivity.defaults, sim.iccid, MT, now)
     try:
-        sms_id = await gateway.committer.write(repo.queue_mt, gateway.store, new, cfg.quota, now)
-    except repo.QuotaExceeded as exc:
-        gateway.sms.metrics.mt.labels("refused").inc()
-        raise ApiError(422, f"SMS quota exhausted: {exc}") from None
+        sms_id = await gateway.committer.write(repo.queue_mt, gateway.store, new, now, charge)
+    except SmsRefused as exc:
+        gateway.sms.metrics.mt.labels(REFUSAL_LABELS[exc.reason]).inc()
+        log.info("MT SMS refused: %s", exc, extra={"event": "sms_mt_refused_quota", "iccid": sim.iccid,
+                                                     "reason": exc.reason})
+        raise ApiError(422, f"{exc.reason}: {exc}", field="payload") from None
+    if charge.used_up:
+        gateway.connectivity.emit(sms_used_up_event(sim, now, gateway.integrations.routes("NETWORK_EVENT")))
     gateway.sms.metrics.mt.labels("queued").inc()
     gateway.sms.wake()
     log.info("MT SMS queued", extra={"event": "sms_mt_queued", "sms_id": sms_id, "iccid": sim.iccid,
@@ -119,7 +125,8 @@ async def get_sms(request: web.Request) -> web.Response:
 async def cancel_sms(request: web.Request) -> web.Response:
     gateway, sim = _sim(request)
     sms_id = _sms_id(request)
-    status = await gateway.committer.write(repo.cancel_mt, gateway.store, sim.iccid, sms_id, now_ms())
+    status = await gateway.committer.write(repo.cancel_mt, gateway.store, sim.iccid, sms_id, now_ms(),
+                                           sms_refund(sim.iccid))
     if status is None:
         raise not_found(f"SIM {sim.iccid} has no SMS {sms_id}")
     if status != repo.CANCELED:
@@ -141,7 +148,8 @@ def _patch_post(operation: dict) -> None:
         " nce-gateway: answered 201 once the SMS is stored (it is then sent even across a restart or an SMSC "
         "outage), with its URL in the Location header. payload is text (dcs 0 GSM 7-bit, 8 UCS-2; without dcs "
         "GSM when possible, else UCS-2) or hex octets with dcs 4; long texts are concatenated; a udh is sent as "
-        "given. 422: the SIM has no SMS left or is disabled; 409: SMS is not configured on this gateway.")
+        "given. 422: the SIM has no SMS left (SMS_QUOTA_EXHAUSTED), its quota expired (QUOTA_EXPIRED), the monthly "
+        "MT-SMS limit is reached (SMS_LIMIT_REACHED), or it is disabled; 409: SMS is not configured on this gateway.")
     operation["responses"]["400"] = {"description": "Bad Request (payload, dcs, udh, expiry_date)", "content": {}}
     operation["responses"]["422"] = {"description": "The SIM has no SMS left of its quota, or is disabled",
                                      "content": {}}

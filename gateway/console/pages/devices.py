@@ -1,9 +1,11 @@
-"""Devices: the list, and one device's page: latest values, history with paging (live on the
-first page), events, positions, and its LwM2M registration with read, write, execute and
-observe buttons that create device actions through the API."""
+"""Devices: the list, and one device's page: its SIM (status, connection, quotas, daily usage,
+SMS), latest values, history with paging (live on the first page), events, positions, and its
+LwM2M registration with read, write, execute and observe buttons that create device actions
+through the API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -12,6 +14,7 @@ from aiohttp import web
 from ..calls import PREFIX, back, call, call_ok
 from ..render import render, render_fragment, session_of
 from ._time import short
+from .sims import quota_bar
 
 PAGE_SIZE = 25
 ACTIONS = ("read", "write", "execute", "observe-start", "observe-end")
@@ -81,6 +84,31 @@ async def _optional(request: web.Request, path: str, **params: Any) -> tuple[Any
     return None, answer.message
 
 
+async def _sim_panel(request: web.Request, iccid: str) -> dict[str, Any]:
+    """The SIM behind the device, from the SIM API: card, connection, quotas (with expiry),
+    usage per day (newest first) and the latest SMS; each part None where the API has none."""
+    paths = (f"/v1/sims/{iccid}", f"/v1/sims/{iccid}/status", f"/v1/sims/{iccid}/quota/data",
+             f"/v1/sims/{iccid}/quota/sms", f"/v1/sims/{iccid}/usage", f"/v1/sims/{iccid}/sms")
+    params: tuple[dict[str, Any] | None, ...] = (None, None, None, None, None, {"pageSize": 10})
+    answers = await asyncio.gather(*(call(request, "GET", path, params=p) for path, p in zip(paths, params)))
+    card, status, data, sms_quota, usage, sms = (a.body if a.ok else None for a in answers)
+    quotas = []
+    for name, body, unit in (("Data", data, "MB"), ("SMS", sms_quota, "SMS")):
+        bar = quota_bar(body)
+        if bar is not None:
+            quotas.append({**bar, "name": name, "unit": unit, "expiry": short(body.get("expiry_date") or "")})
+    days = [{"day": d["date"][:10], "data_mb": d["data"]["volume"], "rx": d["data"]["volume_rx"],
+             "tx": d["data"]["volume_tx"], "sms_mt": d["sms"]["volume_rx"], "sms_mo": d["sms"]["volume_tx"]}
+            for d in reversed((usage or {}).get("stats", []))]
+    messages = [{"id": m["id"], "type": m["sms_type"]["description"], "status": m["status"]["description"],
+                 "time": short(m["submit_date"]), "payload": m["payload"]} for m in (sms or [])]
+    pdp = (status or {}).get("pdp_context") or {}
+    return {"status": (card or {}).get("status"), "imei_lock": (card or {}).get("imei_lock"),
+            "msisdn": (card or {}).get("msisdn"), "connection": (status or {}).get("status"),
+            "address": pdp.get("ue_ip_address"), "rat": (pdp.get("rat_type") or {}).get("description"),
+            "quotas": quotas, "usage": days, "sms": messages, "known": card is not None}
+
+
 async def device_page(request: web.Request) -> web.Response:
     iccid = request.match_info["iccid"]
     device = (await call_ok(request, "GET", f"/v1/inspect/devices/{iccid}")).body
@@ -92,7 +120,9 @@ async def device_page(request: web.Request) -> web.Response:
     requests, _ = await _optional(request, "/v1/integrate/devices/actions/requests", deviceId=iccid, pageSize=10,
                                   sort="-created")
     items = positions.get("coordinates", []) if isinstance(positions, dict) else []
-    return render(request, "device.html", page="devices", device=device, history=history, next_token=next_token,
+    sim = await _sim_panel(request, iccid)
+    return render(request, "device.html", page="devices", device=device, sim=sim, history=history,
+                  next_token=next_token,
                   first_page=token is None,
                   events=events,
                   plot=position_plot(items), positions_note=positions_note,
