@@ -1,0 +1,449 @@
+"""The Device Controller for UDP and CoAP: requests from the API or the CLI to one device, sent
+at once when the device was heard from recently, else with its next uplink (docs/device-controller.md).
+
+A request is a row of ``device_actions`` (inspector/device_actions.py) before anything is sent,
+so a restart, the CLI (another process) and the API all see the same requests. Life of a request:
+
+* ``SCHEDULED``: stored, waiting. ``SEND_NOW`` goes out at once when the device sent anything
+  (any protocol) within ``[controller] recent_uplink_seconds``; otherwise, and always for
+  ``SEND_WHEN_ACTIVE``, it waits for the device's next uplink (1NCE's cross-protocol trigger).
+* ``IN_PROGRESS``: claimed and being sent. UDP is done when the datagram left; CoAP when the
+  device answered or the response timeout passed.
+* ``SUCCEEDED`` (UDP sent; CoAP 2.xx), ``FAILED`` (CoAP 4.xx/5.xx, no answer with no attempt
+  left, expired after ``expiry_seconds``, no way to send), ``CANCELLED`` (API or CLI).
+
+The device's address is the source address of its last uplink (a SIM is known by that address);
+the port is the request's ``port``. A CoAP request to a device whose last uplink came through a
+DTLS session still open goes inside that session (to the session's address and port). UDP
+leaves from the gateway's UDP socket, plain CoAP from its CoAP socket, so a device behind a
+NAT or firewall that let its uplink out lets the answer in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+from aiocoap.numbers.codes import Code
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from inspector import device_actions as store
+
+from . import events
+from .lwm2m.client_requests import send_request
+
+log = logging.getLogger("nce.controller")
+
+PROTOCOLS = ("UDP", "COAP")
+MODES = ("SEND_NOW", "SEND_WHEN_ACTIVE")
+PAYLOAD_TYPES = ("STRING", "BASE64")
+METHODS = {"GET": Code.GET, "POST": Code.POST, "PUT": Code.PUT, "DELETE": Code.DELETE, "PATCH": Code.PATCH}
+REQUEST_FAILED = "DeviceController[RequestFailed]"
+RETENTION_MS = 7 * 86400_000  # as 1NCE: requests are deleted 7 days after their creation
+
+
+class ControllerError(ValueError):
+    """A request that cannot be accepted; ``status`` is the HTTP status, ``field`` the body field."""
+
+    def __init__(self, message: str, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+# requests ------------------------------------------------------------------------------------
+
+def payload_bytes(payload: str | None, payload_type: str) -> bytes:
+    """The bytes a request's payload stands for (STRING: UTF-8; BASE64: decoded)."""
+    if payload is None:
+        return b""
+    if payload_type == "BASE64":
+        return base64.b64decode(payload, validate=True)
+    return payload.encode("utf-8")
+
+
+def coap_target(path: str) -> tuple[list[str], list[str]]:
+    """Uri-Path segments and Uri-Query items of a request's ``path`` (``a/b?x=1&y``; percent
+    escapes decoded, a ``#fragment`` dropped, as a CoAP client does with a URI)."""
+    path = path.split("#", 1)[0]
+    path, _, query = path.partition("?")
+    segments = [unquote(s) for s in path.split("/") if s]
+    return segments, [unquote(q) for q in query.split("&") if q]
+
+
+def validate(protocol: str, body: dict[str, Any], max_payload: int) -> dict[str, Any]:
+    """Check a request body (already checked against the 1NCE schema by the API; the CLI builds
+    the same dict); returns the fields to store. Raises :class:`ControllerError` (400)."""
+    if protocol not in PROTOCOLS:
+        raise ControllerError(f"protocol must be one of {', '.join(PROTOCOLS)}", field="protocol")
+    port = body.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ControllerError("port must be a whole number from 1 to 65535", field="port")
+    payload, payload_type = body.get("payload"), body.get("payloadType") or "STRING"
+    if payload is not None and not isinstance(payload, str):
+        raise ControllerError("payload must be a string", field="payload")
+    if payload_type not in PAYLOAD_TYPES:
+        raise ControllerError("payloadType must be STRING or BASE64", field="payloadType")
+    if protocol == "UDP" and payload is None:
+        raise ControllerError("a UDP request needs a payload", field="payload")
+    try:
+        data = payload_bytes(payload, payload_type)
+    except (binascii.Error, ValueError):
+        raise ControllerError("payload is not valid base64 (payloadType BASE64)", field="payload") from None
+    if len(data) > max_payload:
+        raise ControllerError(f"payload is {len(data)} bytes; at most {max_payload}", field="payload")
+    if protocol == "UDP" and not data:
+        raise ControllerError("a UDP request needs a non-empty payload", field="payload")
+    mode = body.get("requestMode") or "SEND_NOW"
+    if mode not in MODES:
+        raise ControllerError(f"requestMode must be one of {', '.join(MODES)}", field="requestMode")
+    request: dict[str, Any] = {"port": port, "payloadType": payload_type}
+    if payload is not None:
+        request["payload"] = payload
+    attempts = 1
+    if protocol == "COAP":
+        method, path = body.get("requestType"), body.get("path")
+        if method not in METHODS:
+            raise ControllerError(f"requestType must be one of {', '.join(METHODS)}", field="requestType")
+        if not isinstance(path, str) or len(path) > 255:
+            raise ControllerError("path must be a string of at most 255 characters", field="path")
+        request.update(requestType=method, path=path)
+        raw = body.get("sendAttempts", 1)
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != int(raw) or not 1 <= raw <= 5:
+            raise ControllerError("sendAttempts must be a whole number from 1 to 5", field="sendAttempts")
+        attempts = int(raw)
+    return {"protocol": protocol, "mode": mode, "request": request, "send_attempts": attempts}
+
+
+def to_api(record: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI shape of ``GET /v1/integrate/devices/actions/requests/{requestId}``."""
+    return {
+        "id": record["id"], "status": record["status"], "deviceId": record["iccid"], "ip": record["ip"] or "",
+        "protocol": record["protocol"], "created": iso(record["created_ms"]), "updated": iso(record["updated_ms"]),
+        "mode": record["mode"], "resultData": record["result"] or {}, "requestData": record["request"],
+        "sendAttemptsLeft": record["attempts_left"], "sendAttempts": record["send_attempts"],
+    }
+
+
+def describe(record: dict[str, Any]) -> str:
+    """``UDP to port 3000`` / ``CoAP POST /path to port 5683``, for messages and logs."""
+    r = record["request"]
+    if record["protocol"] == "UDP":
+        return f"UDP message to port {r['port']}"
+    return f"CoAP {r['requestType']} {r['path'] or '/'} to port {r['port']}"
+
+
+class ControllerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.created = Counter("nce_controller_requests_total", "Device Controller requests accepted, by protocol",
+                               ["protocol"], registry=registry)
+        self.rejected = Counter("nce_controller_rejected_total",
+                                "Device Controller requests refused by a limit (409), by limit", ["limit"],
+                                registry=registry)
+        self.sent = Counter("nce_controller_sent_total", "Datagrams and CoAP requests sent to devices, by transport "
+                            "(udp, coap, coaps)", ["transport"], registry=registry)
+        self.finished = Counter("nce_controller_finished_total", "Device Controller requests finished, by protocol "
+                                "and status", ["protocol", "status"], registry=registry)
+        self.open = Gauge("nce_controller_open_requests", "Device Controller requests SCHEDULED or IN_PROGRESS",
+                          registry=registry)
+
+
+# the service -----------------------------------------------------------------------------------
+
+class DeviceController:
+    """Accepts, stores, schedules and sends UDP/CoAP requests; told of every uplink by
+    :meth:`heard` (called by the transports on the hot path: a dict write)."""
+
+    def __init__(self, *, registry: Any, pipeline: Any, write: Callable[..., Any], read: Callable[..., Any],
+                 connection: Callable[[], Any], config: Any, metrics: CollectorRegistry) -> None:
+        self.registry = registry  # SIM registry: ICCID → SIM
+        self.pipeline = pipeline
+        self._write = write
+        self._read = read
+        self._connection = connection
+        self.config = config  # ControllerConfig
+        self.metrics = ControllerMetrics(metrics)
+        self.udp_endpoint: Any = None  # the UDP uplink socket (UdpEndpoint), once open
+        self.coap_interface: Any = None  # the plain CoAP socket, once open
+        self.coap_context: Any = None  # the aiocoap context requests go through
+        self._heard: dict[str, tuple[float, Any]] = {}  # ICCID → (monotonic time, remote or (ip, port))
+        self._waiting: set[str] = set()  # ICCIDs with SCHEDULED requests
+        self._flushing: dict[str, asyncio.Task] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_purge = 0.0
+
+    # uplinks ------------------------------------------------------------------------------
+
+    def heard(self, sim: Any, remote: Any) -> None:
+        """A message from ``sim`` arrived from ``remote`` (an ``(ip, port)`` for UDP, the CoAP
+        remote otherwise): remember it, and send what waits for this device."""
+        iccid = sim.iccid
+        self._heard[iccid] = (time.monotonic(), remote)
+        if iccid in self._waiting:
+            self._waiting.discard(iccid)
+            self._flush_soon(iccid)
+
+    def recent(self, iccid: str) -> bool:
+        seen = self._heard.get(iccid)
+        return seen is not None and time.monotonic() - seen[0] <= self.config.recent_uplink_seconds
+
+    # the service API ---------------------------------------------------------------------
+
+    async def submit(self, iccid: str, protocol: str, body: dict[str, Any], fields: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+        """Validate, store and (when the device is reachable now) start a request."""
+        sim = self.registry.sim_for_iccid(iccid)
+        if sim is None:
+            raise ControllerError(f"device {iccid} not found", 404)
+        if sim.status != "Enabled":
+            raise ControllerError(f"device {iccid} is {sim.status}: nothing is sent to it", 409)
+        fields = fields or validate(protocol, body, self.config.max_payload_bytes)
+        record = new_record(iccid, sim.ip_address, fields, self.config.expiry_seconds)
+        refused = await self._write(lambda: store.insert(self._connection(), record,
+                                                         self.config.max_queued_per_device,
+                                                         self.config.max_queued_total))
+        if refused == "device":
+            self.metrics.rejected.labels("device").inc()
+            raise ControllerError(f"device {iccid} has {self.config.max_queued_per_device} open requests already "
+                                  "(the most one device may have)", 409)
+        if refused == "total":
+            self.metrics.rejected.labels("total").inc()
+            raise ControllerError(f"{self.config.max_queued_total} requests are open already "
+                                  "(the most the gateway holds)", 409)
+        self.metrics.created.labels(protocol).inc()
+        self.metrics.open.inc()
+        log.info("controller request stored", extra={"event": "controller_request", "request_id": record["id"],
+                                                     "iccid": iccid, "protocol": protocol, "mode": record["mode"]})
+        if record["mode"] == "SEND_NOW" and self.recent(iccid):
+            self._flush_soon(iccid)
+        else:
+            self._waiting.add(iccid)
+        return record
+
+    async def get(self, request_id: str) -> dict[str, Any] | None:
+        return await self._read(lambda: store.get(self._connection(), request_id))
+
+    async def cancel(self, request_id: str | None = None, iccid: str | None = None) -> list[str]:
+        ids = await self._write(lambda: store.cancel(self._connection(), request_id=request_id, iccid=iccid))
+        self.metrics.open.dec(len(ids))
+        return ids
+
+    # running ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        resumed = await self._write(lambda: store.resume_interrupted(self._connection()))
+        if resumed:
+            log.info("controller requests resumed", extra={"event": "controller_resumed", "count": resumed})
+        await self._refresh()
+
+    async def run(self) -> None:
+        """Expire old requests, pick up those written by another process (the CLI), purge."""
+        while True:
+            await asyncio.sleep(self.config.poll_interval_seconds)
+            try:
+                await self.tick()
+            except Exception:  # pragma: no cover
+                log.exception("controller poll failed")
+
+    async def tick(self) -> None:
+        expired = await self._write(lambda: store.expire(self._connection(), now_ms()))
+        for record in expired:
+            self._finished(record, "FAILED", record["result"])
+        await self._refresh()
+        if time.monotonic() - self._last_purge > 3600:
+            self._last_purge = time.monotonic()
+            await self._write(lambda: store.purge(self._connection(), now_ms() - RETENTION_MS))
+
+    async def stop(self) -> None:
+        tasks = list(self._flushing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _refresh(self) -> None:
+        """Wait for the devices with SCHEDULED requests; send those due now (SEND_NOW, never
+        tried, device recently heard from)."""
+        rows, count = await self._read(lambda: (store.scheduled(self._connection()),
+                                                store.open_count(self._connection())))
+        self.metrics.open.set(count)
+        for record in rows:
+            iccid = record["iccid"]
+            if iccid in self._flushing:
+                continue
+            due = record["mode"] == "SEND_NOW" and record["attempts_left"] == record["send_attempts"]
+            if due and self.recent(iccid):
+                self._flush_soon(iccid)
+            else:
+                self._waiting.add(iccid)
+
+    def _flush_soon(self, iccid: str) -> None:
+        if iccid in self._flushing or self._loop is None:
+            self._waiting.add(iccid)  # a flush running now may have read the list already
+            return
+        self._flushing[iccid] = self._loop.create_task(self._flush(iccid), name=f"controller-{iccid}")
+
+    async def _flush(self, iccid: str) -> None:
+        """Send the device's SCHEDULED requests, oldest first."""
+        try:
+            while True:
+                rows = await self._read(lambda: store.scheduled(self._connection(), iccid))
+                if not rows:
+                    return
+                for record in rows:
+                    await self._attempt(record)
+                if iccid not in self._waiting:
+                    return
+                self._waiting.discard(iccid)  # more arrived while sending: another round
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover
+            log.exception("controller requests of %s failed", iccid)
+        finally:
+            self._flushing.pop(iccid, None)
+
+    async def _attempt(self, record: dict[str, Any]) -> None:
+        left = await self._write(lambda: store.claim(self._connection(), record["id"]))
+        if left is None:
+            return  # cancelled, expired or sent meanwhile
+        record.update(status="IN_PROGRESS", attempts_left=left)
+        seen = self._heard.get(record["iccid"])
+        remote = seen[1] if seen is not None else None
+        sim = self.registry.sim_for_iccid(record["iccid"])
+        if sim is None or remote is None:
+            await self._finish(record, "FAILED", {"error": "device address unknown"})
+            return
+        try:
+            if record["protocol"] == "UDP":
+                await self._send_udp(record, remote)
+            else:
+                await self._send_coap(record, sim, remote)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # pragma: no cover
+            log.exception("controller request %s failed", record["id"])
+            await self._finish(record, "FAILED", {"error": f"internal error: {exc}"})
+
+    async def _send_udp(self, record: dict[str, Any], remote: Any) -> None:
+        r = record["request"]
+        ip = _ip_of(remote)
+        if self.udp_endpoint is None or self.udp_endpoint.sock is None:
+            await self._finish(record, "FAILED", {"error": "UDP is disabled on this gateway ([udp] enabled)"})
+            return
+        data = payload_bytes(r.get("payload"), r["payloadType"])
+        self.udp_endpoint.sendto(data, (ip, r["port"]))
+        self.metrics.sent.labels("udp").inc()
+        await self._finish(record, "SUCCEEDED", {"sentBytes": len(data), "address": f"{ip}:{r['port']}"}, ip)
+
+    async def _send_coap(self, record: dict[str, Any], sim: Any, remote: Any) -> None:
+        r = record["request"]
+        target, transport = self._coap_remote(remote, r["port"])
+        if target is None:
+            await self._finish(record, "FAILED", {"error": "CoAP is disabled on this gateway ([coap] enabled)"})
+            return
+        segments, query = coap_target(r["path"])
+        data = payload_bytes(r.get("payload"), r["payloadType"])
+        options: dict[str, Any] = {"query": query}
+        if data:
+            options["content_format"] = 42 if r["payloadType"] == "BASE64" else 0
+        self.metrics.sent.labels(transport).inc()
+        response, _ = await send_request(self.coap_context, target, METHODS[r["requestType"]], segments, data,
+                                         timeout=self.config.response_timeout_seconds, **options)
+        ip, port = target.address
+        where = {"address": f"{ip}:{port}", "transport": transport}
+        if not response.answered:
+            result = {"error": response.error or "no answer", **where}
+            if record["attempts_left"] > 0:  # try again with the device's next uplink
+                if await self._write(lambda: store.update_open(self._connection(), record["id"], "SCHEDULED",
+                                                               result, ip)):
+                    self._waiting.add(record["iccid"])
+                return
+            await self._finish(record, "FAILED", result, ip)
+            return
+        result = {"code": response.code, **where}
+        if response.content_format is not None:
+            result["contentFormat"] = response.content_format
+        if response.payload:
+            result["payload"] = base64.b64encode(response.payload).decode("ascii")
+            result["payloadType"] = "BASE64"
+        ok = response.ok
+        if ok and response.payload and not await self._uplink(sim, response.payload):
+            # the answer is the device's data: stored and routed as a CoAP message, or FAILED (as 1NCE)
+            result["error"] = "the answer could not be stored"
+            ok = False
+        await self._finish(record, "SUCCEEDED" if ok else "FAILED", result, ip)
+
+    def _coap_remote(self, remote: Any, port: int) -> tuple[Any, str]:
+        """Where a CoAP request goes: the device's open DTLS session, else plain CoAP to
+        (ip, port) from the gateway's CoAP socket."""
+        session = getattr(remote, "session", None)
+        if session is not None and session.established:
+            return remote, "coaps"
+        if self.coap_interface is None:
+            return None, "coap"
+        from .transports.coap import PlainRemote
+
+        return PlainRemote(self.coap_interface, (_ip_of(remote), port)), "coap"
+
+    async def _uplink(self, sim: Any, payload: bytes) -> bool:
+        """Store an answer like an uplink; whether it became durable (within 30 s)."""
+        done = asyncio.get_running_loop().create_future()
+        self.pipeline.uplink(sim, "COAP", payload, None, (_resolve, done))
+        try:
+            await asyncio.wait_for(done, 30.0)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _finish(self, record: dict[str, Any], status: str, result: dict[str, Any],
+                      ip: str | None = None) -> None:
+        changed = await self._write(lambda: store.update_open(self._connection(), record["id"], status, result, ip))
+        if changed:
+            self._finished(record, status, result)
+
+    def _finished(self, record: dict[str, Any], status: str, result: dict[str, Any]) -> None:
+        record.update(status=status, result=result)
+        self.metrics.finished.labels(record["protocol"], status).inc()
+        self.metrics.open.dec()
+        log.info("controller request %s", status.lower(), extra={
+            "event": "controller_result", "request_id": record["id"], "iccid": record["iccid"],
+            "protocol": record["protocol"], "status": status, "result": result})
+        if status == "FAILED":
+            sim = self.registry.sim_for_iccid(record["iccid"])
+            if sim is not None:
+                why = result.get("code") or result.get("error")
+                self.pipeline.emit(events.error(
+                    sim, now_ms(), error_type="DEVICE", message=REQUEST_FAILED,
+                    description=f"{describe(record)} (request {record['id']}): {why}", payload_exists=False))
+
+
+def _resolve(done: asyncio.Future) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
+def _ip_of(remote: Any) -> str:
+    return remote[0] if isinstance(remote, tuple) else remote.address[0]
+
+
+def new_record(iccid: str, ip: str | None, fields: dict[str, Any], expiry_seconds: float) -> dict[str, Any]:
+    ts = now_ms()
+    return {"id": secrets.token_urlsafe(15), "iccid": iccid, **fields, "attempts_left": fields["send_attempts"],
+            "status": "SCHEDULED", "result": None, "ip": ip, "created_ms": ts, "updated_ms": ts,
+            "expires_ms": ts + int(expiry_seconds * 1000)}
