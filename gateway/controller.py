@@ -295,28 +295,34 @@ class DeviceController:
 
     def _flush_soon(self, iccid: str) -> None:
         if iccid in self._flushing or self._loop is None:
-            self._waiting.add(iccid)  # a flush running now may have read the list already
+            self._waiting.add(iccid)  # the flush running now reads the list again before it ends
             return
         self._flushing[iccid] = self._loop.create_task(self._flush(iccid), name=f"controller-{iccid}")
 
     async def _flush(self, iccid: str) -> None:
-        """Send the device's SCHEDULED requests, oldest first."""
+        """Send the device's SCHEDULED requests, oldest first, each once per uplink; one that
+        got no answer and has attempts left waits for the next uplink."""
+        tried: set[str] = set()
+        again = False
         try:
             while True:
+                self._waiting.discard(iccid)
                 rows = await self._read(lambda: store.scheduled(self._connection(), iccid))
+                rows = [r for r in rows if r["id"] not in tried]
                 if not rows:
                     return
                 for record in rows:
+                    tried.add(record["id"])
                     await self._attempt(record)
-                if iccid not in self._waiting:
-                    return
-                self._waiting.discard(iccid)  # more arrived while sending: another round
+                    again = again or record["status"] == "SCHEDULED"
         except asyncio.CancelledError:
             raise
         except Exception:  # pragma: no cover
             log.exception("controller requests of %s failed", iccid)
         finally:
             self._flushing.pop(iccid, None)
+            if again:
+                self._waiting.add(iccid)
 
     async def _attempt(self, record: dict[str, Any]) -> None:
         left = await self._write(lambda: store.claim(self._connection(), record["id"]))
@@ -372,7 +378,7 @@ class DeviceController:
             if record["attempts_left"] > 0:  # try again with the device's next uplink
                 if await self._write(lambda: store.update_open(self._connection(), record["id"], "SCHEDULED",
                                                                result, ip)):
-                    self._waiting.add(record["iccid"])
+                    record.update(status="SCHEDULED", result=result)
                 return
             await self._finish(record, "FAILED", result, ip)
             return
