@@ -326,3 +326,34 @@ async def test_a_restart_keeps_waiting_requests(start_gateway, tmp_path):
         await wait_status(http, posted.body["id"], "SUCCEEDED")
     finally:
         device.close()
+
+
+async def test_coap_request_inside_the_device_dtls_session(api):
+    """A device whose last uplink came over DTLS gets the request inside that session (the
+    project's DTLS device, python-mbedtls, answering by hand as a device firmware would)."""
+    from aiocoap import Message
+    from aiocoap.numbers.codes import Code
+    from aiocoap.numbers.types import Type
+
+    from firmware_examples.device import CoapsDevice, os_auth
+
+    gw, http = api.gateway, api.client("User")
+    onboarding = await asyncio.to_thread(os_auth, ("127.0.0.1", gw.coap_port), DEVICE.ip_address)
+    async with CoapsDevice(("127.0.0.1", gw.coaps_port), onboarding, DEVICE.ip_address) as device:
+        assert await device.post(b"hello") == "2.04"
+        posted = await http.post(coap_path(), json={"path": "/led?state=on", "port": 5683, "requestType": "PUT",
+                                                    "payload": "1", "payloadType": "STRING"})
+        assert posted.status == 202
+        request = Message.decode(await device.dtls.recv(timeout=5))
+        assert (request.mtype, request.code, request.opt.uri_path, request.opt.uri_query, request.payload) == (
+            Type.CON, Code.PUT, ("led",), ("state=on",), b"1")
+        reply = Message(code=Code.CHANGED, payload=b"on")  # a piggybacked answer, as firmware sends it
+        reply.mtype, reply.mid, reply.token = Type.ACK, request.mid, request.token
+        await device.dtls.send(reply.encode())
+        item = await wait_status(http, posted.body["id"], "SUCCEEDED")
+        local = device.dtls.local_addr
+        assert item["resultData"] == {"code": "2.04", "address": f"{local[0]}:{local[1]}", "transport": "coaps",
+                                      "payload": base64.b64encode(b"on").decode(), "payloadType": "BASE64"}
+    text = gw.metrics.render().decode()
+    assert 'nce_controller_sent_total{transport="coaps"} 1.0' in text
+    assert 'nce_controller_finished_total{protocol="COAP",status="SUCCEEDED"} 1.0' in text
