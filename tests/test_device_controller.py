@@ -357,3 +357,40 @@ async def test_coap_request_inside_the_device_dtls_session(api):
     text = gw.metrics.render().decode()
     assert 'nce_controller_sent_total{transport="coaps"} 1.0' in text
     assert 'nce_controller_finished_total{protocol="COAP",status="SUCCEEDED"} 1.0' in text
+
+
+async def test_cli_send_list_show(api, tmp_path, capsys):
+    """``nce-gateway actions``: the CLI writes the request, the running gateway sends it."""
+    import json
+
+    from gateway.cli import main as cli
+
+    cfg = tmp_path / "cli.toml"
+    cfg.write_text(f'[store]\npath = "{api.gateway.config.store.path}"\n')
+    device = UdpDevice(api.gateway)
+    try:
+        assert (await device.line()).startswith("sent ")
+        await heard(api.gateway)
+        code = await asyncio.to_thread(cli, ["actions", "send", DEVICE.iccid, "udp", "--port", str(device.port),
+                                             "--payload-base64", "AAE=", "--timeout", "10", "--config", str(cfg)])
+        shown = json.loads(capsys.readouterr().out)
+        assert code == 0 and shown["status"] == "SUCCEEDED" and shown["protocol"] == "UDP"
+        assert shown["requestData"] == {"port": device.port, "payloadType": "BASE64", "payload": "AAE="}
+        assert await device.line() == f"received 2 bytes from 127.0.0.1:{api.gateway.udp_port}: 0001"
+    finally:
+        device.close()
+    # a device not heard from: --no-wait prints the id; the request waits
+    code = await asyncio.to_thread(cli, ["actions", "send", OTHER.iccid, "coap", "--port", "5683", "--method", "PUT",
+                                         "--path", "/led?state=on", "--payload", "1", "--no-wait",
+                                         "--config", str(cfg)])
+    waiting = capsys.readouterr().out.strip()
+    assert code == 0 and len(waiting) == 20
+    assert await asyncio.to_thread(cli, ["actions", "show", waiting, "--config", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "SCHEDULED"
+    assert await asyncio.to_thread(cli, ["actions", "list", "--active", "--format", "json", "--config", str(cfg)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(i["id"], i["protocol"], i["requestData"]["path"]) for i in listed] == [(waiting, "COAP", "/led?state=on")]
+    assert await asyncio.to_thread(cli, ["actions", "send", OTHER.iccid, "udp", "--port", "1", "--payload-base64",
+                                         "!!", "--config", str(cfg)]) == 1
+    assert "not valid base64" in capsys.readouterr().err
+    assert await asyncio.to_thread(cli, ["actions", "show", "nope", "--config", str(cfg)]) == 1

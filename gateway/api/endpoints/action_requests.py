@@ -2,7 +2,7 @@
 list (all, active, archived), read and cancel. LwM2M actions (``lwm2m_actions``, run by
 :mod:`gateway.lwm2m.actions`) and the Device Controller's UDP and CoAP requests
 (``device_actions``, run by :mod:`gateway.controller`) are served through one listing
-(:func:`inspector.device_actions.page`), so a client sees one list of requests whatever their protocol.
+(:mod:`gateway.action_requests`), so a client sees one list of requests whatever their protocol.
 """
 
 from __future__ import annotations
@@ -13,42 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
-from inspector import device_actions as controller_store
-
-from ...controller import to_api as controller_api
+from ... import action_requests
+from ...action_requests import ACTIVE, FINAL
 from ...lwm2m import storage as lwm2m_store
-from ...lwm2m.actions import to_api as lwm2m_api
 from ..errors import conflict, not_found
 from ..routes import MANAGE, READ, ApiRoute, gateway_of, json_response, params_of, principal_of
 
 log = logging.getLogger("nce.api.actions")
 
-ACTIVE = ("SCHEDULED", "IN_PROGRESS")
-FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 MAX_PAGE_SIZE = 1000
-
-
-def _records(conn: Any, refs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The API items of ``(protocol, id)`` references, in their order."""
-    items = []
-    for protocol, request_id in refs:
-        if protocol == "LWM2M":
-            record = lwm2m_store.get_action(conn, request_id)
-            if record is not None:
-                items.append(lwm2m_api(record))
-        else:
-            record = controller_store.get(conn, request_id)
-            if record is not None:
-                items.append(controller_api(record))
-    return items
-
-
-def _one(conn: Any, request_id: str) -> dict[str, Any] | None:
-    record = controller_store.get(conn, request_id)
-    if record is not None:
-        return controller_api(record)
-    record = lwm2m_store.get_action(conn, request_id)
-    return lwm2m_api(record) if record is not None else None
 
 
 async def _list(request: web.Request, statuses: tuple[str, ...]) -> web.Response:
@@ -62,10 +35,9 @@ async def _list(request: web.Request, statuses: tuple[str, ...]) -> web.Response
     sort = params["sort"]
 
     def read(conn: Any) -> tuple[list[dict[str, Any]], int]:
-        refs, total = controller_store.page(conn, iccid=params["deviceId"], statuses=statuses, protocols=protocols,
-                                            limit=size, offset=(page - 1) * size, newest_first=sort.startswith("-"),
-                                            order_by=sort.lstrip("-"))
-        return _records(conn, refs), total
+        return action_requests.page(conn, iccid=params["deviceId"], statuses=statuses, protocols=protocols,
+                                    limit=size, offset=(page - 1) * size, newest_first=sort.startswith("-"),
+                                    order_by=sort.lstrip("-"))
 
     items, total = await gateway.read(gateway.store.read_with, read)
     return json_response({"items": items, "page": page, "pageAmount": math.ceil(total / size)})
@@ -88,7 +60,7 @@ async def get_request(request: web.Request) -> web.Response:
     """``GET /v1/integrate/devices/actions/requests/{requestId}``."""
     gateway = gateway_of(request)
     request_id = params_of(request)["requestId"]
-    item = await gateway.read(gateway.store.read_with, _one, request_id)
+    item = await gateway.read(gateway.store.read_with, action_requests.item, request_id)
     if item is None:
         raise not_found(f"no action request {request_id}")
     return json_response(item)
@@ -107,7 +79,7 @@ async def cancel_request(request: web.Request) -> web.Response:
     request_id = params_of(request)["requestId"]
     if not (await gateway.controller.cancel(request_id=request_id)
             or await _cancel_lwm2m(gateway, action_id=request_id)):
-        item = await gateway.read(gateway.store.read_with, _one, request_id)
+        item = await gateway.read(gateway.store.read_with, action_requests.item, request_id)
         if item is None:
             raise not_found(f"no action request {request_id}")
         raise conflict(f"action request {request_id} is {item['status']}; only SCHEDULED and IN_PROGRESS "
