@@ -199,6 +199,16 @@ class DeviceController:
             self._waiting.discard(iccid)
             self._flush_soon(iccid)
 
+    def last_uplink(self, iccid: str) -> tuple[str, int, str] | None:
+        """(ip, port, transport: UDP/CoAP/CoAPs) of the device's last message since the start."""
+        seen = self._heard.get(iccid)
+        if seen is None:
+            return None
+        remote = seen[1]
+        if isinstance(remote, tuple):
+            return remote[0], remote[1], "UDP"
+        return remote.address[0], remote.address[1], "CoAPs" if getattr(remote, "session", None) else "CoAP"
+
     def recent(self, iccid: str) -> bool:
         seen = self._heard.get(iccid)
         return seen is not None and time.monotonic() - seen[0] <= self.config.recent_uplink_seconds
