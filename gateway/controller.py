@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import datetime as dt
 import logging
 import secrets
 import time
@@ -38,6 +37,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from inspector import device_actions as store
 
 from . import events
+from .lwm2m.actions import ActionError as ControllerError  # status (HTTP) and field, as for LwM2M actions
+from .lwm2m.actions import iso, now_ms
 from .lwm2m.client_requests import send_request
 
 log = logging.getLogger("nce.controller")
@@ -48,23 +49,6 @@ PAYLOAD_TYPES = ("STRING", "BASE64")
 METHODS = {"GET": Code.GET, "POST": Code.POST, "PUT": Code.PUT, "DELETE": Code.DELETE, "PATCH": Code.PATCH}
 REQUEST_FAILED = "DeviceController[RequestFailed]"
 RETENTION_MS = 7 * 86400_000  # as 1NCE: requests are deleted 7 days after their creation
-
-
-class ControllerError(ValueError):
-    """A request that cannot be accepted; ``status`` is the HTTP status, ``field`` the body field."""
-
-    def __init__(self, message: str, status: int = 400, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 # requests ------------------------------------------------------------------------------------
