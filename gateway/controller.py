@@ -274,14 +274,12 @@ class DeviceController:
     async def _refresh(self) -> None:
         """Wait for the devices with SCHEDULED requests; send those due now (SEND_NOW, never
         tried, device recently heard from)."""
-        rows, count = await self._read(lambda: (store.scheduled(self._connection()),
-                                                store.open_count(self._connection())))
+        devices, count = await self._read(lambda: (store.waiting_devices(self._connection()),
+                                                   store.open_count(self._connection())))
         self.metrics.open.set(count)
-        for record in rows:
-            iccid = record["iccid"]
+        for iccid, due in devices:
             if iccid in self._flushing:
                 continue
-            due = record["mode"] == "SEND_NOW" and record["attempts_left"] == record["send_attempts"]
             if due and self.recent(iccid):
                 self._flush_soon(iccid)
             else:

@@ -61,6 +61,14 @@ def scheduled(conn: sqlite3.Connection, iccid: str | None = None, limit: int = 1
     return [_row(r) for r in rows]
 
 
+def waiting_devices(conn: sqlite3.Connection) -> list[tuple[str, bool]]:
+    """``(iccid, due)`` of every device with SCHEDULED requests; ``due``: one of them is SEND_NOW
+    and was never tried (written by the CLI, or waiting since its device was not heard from)."""
+    rows = conn.execute("SELECT iccid, MAX(CASE WHEN mode = 'SEND_NOW' AND attempts_left = send_attempts"
+                        " THEN 1 ELSE 0 END) FROM device_actions WHERE status = 'SCHEDULED' GROUP BY iccid")
+    return [(r[0], bool(r[1])) for r in rows]
+
+
 def open_count(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM device_actions WHERE status IN ('SCHEDULED', 'IN_PROGRESS')"
                         ).fetchone()[0]

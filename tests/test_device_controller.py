@@ -394,3 +394,16 @@ async def test_cli_send_list_show(api, tmp_path, capsys):
                                          "!!", "--config", str(cfg)]) == 1
     assert "not valid base64" in capsys.readouterr().err
     assert await asyncio.to_thread(cli, ["actions", "show", "nope", "--config", str(cfg)]) == 1
+
+
+@pytest.mark.parametrize("path, segments, query", [
+    ("", [], []),
+    ("/", [], []),
+    ("example?param1=query_param_example", ["example"], ["param1=query_param_example"]),
+    ("/a/b%20c/?x=1&y=%26&&z#frag", ["a", "b c"], ["x=1", "y=&", "z"]),
+    ("//a//b", ["a", "b"], []),
+])
+def test_coap_path_and_query(path, segments, query):
+    from gateway.controller import coap_target
+
+    assert coap_target(path) == (segments, query)
