@@ -88,6 +88,8 @@ def validate(protocol: str, body: dict[str, Any], max_payload: int) -> dict[str,
         raise ControllerError("a UDP request needs a payload", field="payload")
     try:
         data = payload_bytes(payload, payload_type)
+    except UnicodeEncodeError:
+        raise ControllerError("payload is not valid UTF-8 text (lone surrogates)", field="payload") from None
     except (binascii.Error, ValueError):
         raise ControllerError("payload is not valid base64 (payloadType BASE64)", field="payload") from None
     if len(data) > max_payload:

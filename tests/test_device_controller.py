@@ -407,3 +407,24 @@ def test_coap_path_and_query(path, segments, query):
     from gateway.controller import coap_target
 
     assert coap_target(path) == (segments, query)
+
+
+async def test_bulk_coap_accepts_known_devices(api):
+    http = api.client("User")
+    answer = await http.post("/v1/integrate/devices/actions/COAP", json={
+        "deviceIds": [DEVICE.iccid, OTHER.iccid, DEVICE.iccid, UNKNOWN, DISABLED.iccid], "path": "/cfg?x=1",
+        "port": 5683, "requestType": "POST", "payload": "\ud800", "payloadType": "STRING"})
+    assert answer.status == 400 and "UTF-8" in answer.body["errors"][0]["message"]
+    answer = await http.post("/v1/integrate/devices/actions/COAP", json={
+        "deviceIds": [DEVICE.iccid, OTHER.iccid, DEVICE.iccid, UNKNOWN, DISABLED.iccid], "path": "/cfg?x=1",
+        "port": 5683, "requestType": "POST", "payload": "e30=", "payloadType": "BASE64",
+        "requestMode": "SEND_WHEN_ACTIVE", "sendAttempts": 3})
+    assert answer.status == 202
+    accepted = answer.body["acceptedRequests"]
+    assert [a["deviceId"] for a in accepted] == [DEVICE.iccid, OTHER.iccid]
+    assert answer.body["rejectedDevices"] == [UNKNOWN, DISABLED.iccid]
+    assert answer.body["message"] == "CoAP POST /cfg?x=1 scheduled for 2 device(s)."
+    for a in accepted:
+        item = (await http.get(f"{REQUESTS}/{a['requestId']}")).body
+        assert (item["deviceId"], item["status"], item["mode"], item["sendAttempts"], item["sendAttemptsLeft"]) == (
+            a["deviceId"], "SCHEDULED", "SEND_WHEN_ACTIVE", 3, 3)
