@@ -277,17 +277,21 @@ async def test_coap_requests_answered_by_libcoap(start_gateway, tmp_path, receiv
 
 
 async def test_no_answer_is_tried_again_with_the_next_uplink(start_gateway, tmp_path):
-    config = make_config(tmp_path, controller={**FAST, "response_timeout_seconds": 0.5})
+    config = make_config(tmp_path, controller={**FAST, "response_timeout_seconds": 2.0})
     api = await start_api(start_gateway, config, [DEVICE])
     http = api.client("User")
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a device port that never answers
     silent.bind((DEVICE.ip_address, 0))
+    silent.settimeout(10)
     port = silent.getsockname()[1]
     try:
         posted = await http.post(coap_path(), json={"path": "/cmd", "port": port, "requestType": "POST",
                                                     "payload": "go", "payloadType": "STRING", "sendAttempts": 2})
         request_id = posted.body["id"]
         await asyncio.to_thread(coap_uplink, api.gateway)
+        data, _ = await asyncio.to_thread(silent.recvfrom, 2048)  # the request arrived; no answer
+        item = (await http.get(f"{REQUESTS}/{request_id}")).body
+        assert (item["status"], item["sendAttemptsLeft"]) == ("IN_PROGRESS", 1)  # waiting for the answer
         deadline = asyncio.get_running_loop().time() + 10
         while True:  # first attempt: no answer → SCHEDULED again with one attempt left
             item = (await http.get(f"{REQUESTS}/{request_id}")).body
@@ -296,7 +300,6 @@ async def test_no_answer_is_tried_again_with_the_next_uplink(start_gateway, tmp_
             assert asyncio.get_running_loop().time() < deadline, item
             await asyncio.sleep(0.05)
         assert item["resultData"]["error"] == "timeout"
-        data, _ = silent.recvfrom(2048)
         assert data[1] == 2 and data.endswith(b"\xffgo")  # POST, payload "go"
         await asyncio.to_thread(coap_uplink, api.gateway)
         item = await wait_status(http, request_id, "FAILED")
