@@ -1,4 +1,4 @@
--- Device Controller requests for UDP and CoAP (gateway/controller.py, inspector/device_actions.py).
+-- Device Controller requests for UDP and CoAP (gateway/controller/, inspector/device_actions.py).
 -- LwM2M action requests stay in lwm2m_actions; the API lists both through one query.
 CREATE TABLE device_actions (
     id             TEXT PRIMARY KEY,
