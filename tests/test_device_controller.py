@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from firmware_examples.emulator import send_udp
 from tests.api_support import ApiClient, start_api
 from tests.conftest import make_config, sim, webhook
 
@@ -301,8 +302,18 @@ async def test_no_answer_is_tried_again_with_the_next_uplink(start_gateway, tmp_
             await asyncio.sleep(0.05)
         assert item["resultData"]["error"] == "timeout"
         assert data[1] == 2 and data.endswith(b"\xffgo")  # POST, payload "go"
-        await asyncio.to_thread(coap_uplink, api.gateway)
+        # the second attempt goes with the next uplink of any protocol (1NCE's cross-protocol trigger): UDP here
+        send_udp("127.0.0.1", api.gateway.udp_port, DEVICE.ip_address, b"udp uplink")
         item = await wait_status(http, request_id, "FAILED")
+        silent.setblocking(False)
+        arrived = [data]
+        while True:
+            try:
+                arrived.append(silent.recv(2048))
+            except BlockingIOError:
+                break
+        # sent again with a new message ID (besides CoAP retransmissions of the first, same ID)
+        assert all(d.endswith(b"\xffgo") for d in arrived) and len({d[2:4] for d in arrived}) == 2, (arrived, item)
         assert item["sendAttemptsLeft"] == 0 and item["resultData"]["error"] == "timeout"
     finally:
         silent.close()

@@ -18,6 +18,7 @@ from typing import Any
 import aiocoap
 from aiocoap import error as coap_error
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.constants import TransportTuning
 
 from .formats import ContentFormat
 from .path import LwM2MPath
@@ -145,6 +146,20 @@ class DeviceRequests:
         return (await self.request(iccid, Code.GET, path, **kw))[0]
 
 
+def tuning_within(seconds: float) -> TransportTuning:
+    """CON retransmission parameters whose whole schedule (MAX_TRANSMIT_WAIT) ends within
+    ``seconds``: fewer retransmissions (and a shorter first timeout below 3 s). aiocoap keeps one
+    CON exchange per device open at a time (NSTART = 1) and queues the next request behind it,
+    so an exchange that outlived the caller's patience (93 s by default) would hold every later
+    request to that device, however short their own timeout."""
+    tuning = TransportTuning()
+    while tuning.MAX_RETRANSMIT > 0 and tuning.MAX_TRANSMIT_WAIT > seconds:
+        tuning.MAX_RETRANSMIT -= 1
+    if tuning.MAX_TRANSMIT_WAIT > seconds:
+        tuning.ACK_TIMEOUT = max(seconds, 0.05) / tuning.ACK_RANDOM_FACTOR
+    return tuning
+
+
 async def send_request(context: aiocoap.Context | None, remote: Any, code: Code, uri_path: list[str],
                        payload: bytes = b"", *, timeout: float, content_format: int | None = None,
                        accept: int | None = None, observe: int | None = None,
@@ -154,7 +169,7 @@ async def send_request(context: aiocoap.Context | None, remote: Any, code: Code,
     aiocoap request (for observations). Shared by LwM2M and the Device Controller."""
     if context is None:
         return DeviceResponse(error="CoAP is not running"), None
-    message = aiocoap.Message(code=code, payload=payload, uri_path=uri_path)
+    message = aiocoap.Message(code=code, payload=payload, uri_path=uri_path, transport_tuning=tuning_within(timeout))
     if content_format is not None:
         message.opt.content_format = content_format
     if accept is not None:
@@ -169,7 +184,8 @@ async def send_request(context: aiocoap.Context | None, remote: Any, code: Code,
     except Exception as exc:  # pragma: no cover - aiocoap refuses the message itself
         return DeviceResponse(error=f"request not sent: {exc}"), None
     try:
-        response = await asyncio.wait_for(asyncio.shield(pending.response), timeout)
+        # aiocoap's own timeout (the retransmissions' end) comes first; this one is a safety net
+        response = await asyncio.wait_for(asyncio.shield(pending.response), timeout + 1.0)
     except asyncio.TimeoutError:
         _cancel(pending)
         return DeviceResponse(error="timeout"), None
