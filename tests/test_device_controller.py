@@ -442,3 +442,14 @@ async def test_bulk_coap_accepts_known_devices(api):
         item = (await http.get(f"{REQUESTS}/{a['requestId']}")).body
         assert (item["deviceId"], item["status"], item["mode"], item["sendAttempts"], item["sendAttemptsLeft"]) == (
             a["deviceId"], "SCHEDULED", "SEND_WHEN_ACTIVE", 3, 3)
+
+
+@pytest.mark.parametrize("seconds, retransmit, wait", [(93, 4, 93.0), (30, 2, 21.0), (10, 1, 9.0), (3, 0, 3.0),
+                                                      (1, 0, 1.0)])
+def test_retransmissions_end_within_the_timeout(seconds, retransmit, wait):
+    """A CON exchange must not outlive the caller's timeout: aiocoap queues the next request to
+    the same device behind it (NSTART = 1)."""
+    from gateway.lwm2m.client_requests import tuning_within
+
+    tuning = tuning_within(seconds)
+    assert tuning.MAX_RETRANSMIT == retransmit and tuning.MAX_TRANSMIT_WAIT == pytest.approx(wait)
