@@ -1,6 +1,7 @@
 """Send one message as an emulated device and print the gateway's answer.
 
     python -m firmware_examples.emulator udp  --source-ip 127.0.0.10 --payload 'hello'
+    python -m firmware_examples.emulator udp  --source-ip 127.0.0.10 --source-port 3000 --listen 60
     python -m firmware_examples.emulator coap --source-ip 127.0.0.10 --topic sensors/temp --payload-hex 0102
     python -m firmware_examples.emulator lwm2m --source-ip 127.0.0.10 --iccid 8988280666000000010 \
         --bootstrap --send /3303/0/5700=21.5 --stay 30
@@ -30,6 +31,26 @@ def send_udp(host: str, port: int, source_ip: str, payload: bytes) -> None:
         sock.sendto(payload, (host, port))
 
 
+def udp_and_listen(host: str, port: int, source_ip: str, source_port: int, payload: bytes, seconds: float) -> int:
+    """Send the uplink, then print each datagram that reaches the same socket for ``seconds``
+    (what the gateway's Device Controller sends): like a device that listens where it sends from."""
+    import time
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source_ip, source_port))
+        sock.sendto(payload, (host, port))
+        print(f"sent {len(payload)} bytes over UDP from {source_ip}:{sock.getsockname()[1]}", flush=True)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                data, addr = sock.recvfrom(65535)
+            except TimeoutError:
+                break
+            print(f"received {len(data)} bytes from {addr[0]}:{addr[1]}: {data.hex()}", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m firmware_examples.emulator",
                                      description="Send one message as an emulated device.")
@@ -38,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="gateway port (default 4445 for udp, 5683 for coap and onboarding)")
     parser.add_argument("--coaps-port", type=int, default=5684, help="coaps: the DTLS port (default 5684)")
     parser.add_argument("--source-ip", default="127.0.0.10", help="the SIM's IP address to send from")
+    parser.add_argument("--source-port", type=int, default=0, help="udp: the port to send from (default: any)")
+    parser.add_argument("--listen", type=float, default=0.0, metavar="SECONDS",
+                        help="udp: after sending, print what arrives on the same socket for this long")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--payload", default="hello from an emulated device", help="payload as UTF-8 text")
     group.add_argument("--payload-hex", help="payload as hex bytes")
@@ -63,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = payload_of(args)
     if args.protocol == "coaps":
         return run_coaps(args, payload)
+    if args.protocol == "udp" and args.listen > 0:
+        return udp_and_listen(args.host, args.port or 4445, args.source_ip, args.source_port, payload, args.listen)
     if args.protocol == "udp":
         send_udp(args.host, args.port or 4445, args.source_ip, payload)
         print(f"sent {len(payload)} bytes over UDP from {args.source_ip} (UDP has no answer)")

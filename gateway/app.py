@@ -28,6 +28,7 @@ from .connectivity.disconnect import open_disconnect_client
 from .connectivity.radius import RadiusAccountingServer, start_radius
 from .connectivity.service import ConnectivityService
 from .control import ControlServer
+from .controller import DeviceController
 from .follow import StoreFollower
 from .onboarding import BootstrapResource
 from .psk import PskService
@@ -104,6 +105,11 @@ class Gateway:
             config.sms, store=self.store, registry=self.registry, committer=self.committer, router=self.integrations,
             read=self.read, metrics_registry=self.metrics.registry,
             quota=self.connectivity.defaults) if config.sms.enabled else None
+        self.controller = DeviceController(registry=self.registry, pipeline=self.pipeline,
+                                           write=self.committer.write, read=self.read,
+                                           connection=self.store.connection, config=config.controller,
+                                           metrics=self.metrics.registry)
+        self.coap_service.on_heard = self.controller.heard
         self.coap_context: Context | None = None
         self.coap: CoapUdpInterface | None = None
         self.coaps: CoapDtlsInterface | None = None
@@ -147,6 +153,8 @@ class Gateway:
             await self.sms.start()
         if cfg.udp.enabled:
             self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
+            self.udp.on_heard = self.controller.heard
+            self.controller.udp_endpoint = self.udp.endpoint
             with listening("UDP", cfg.udp.bind, cfg.udp.port):
                 self.udp_port = self.udp.endpoint.open(cfg.udp.bind, cfg.udp.port, cfg.udp.receive_buffer_bytes)[1]
         if cfg.coap.enabled:
@@ -167,6 +175,8 @@ class Gateway:
             self.registry.on_access_lost(self._close_sessions_of)
         if self.lwm2m is not None and self.coap_context is not None:
             await self.lwm2m.start(self.coap_context, self.coap)
+        self.controller.coap_context, self.controller.coap_interface = self.coap_context, self.coap
+        await self.controller.start()
         if cfg.api.enabled:
             self._api_runner = web.AppRunner(build_api(self), access_log=None)
             await self._api_runner.setup()
@@ -192,6 +202,7 @@ class Gateway:
             loop.create_task(self.follower.run(), name="store-follower"),
             loop.create_task(self._purge_loop(), name="retention"),
             loop.create_task(self.connectivity.expiry_loop(), name="quota-expiry"),
+            loop.create_task(self.controller.run(), name="device-controller"),
         ]
         self.started_at = time.time()
         log.info("gateway started", extra={"event": "started", "udp_port": self.udp_port,
@@ -257,6 +268,7 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.lwm2m is not None:
             await self.lwm2m.stop()
+        await self.controller.stop()
         await self.committer.flush()  # acknowledge what is in flight while the sockets are open
         if self.radius is not None:
             self.radius.close()

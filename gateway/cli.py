@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "gateway.commands.sims",
     "gateway.commands.integrations",
     "gateway.commands.lwm2m",
+    "gateway.commands.actions",
     "gateway.commands.psk",
     "gateway.commands.template",
     "gateway.commands.users",

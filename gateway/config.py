@@ -195,6 +195,21 @@ class LwM2MConfig:
 
 
 @dataclass
+class ControllerConfig:
+    """The Device Controller for UDP and CoAP (docs/device-controller.md)."""
+
+    # a device heard from (any protocol) within this many seconds is sent to at once (SEND_NOW);
+    # otherwise the request waits for the device's next uplink
+    recent_uplink_seconds: float = 60.0
+    expiry_seconds: float = 86400.0  # a request still waiting after this long is FAILED (expired)
+    max_queued_per_device: int = 10  # open (SCHEDULED, IN_PROGRESS) requests per device; more: 409
+    max_queued_total: int = 10000  # open requests of all devices; more: 409
+    response_timeout_seconds: float = 30.0  # how long a CoAP request waits for the device's answer
+    max_payload_bytes: int = 1024  # a request's payload, decoded
+    poll_interval_seconds: float = 1.0  # how often expiry runs and requests written by the CLI are picked up
+
+
+@dataclass
 class TargetsConfig:
     """Where integrations (webhooks) may connect (integrators/targets.py). By default public
     addresses only: loopback, link-local, private and other non-public ranges are refused."""
@@ -358,6 +373,7 @@ class GatewayConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     log: LogConfig = field(default_factory=LogConfig)
     lwm2m: LwM2MConfig = field(default_factory=LwM2MConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     radius: RadiusConfig = field(default_factory=RadiusConfig)
     connectivity: ConnectivityConfig = field(default_factory=ConnectivityConfig)
@@ -377,6 +393,7 @@ _SECTIONS: dict[str, type] = {
     "registry": RegistryConfig,
     "log": LogConfig,
     "lwm2m": LwM2MConfig,
+    "controller": ControllerConfig,
     "targets": TargetsConfig,
     "radius": RadiusConfig,
     "connectivity": ConnectivityConfig,
@@ -535,6 +552,11 @@ def _validate(cfg: GatewayConfig) -> None:
         value = getattr(lw, key)
         if value < 0 or (value == 0 and key != "registration_grace_seconds"):
             raise ConfigError(f"lwm2m.{key}: must be positive")
+    ctl = cfg.controller
+    for key in ("recent_uplink_seconds", "expiry_seconds", "max_queued_per_device", "max_queued_total",
+                "response_timeout_seconds", "max_payload_bytes", "poll_interval_seconds"):
+        if getattr(ctl, key) <= 0:
+            raise ConfigError(f"controller.{key}: must be positive")
     for key in ("server_uri", "dtls_server_uri"):
         uri = getattr(lw, key)
         if uri and not uri.startswith(("coap://", "coaps://")):

@@ -264,3 +264,36 @@ async def test_aws_integration_created_and_edited_secret_never_shown(api, browse
     assert [e["type"] for e in got["eventTypes"]] == ["TELEMETRY_DATA", "ERROR"]
     row = next(r for r in api.gateway.store.list_integrations() if r["uuid"] == integration_id)
     assert row["config"]["external_id"] != "" and "s3cret" not in str(got)
+
+
+async def test_device_controller_card_sends_udp_to_the_port_of_the_last_uplink(api, browser):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as device:  # listens where it sends from
+        device.bind(("127.0.0.10", 0))
+        port = device.getsockname()[1]
+        device.sendto(b"uplink", ("127.0.0.1", api.gateway.udp_port))
+        await wait_stored(api, 1)
+        await browser.login()
+        status, html, _ = await browser.get("/console/devices/8988280660000000010")
+        card = html[html.index('<section class="card" id="controller">'):]
+        assert f"last uplink from 127.0.0.10:{port} over UDP" in card
+        assert f'name="port" type="number" min="1" max="65535" size="6" value="{port}"' in card
+        status, html, _ = await browser.post("/console/devices/8988280660000000010/controller",
+                                             {"protocol": "UDP", "port": str(port), "payload": "on",
+                                              "payloadType": "STRING", "next": "/console/devices/8988280660000000010"})
+        assert status == 200
+        assert f"UDP message to port {port} for device 8988280660000000010 is being sent now." in html
+        device.settimeout(5)
+        assert device.recvfrom(100) == (b"on", ("127.0.0.1", api.gateway.udp_port))
+    for _ in range(100):
+        status, html, _ = await browser.get("/console/devices/8988280660000000010")
+        if '<span class="state SUCCEEDED">SUCCEEDED</span>' in html:
+            break
+        await asyncio.sleep(0.05)
+    row = html[html.index("Recent device actions"):]
+    assert f"<td>UDP</td>" in row and f":{port} on</td>" in row and "SUCCEEDED" in row
+    status, html, _ = await browser.post("/console/devices/8988280660000000010/controller",
+                                         {"protocol": "COAP", "port": "70000", "requestType": "GET", "path": "/x",
+                                          "next": "/console/devices/8988280660000000010"})
+    assert "COAP: " in html and "port" in html

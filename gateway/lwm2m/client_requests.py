@@ -18,6 +18,7 @@ from typing import Any
 import aiocoap
 from aiocoap import error as coap_error
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.constants import TransportTuning
 
 from .formats import ContentFormat
 from .path import LwM2MPath
@@ -125,40 +126,11 @@ class DeviceRequests:
         return remote
 
     async def send_to(self, remote: Any, code: Code, uri_path: list[str], payload: bytes = b"", *,
-                      content_format: int | None = None, accept: int | None = None, observe: int | None = None,
-                      timeout: float | None = None, query: list[str] | None = None) -> tuple[DeviceResponse, Any]:
+                      timeout: float | None = None, **options: Any) -> tuple[DeviceResponse, Any]:
         """Send one request to a remote; returns the response and the aiocoap request (for
         observations)."""
-        if self.context is None:
-            return DeviceResponse(error="CoAP is not running"), None
-        message = aiocoap.Message(code=code, payload=payload, uri_path=uri_path)
-        if content_format is not None:
-            message.opt.content_format = content_format
-        if accept is not None:
-            message.opt.accept = accept
-        if observe is not None:
-            message.opt.observe = observe
-        if query:
-            message.opt.uri_query = query
-        message.remote = remote
-        try:
-            pending = self.context.request(message)
-        except Exception as exc:  # pragma: no cover - aiocoap refuses the message itself
-            return DeviceResponse(error=f"request not sent: {exc}"), None
-        try:
-            response = await asyncio.wait_for(asyncio.shield(pending.response), timeout or self.timeout)
-        except asyncio.TimeoutError:
-            _cancel(pending)
-            return DeviceResponse(error="timeout"), None
-        except coap_error.TimeoutError:
-            return DeviceResponse(error="timeout"), None
-        except coap_error.Error as exc:
-            return DeviceResponse(error=f"network error: {type(exc).__name__} {exc}".strip()), None
-        except OSError as exc:
-            return DeviceResponse(error=f"network error: {exc}"), None
-        cf = response.opt.content_format
-        return DeviceResponse(code=response.code.dotted, payload=response.payload,
-                              content_format=int(cf) if cf is not None else None, message=response), pending
+        return await send_request(self.context, remote, code, uri_path, payload, timeout=timeout or self.timeout,
+                                  **options)
 
     async def request(self, iccid: str, code: Code, path: LwM2MPath | str, payload: bytes = b"", *,
                       wait: float | None = None, **options: Any) -> tuple[DeviceResponse, Any]:
@@ -172,6 +144,60 @@ class DeviceRequests:
 
     async def read(self, iccid: str, path: LwM2MPath | str, **kw: Any) -> DeviceResponse:
         return (await self.request(iccid, Code.GET, path, **kw))[0]
+
+
+def tuning_within(seconds: float) -> TransportTuning:
+    """CON retransmission parameters whose whole schedule (MAX_TRANSMIT_WAIT) ends within
+    ``seconds``: fewer retransmissions (and a shorter first timeout below 3 s). aiocoap keeps one
+    CON exchange per device open at a time (NSTART = 1) and queues the next request behind it,
+    so an exchange that outlived the caller's patience (93 s by default) would hold every later
+    request to that device, however short their own timeout."""
+    tuning = TransportTuning()
+    while tuning.MAX_RETRANSMIT > 0 and tuning.MAX_TRANSMIT_WAIT > seconds:
+        tuning.MAX_RETRANSMIT -= 1
+    if tuning.MAX_TRANSMIT_WAIT > seconds:
+        tuning.ACK_TIMEOUT = max(seconds, 0.05) / tuning.ACK_RANDOM_FACTOR
+    return tuning
+
+
+async def send_request(context: aiocoap.Context | None, remote: Any, code: Code, uri_path: list[str],
+                       payload: bytes = b"", *, timeout: float, content_format: int | None = None,
+                       accept: int | None = None, observe: int | None = None,
+                       query: list[str] | None = None) -> tuple[DeviceResponse, Any]:
+    """One CoAP request (CON) from the gateway's socket or DTLS session to a device's ``remote``
+    (a :class:`~gateway.transports.coap.PlainRemote` or DTLS remote): the response, and the
+    aiocoap request (for observations). Shared by LwM2M and the Device Controller."""
+    if context is None:
+        return DeviceResponse(error="CoAP is not running"), None
+    message = aiocoap.Message(code=code, payload=payload, uri_path=uri_path, transport_tuning=tuning_within(timeout))
+    if content_format is not None:
+        message.opt.content_format = content_format
+    if accept is not None:
+        message.opt.accept = accept
+    if observe is not None:
+        message.opt.observe = observe
+    if query:
+        message.opt.uri_query = query
+    message.remote = remote
+    try:
+        pending = context.request(message)
+    except Exception as exc:  # pragma: no cover - aiocoap refuses the message itself
+        return DeviceResponse(error=f"request not sent: {exc}"), None
+    try:
+        # aiocoap's own timeout (the retransmissions' end) comes first; this one is a safety net
+        response = await asyncio.wait_for(asyncio.shield(pending.response), timeout + 1.0)
+    except asyncio.TimeoutError:
+        _cancel(pending)
+        return DeviceResponse(error="timeout"), None
+    except coap_error.TimeoutError:
+        return DeviceResponse(error="timeout"), None
+    except coap_error.Error as exc:
+        return DeviceResponse(error=f"network error: {type(exc).__name__} {exc}".strip()), None
+    except OSError as exc:
+        return DeviceResponse(error=f"network error: {exc}"), None
+    cf = response.opt.content_format
+    return DeviceResponse(code=response.code.dotted, payload=response.payload,
+                          content_format=int(cf) if cf is not None else None, message=response), pending
 
 
 def _cancel(pending: Any) -> None:

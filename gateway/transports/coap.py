@@ -93,6 +93,7 @@ class CoapService:
         self._received = metrics.received_by["COAP"]
         self._duplicates = metrics.duplicates_by["COAP"]
         self.fast_handlers: dict[tuple[int, bytes], FastHandler] = {}
+        self.on_heard: Callable[[Sim, Any], None] | None = None  # (sim, remote): the Device Controller
 
     def add_fast_handler(self, method: int, first_segment: bytes, handler: FastHandler) -> None:
         """Serve ``method /first_segment[/...]`` in ``handler(link, request, sim)``."""
@@ -108,6 +109,8 @@ class CoapService:
         if sim is None:
             self.refusals.refuse(link, data)
             return
+        if self.on_heard is not None:  # the Device Controller: this device is reachable now
+            self.on_heard(sim, link)
         try:
             req = wire.scan(data)
         except wire.Malformed as exc:

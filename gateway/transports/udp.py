@@ -23,6 +23,7 @@ class UdpUplink:
         self.max_payload = max_payload
         self.endpoint = UdpEndpoint(self.datagram_received)
         self._received = metrics.received_by["UDP"]
+        self.on_heard: Any = None  # (sim, (ip, port)) -> None: the Device Controller
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self._received.inc()
@@ -33,4 +34,6 @@ class UdpUplink:
         if len(data) > self.max_payload:
             self.metrics.reject("UDP", "oversize")
             return
+        if self.on_heard is not None:
+            self.on_heard(sim, addr)
         self.pipeline.uplink(sim, "UDP", data)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ..calls import PREFIX, back, call, call_ok
-from ..render import render, render_fragment, session_of
+from ..render import console_of, render, render_fragment, session_of
 from ._time import short
 from .sims import quota_bar
 
@@ -121,13 +121,27 @@ async def device_page(request: web.Request) -> web.Response:
                                   sort="-created")
     items = positions.get("coordinates", []) if isinstance(positions, dict) else []
     sim = await _sim_panel(request, iccid)
+    last = _last_uplink(request, iccid)
     return render(request, "device.html", page="devices", device=device, sim=sim, history=history,
                   next_token=next_token,
                   first_page=token is None,
                   events=events,
                   plot=position_plot(items), positions_note=positions_note,
                   registration=registration, registration_note=registration_note,
-                  requests=(requests or {}).get("items", []), actions=ACTIONS)
+                  requests=(requests or {}).get("items", []), actions=ACTIONS,
+                  recent_seconds=_gateway(request).config.controller.recent_uplink_seconds,
+                  last_port=last[1] if last else None,
+                  last_port_note=f"from {last[0]}:{last[1]} over {last[2]}" if last else "")
+
+
+def _gateway(request: web.Request) -> Any:
+    return console_of(request).gateway
+
+
+def _last_uplink(request: web.Request, iccid: str) -> tuple[str, int, str] | None:
+    """(ip, port, transport) of the device's last uplink since the gateway started: the port a
+    device that listens where it sends from is reached at (the form's default). Not in the API."""
+    return _gateway(request).controller.last_uplink(iccid)
 
 
 async def _events(request: web.Request, iccid: str) -> list[dict[str, Any]]:
@@ -169,9 +183,32 @@ async def action(request: web.Request) -> web.StreamResponse:
     raise back(request, f"{PREFIX}/devices/{iccid}")
 
 
+async def controller(request: web.Request) -> web.StreamResponse:
+    """The Device Controller form: a UDP datagram or a CoAP request through the API."""
+    iccid = request.match_info["iccid"]
+    form = await request.post()
+    protocol = "COAP" if form.get("protocol") == "COAP" else "UDP"
+    port = str(form.get("port", ""))
+    body: dict[str, Any] = {"port": int(port) if port.isdigit() else port,
+                            "requestMode": "SEND_WHEN_ACTIVE" if form.get("whenActive") else "SEND_NOW"}
+    payload = str(form.get("payload", ""))
+    if payload or protocol == "UDP":
+        body.update(payload=payload, payloadType=str(form.get("payloadType", "STRING")))
+    if protocol == "COAP":
+        body.update(requestType=str(form.get("requestType", "GET")), path=str(form.get("path", "")))
+    answer = await call(request, "POST", f"/v1/integrate/devices/{iccid}/actions/{protocol}", body=body)
+    session = session_of(request)
+    if answer.ok:
+        session.say("ok", answer.body.get("message", "request scheduled"))
+    else:
+        session.say("error", f"{protocol}: {answer.message}")
+    raise back(request, f"{PREFIX}/devices/{iccid}")
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/devices", list_devices)
     router.add_get("/devices/{iccid}", device_page)
     router.add_get("/devices/{iccid}/fragments/history", history_fragment)
     router.add_get("/devices/{iccid}/fragments/events", events_fragment)
     router.add_post("/devices/{iccid}/actions", action)
+    router.add_post("/devices/{iccid}/controller", controller)
