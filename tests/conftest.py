@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ from aiohttp import web
 from gateway.app import Gateway
 from gateway.config import GatewayConfig, WebhookConfig, load_config
 from inspector.records import Sim
+
+# gateways the tests start as subprocesses (`nce-gateway serve`) run one process, as before
+# the [process] section existed; tests/test_workers.py asks for more
+os.environ.setdefault("NCE_PROCESS_WORKERS", "1")
 
 ICCIDS = [f"89882806600000000{i:02d}" for i in range(10, 40)]
 
@@ -98,6 +103,7 @@ def make_config(tmp_path: Path, **sections: Any) -> GatewayConfig:
     config.udp.bind = config.coap.bind = config.coaps.bind = "127.0.0.1"
     config.udp.port = config.coap.port = config.coaps.port = config.api.port = 0
     config.registry.poll_interval_seconds = 0.2
+    config.process.workers = 1  # one process unless a test asks for more (tests/test_workers.py)
     config.targets.allow_loopback = True  # the receivers of the tests are on loopback
     config.connectivity.announce_new_sims = False  # on in tests/test_sim_announce.py
     for name, values in sections.items():
