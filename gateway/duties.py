@@ -128,7 +128,7 @@ class Duties:
             return self.holds(name)
         if won:
             if name not in self.held:
-                log.info("lease %s taken", name, extra={"event": "lease_taken", "lease": name, "holder": self.holder})
+                log.debug("lease %s taken", name, extra={"event": "lease_taken", "lease": name, "holder": self.holder})
                 if self._m_changes is not None:
                     self._m_changes.labels("gained").inc()
             self.held[name] = time.monotonic()
