@@ -246,3 +246,48 @@ async def test_a_cli_change_is_in_force_in_every_worker_when_the_command_returns
                 assert client.post("/", b"after", timeout=2.0).code == "2.04"  # no 60 s poll needed
     finally:
         assert gateway.stop() == 0
+
+
+async def test_lwm2m_actions_through_the_api_of_any_worker_reach_the_device(tmp_path):
+    from firmware_examples.lwm2m_client import LwM2MClient
+    from inspector import accounts as store_accounts
+    from tests.api_support import EMAILS, ApiClient, password_hash
+
+    devices = [sim(25), sim(26)]
+    assert sorted(worker_for(d.ip_address, 2) for d in devices) == [0, 1]
+    port = free_udp_port()
+    config = coap_gateway_config(tmp_path, port, "", name="gateway", synchronous="normal")
+    store = SqliteStore(tmp_path / "gateway.db")
+    store.upsert_sims(devices)
+    store_accounts.create_account(store, EMAILS["Admin"], password_hash(), "Admin")
+    store.close()
+    gateway = Supervised(config, 2)
+    clients = []
+    try:
+        await gateway.wait_for_log('"event": "started"', 2)
+        api_port = int(gateway.first.rsplit(":", 1)[1].split()[0])
+        base = f"http://127.0.0.1:{api_port}/management-api"
+        login = await ApiClient(base).login(EMAILS["Admin"])
+        assert login.status == 200, login.body
+        http = ApiClient(base, login.body["access_token"])  # a new connection per request: any worker
+        for device in devices:
+            client = await LwM2MClient.start(device.iccid, device.ip_address)
+            clients.append(client)
+            await client.register(f"coap://127.0.0.1:{port}")
+        for round_ in range(4):
+            for device in devices:
+                posted = await http.post(f"/v1/integrate/devices/{device.iccid}/actions/LWM2M",
+                                         json={"action": "read", "resourceAddress": "/3/0/0"})
+                assert posted.status == 202, posted.body
+                deadline = time.monotonic() + 10
+                while True:
+                    got = await http.get(f"/v1/integrate/devices/actions/requests/{posted.body['id']}")
+                    if got.body["status"] in ("SUCCEEDED", "FAILED") or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.1)
+                assert got.body["status"] == "SUCCEEDED", got.body
+                assert got.body["resultData"]["value"] == {"/3/0/0": "nce-gateway"}
+    finally:
+        for client in clients:
+            await client.close()
+        assert gateway.stop() == 0
