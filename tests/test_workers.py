@@ -248,7 +248,7 @@ async def test_a_cli_change_is_in_force_in_every_worker_when_the_command_returns
         assert gateway.stop() == 0
 
 
-async def test_lwm2m_actions_through_the_api_of_any_worker_reach_the_device(tmp_path):
+async def test_lwm2m_registrations_and_actions_through_the_api_of_any_worker(tmp_path):
     from firmware_examples.lwm2m_client import LwM2MClient
     from inspector import accounts as store_accounts
     from tests.api_support import EMAILS, ApiClient, password_hash
@@ -276,6 +276,8 @@ async def test_lwm2m_actions_through_the_api_of_any_worker_reach_the_device(tmp_
             await client.register(f"coap://127.0.0.1:{port}")
         for round_ in range(4):
             for device in devices:
+                got = await http.get(f"/v1/integrate/devices/{device.iccid}/registration")
+                assert got.status == 200 and got.body["endpoint"] == device.iccid, got.body
                 posted = await http.post(f"/v1/integrate/devices/{device.iccid}/actions/LWM2M",
                                          json={"action": "read", "resourceAddress": "/3/0/0"})
                 assert posted.status == 202, posted.body

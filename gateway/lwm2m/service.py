@@ -137,20 +137,31 @@ class LwM2MService:
         return storage.load_registrations(self.gateway.store.connection())
 
     def restore(self, rows: list[tuple], interface: Any) -> int:
-        sims = self.gateway.registry
         count = 0
-        for (reg_id, iccid, lifetime, version, binding, queue, sms, links, transport, ip, port, registered_ms,
-             updated_ms, expires_ms) in rows:
+        for row in rows:
+            ip = row[9]
             if ip and not self._mine(ip):
                 continue  # held by the worker this device's datagrams reach
-            sim = sims.sim_for_iccid(iccid)
-            iccid = sim.iccid if sim is not None else iccid
-            remote = (ip, port) if transport == "coap" else None  # DTLS: wait for the device's next update
-            reg = Registration(reg_id, iccid, lifetime, version, binding, bool(queue), sms,
-                               self.registrations.intern_links(links), remote, expires_ms)
-            self.registrations.add(reg)
+            self.registrations.add(self._from_row(row))
             count += 1
         return count
+
+    def _from_row(self, row: tuple) -> Registration:
+        (reg_id, iccid, lifetime, version, binding, queue, sms, links, transport, ip, port, registered_ms,
+         updated_ms, expires_ms) = row
+        sim = self.gateway.registry.sim_for_iccid(iccid)
+        iccid = sim.iccid if sim is not None else iccid
+        remote = (ip, port) if transport == "coap" else None  # DTLS: wait for the device's next update
+        return Registration(reg_id, iccid, lifetime, version, binding, bool(queue), sms,
+                            self.registrations.intern_links(links), remote, expires_ms)
+
+    async def registration_of(self, iccid: str) -> Registration | None:
+        """The device's registration: held here, or (several workers) by another worker, from the store."""
+        reg = self.registrations.of(iccid)
+        if reg is not None or self.slot is None or not self.slot.several:
+            return reg
+        row = await self.gateway.read(lambda: storage.load_registration(self.gateway.store.connection(), iccid))
+        return None if row is None or row[13] < int(time.time() * 1000) else self._from_row(row)
 
     async def stop(self) -> None:
         for task in self._tasks:

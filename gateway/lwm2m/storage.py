@@ -79,6 +79,12 @@ def registration_version(conn: sqlite3.Connection, iccid: str, now_ms: int) -> s
     return None if row is None else row[0]
 
 
+def load_registration(conn: sqlite3.Connection, iccid: str) -> tuple | None:
+    """One device's stored registration row (the columns of :func:`load_registrations`)."""
+    return conn.execute(f"SELECT {', '.join(REGISTRATION_COLUMNS)} FROM lwm2m_registrations WHERE iccid = ?",
+                        (iccid,)).fetchone()
+
+
 def load_registrations(conn: sqlite3.Connection) -> list[tuple]:
     return conn.execute(f"SELECT {', '.join(REGISTRATION_COLUMNS)} FROM lwm2m_registrations").fetchall()
 
