@@ -88,6 +88,7 @@ class Gateway:
         self.committer.observers.append(self.integrations)
         # work that must run in one process only, whoever holds its lease (gateway/duties.py)
         self.duties = Duties(self.store, config.process.lease_seconds, self.metrics.registry)
+        self.integrations.shared = self.slot.several
         self.integrations.claim = lambda integration_id: self.duties.claim(f"delivery/{integration_id}")
         self.duties.want("retention")
         self.duties.want_each(lambda: [f"delivery/{i}" for i in self.integrations.deliverable()],

@@ -110,6 +110,8 @@ class IntegrationManager(CommitObserver):
         #: None: always (one process on the store)
         self.claim: Callable[[int], Awaitable[bool]] | None = None
         self._deliverable: tuple[int, ...] = ()
+        #: other processes of this gateway may be delivering (``[process] workers`` > 1)
+        self.shared = False
 
     # the pipeline's question -------------------------------------------------------------
 
@@ -208,6 +210,16 @@ class IntegrationManager(CommitObserver):
         self.metrics.integration_state.labels(handle.name).set(1 if handle.state == INTEGRATION_FAILED else 0)
         self.workers[handle.id] = worker
         worker.start()
+
+    def handle_of(self, row: dict[str, Any]) -> IntegrationHandle | None:
+        """The handle to queue a test message with: this process's worker's, or, when another
+        worker process may be delivering it, one read from the store's row (None: nobody can)."""
+        worker = self.workers.get(row["id"])
+        if worker is not None:
+            return worker.handle
+        if self.shared and row["kind"] in self.senders and row["state"] not in NOT_RUNNING:
+            return handle_from_row(row)
+        return None
 
     def deliverable(self) -> tuple[int, ...]:
         """The integrations some process should be delivering (as of the last reload)."""
