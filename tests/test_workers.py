@@ -248,7 +248,8 @@ async def test_a_cli_change_is_in_force_in_every_worker_when_the_command_returns
         assert gateway.stop() == 0
 
 
-async def test_lwm2m_registrations_and_actions_through_the_api_of_any_worker(tmp_path):
+async def test_lwm2m_registrations_actions_and_integration_tests_through_the_api_of_any_worker(
+        tmp_path, receiver, ca_file):
     from firmware_examples.lwm2m_client import LwM2MClient
     from inspector import accounts as store_accounts
     from tests.api_support import EMAILS, ApiClient, password_hash
@@ -256,7 +257,11 @@ async def test_lwm2m_registrations_and_actions_through_the_api_of_any_worker(tmp
     devices = [sim(25), sim(26)]
     assert sorted(worker_for(d.ip_address, 2) for d in devices) == [0, 1]
     port = free_udp_port()
-    config = coap_gateway_config(tmp_path, port, "", name="gateway", synchronous="normal")
+    config = coap_gateway_config(tmp_path, port, f"""[[webhooks]]
+name = "hook"
+url = "{receiver.url}"
+ca_file = "{ca_file}"
+""", name="gateway", synchronous="normal")
     store = SqliteStore(tmp_path / "gateway.db")
     store.upsert_sims(devices)
     store_accounts.create_account(store, EMAILS["Admin"], password_hash(), "Admin")
@@ -270,6 +275,13 @@ async def test_lwm2m_registrations_and_actions_through_the_api_of_any_worker(tmp
         login = await ApiClient(base).login(EMAILS["Admin"])
         assert login.status == 200, login.body
         http = ApiClient(base, login.body["access_token"])  # a new connection per request: any worker
+        store = SqliteStore(tmp_path / "gateway.db")
+        uuid = store.list_integrations()[0]["uuid"]
+        store.close()
+        for _ in range(6):
+            tested = await http.post(f"/v1/integrate/clouds/webhooks/{uuid}/test")
+            assert tested.status == 200 and tested.body["testStatus"] == "SUCCESS", tested.body
+        assert len(receiver.of_type("TEST_MESSAGE")) == 6
         for device in devices:
             client = await LwM2MClient.start(device.iccid, device.ip_address)
             clients.append(client)
