@@ -305,3 +305,26 @@ ca_file = "{ca_file}"
         for client in clients:
             await client.close()
         assert gateway.stop() == 0
+
+
+def test_a_worker_that_keeps_dying_is_restarted_later_and_later(tmp_path):
+    from gateway.config import load_config
+    from gateway.supervisor import Supervisor
+
+    config = load_config(environ={})
+    config.store.path = str(tmp_path / "gateway.db")
+    for section in ("udp", "coap", "coaps", "api"):
+        getattr(config, section).enabled = False
+    config.process.restart_delay_seconds = 0.5
+    config.process.restart_delay_max_seconds = 2.0
+    supervisor = Supervisor(config, 2, argv=[sys.executable, "-c", "import os, sys; "
+                                             "sys.exit(0 if os.environ['NCE_WORKER'] == '1/2' else 3)"])
+    slot = supervisor.slots[0]
+    delays = []
+    for _ in range(4):
+        supervisor.start(slot)
+        assert slot.process is not None and slot.process.wait(10) == 3
+        supervisor._reap(slot, time.monotonic())
+        delays.append(slot.delay)
+    assert delays == [0.5, 1.0, 2.0, 2.0] and slot.restarts == 4 and slot.process is None
+    supervisor.bound.close()
