@@ -162,7 +162,11 @@ class Gateway:
                                                  r.duplicate_window_seconds)
             self.radius_port = self.radius.port
         if self.sms is not None:
-            await self.sms.start()
+            if self.slot.several:  # one SMPP session per gateway: the worker holding the lease
+                sms = self.sms
+                self.duties.want("sms", gained=lambda name: sms.start(), lost=lambda name: sms.stop())
+            else:
+                await self.sms.start()
         if cfg.udp.enabled:
             self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
             with listening("UDP", cfg.udp.bind, cfg.udp.port):

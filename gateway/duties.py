@@ -5,7 +5,8 @@ Each of them receives and commits messages, but some work must be done once:
 
 - ``delivery/<integration id>``: one delivery worker per integration, so events of a SIM go
   out in order (integrators/worker.py keeps the order within the worker);
-- ``retention``: the purge of old rows.
+- ``retention``: the purge of old rows;
+- ``sms`` (several workers only): the SMPP session to the SMSC and the MT outbox sender.
 
 (LwM2M registrations need no lease: each is held, restored and expired by the process its
 device's datagrams reach, gateway/transports/reuseport.py.)

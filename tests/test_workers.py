@@ -28,7 +28,7 @@ from firmware_examples.coap_client import CoapClient
 from gateway.transports.reuseport import bind_group, program, worker_for
 from inspector import leases
 from inspector.sqlite import SqliteStore
-from tests.conftest import sim
+from tests.conftest import assert_in_order_per_sim, post_numbered, sim
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,17 +170,7 @@ retry_schedule = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
         delivering = int(holders["delivery/1"].split(":")[2])
         acked: list[str] = []
         stop = threading.Event()
-
-        def device_loop(device) -> None:
-            with CoapClient(("127.0.0.1", port), device.ip_address) as client:
-                n = 0
-                while not stop.is_set():
-                    payload = f"{device.iccid}-{n}"
-                    if client.post("/", payload.encode(), timeout=1.0).code == "2.04":
-                        acked.append(payload)
-                    n += 1
-
-        threads = [threading.Thread(target=device_loop, args=(d,)) for d in devices]
+        threads = [threading.Thread(target=post_numbered, args=(port, d, stop, acked)) for d in devices]
         for thread in threads:
             thread.start()
         try:
@@ -212,12 +202,7 @@ retry_schedule = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
             await asyncio.sleep(0.1)
         assert acknowledged <= delivered(), f"{len(acknowledged - delivered())} acknowledged never delivered"
         assert int(lease_holders(db)["delivery/1"].split(":")[2]) != delivering  # the lease moved
-        for device in devices:  # in order per SIM (repeats of unconfirmed ones allowed)
-            numbers = [int(base64.b64decode(e["payload"]["value"]).decode().rsplit("-", 1)[1])
-                       for e in receiver.events
-                       if e["type"] == "TELEMETRY_DATA" and e["device"]["iccid"] == device.iccid]
-            deduplicated = list(dict.fromkeys(numbers))
-            assert deduplicated == sorted(deduplicated)
+        assert_in_order_per_sim(receiver.events, devices)
     finally:
         assert gateway.stop() == 0
     assert lease_holders(db) == {}  # a clean stop hands every lease back
