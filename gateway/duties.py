@@ -87,6 +87,7 @@ class Duties:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="leases")
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
         self._m_changes = self._m_held = None
         if registry is not None:
             self._m_changes = Counter("nce_duty_lease_changes", "Leases gained or lost by this process",
@@ -118,7 +119,10 @@ class Duties:
         if self.holds(name):
             return True
         async with self._lock:
-            return await self._take(name)
+            won = await self._take(name)
+            if won:
+                self._active.add(name)  # the caller starts the duty; its loss is reported as any other
+            return won
 
     async def _take(self, name: str) -> bool:
         try:
@@ -160,12 +164,12 @@ class Duties:
                 await self._free_dead()
             except Exception as exc:
                 log.warning("reading the leases failed: %s", exc, extra={"event": "lease_error"})
-            before = set(self._active)
             for name in wanted:
                 await self._take(name)
             for name in [n for n in self.held if n not in wanted]:  # a duty that went away
                 await self._store(leases.release, name, self.holder)
                 del self.held[name]
+            before = set(self._active)  # now, not at the start: the watcher may have given some up
             after = self._active = {name for name in self.held if self.holds(name)}
         for name in before - after:
             log.warning("lease %s lost", name, extra={"event": "lease_lost", "lease": name})
@@ -177,7 +181,24 @@ class Duties:
 
     async def start(self) -> None:
         await self.tick()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="duties")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="duties")
+        self._watcher = loop.create_task(self._watch(), name="duties-watch")
+
+    async def _watch(self) -> None:
+        """Give up a lease that could not be renewed in time even while a renewal is stuck on a
+        busy store: the duty stops here before the lease can expire and move elsewhere."""
+        while True:
+            await asyncio.sleep(self.interval / 4)
+            wanted = None
+            for name in [n for n in self._active if not self.holds(n)]:
+                self._active.discard(name)
+                log.warning("lease %s not renewed in time; giving the duty up", name,
+                            extra={"event": "lease_lost", "lease": name})
+                if self._m_changes is not None:
+                    self._m_changes.labels("lost").inc()
+                wanted = wanted or self._wanted()
+                await _call(wanted.get(name, (None, None))[1], name)
 
     async def _run(self) -> None:
         while True:
@@ -189,10 +210,11 @@ class Duties:
 
     async def halt(self) -> None:
         """Stop renewing and taking (a gateway that is stopping starts no new duty)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._watcher):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._watcher = None
 
     async def stop(self) -> None:
         """Stop renewing and hand every lease back (the others need not wait for expiry)."""

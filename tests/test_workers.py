@@ -313,3 +313,37 @@ def test_a_worker_that_keeps_dying_is_restarted_later_and_later(tmp_path):
         delays.append(slot.delay)
     assert delays == [0.5, 1.0, 2.0, 2.0] and slot.restarts == 4 and slot.process is None
     supervisor.bound.close()
+
+
+async def test_a_duty_moves_when_its_holder_stops_renewing_and_is_given_up_when_the_store_stalls(tmp_path):
+    from gateway.duties import Duties
+
+    store = SqliteStore(tmp_path / "duties.db")
+    calls: list[tuple[str, str]] = []
+    first, second = Duties(store, 0.6, holder="h:b:1:a"), Duties(store, 0.6, holder="h:b:1:b")
+    for duties, who in ((first, "a"), (second, "b")):
+        duties.want("retention", gained=lambda name, who=who: calls.append((who, "gained")),
+                    lost=lambda name, who=who: calls.append((who, "lost")))
+    await first.start()
+    await second.start()
+    assert calls == [("a", "gained")] and first.holds("retention") and not second.holds("retention")
+    await first.halt()  # a holder that hangs: no renewal, no release
+    await asyncio.sleep(1.0)
+    assert calls == [("a", "gained"), ("b", "gained")] and second.holds("retention")
+
+    # the store stalls (another connection holds the write lock): the holder gives the duty up
+    # within two thirds of the lease, although its renewal is still waiting
+    blocker = __import__("sqlite3").connect(tmp_path / "duties.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    while ("b", "lost") not in calls:
+        assert time.monotonic() - started < 2.0, calls
+        await asyncio.sleep(0.02)
+    assert not second.holds("retention")
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    await asyncio.sleep(0.6)
+    assert calls[-1] == ("b", "gained")  # renewed once the store answers: the duty is back
+    await second.stop()
+    await first.stop()
+    assert store.read_with(leases.holders) == []
