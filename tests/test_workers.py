@@ -210,15 +210,30 @@ retry_schedule = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
 
 
 async def test_a_cli_change_is_in_force_in_every_worker_when_the_command_returns(tmp_path):
+    """(and one SMPP session for the two workers: the ``sms`` lease)"""
+    from tests.smsc import Smsc, free_port
+
     devices = [sim(n, status="Disabled") for n in (25, 26, 27, 28)]
     assert {worker_for(d.ip_address, 2) for d in devices} == {0, 1}
     port = free_udp_port()
-    config = coap_gateway_config(tmp_path, port, "[registry]\npoll_interval_seconds = 60\n", name="gateway",
-                                 synchronous="normal")
+    smsc = Smsc(free_port())
+    await smsc.start()
+    config = coap_gateway_config(tmp_path, port, f"""[registry]
+poll_interval_seconds = 60
+[sms]
+enabled = true
+port = {smsc.port}
+system_id = "nce-gw"
+password = "secret"
+""", name="gateway", synchronous="normal")
     SqliteStore(tmp_path / "gateway.db").upsert_sims(devices)
     gateway = Supervised(config, 2)
     try:
         await gateway.wait_for_log('"event": "started"', 2)
+        deadline = time.monotonic() + 10
+        while not smsc.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(smsc.sessions) == 1
         for device in devices:
             with CoapClient(("127.0.0.1", port), device.ip_address) as client:
                 assert client.post("/", b"before", timeout=2.0).code != "2.04"
@@ -229,8 +244,10 @@ async def test_a_cli_change_is_in_force_in_every_worker_when_the_command_returns
             assert "did not confirm" not in command.stderr
             with CoapClient(("127.0.0.1", port), device.ip_address) as client:
                 assert client.post("/", b"after", timeout=2.0).code == "2.04"  # no 60 s poll needed
+        assert len(smsc.sessions) == 1  # still one SMPP session
     finally:
         assert gateway.stop() == 0
+        await smsc.stop()
 
 
 async def test_lwm2m_registrations_actions_and_integration_tests_through_the_api_of_any_worker(
