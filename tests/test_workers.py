@@ -364,3 +364,21 @@ async def test_a_duty_moves_when_its_holder_stops_renewing_and_is_given_up_when_
     await second.stop()
     await first.stop()
     assert store.read_with(leases.holders) == []
+
+
+def test_bad_worker_counts_are_refused_clearly(tmp_path, capsys):
+    from gateway.cli import main as cli
+    from gateway.config import ConfigError, ProcessConfig, load_config, worker_count
+
+    assert cli(["serve", "--workers", "300"]) == 1
+    assert capsys.readouterr().err == "error: --workers 300: not between 0 (one per core) and 256\n"
+    path = tmp_path / "g.toml"
+    path.write_text("[process]\nworkers = -1\n")
+    with pytest.raises(ConfigError, match=r"process.workers: -1 is not between 0 \(one per core\) and 256"):
+        load_config(path, environ={})
+    path.write_text("[process]\nlease_seconds = 0.5\n")
+    with pytest.raises(ConfigError, match="process.lease_seconds must be at least 1"):
+        load_config(path, environ={})
+    assert load_config(environ={}).process.workers == 0  # the default: one per core
+    assert worker_count(ProcessConfig(workers=0)) == len(os.sched_getaffinity(0))
+    assert worker_count(ProcessConfig(workers=3)) == 3
