@@ -49,18 +49,32 @@ def _boot_id() -> str:
         return "-"
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        return "-"
+
+
 def new_holder() -> str:
-    """``host:boot:pid:token``: where the holder runs (to tell a dead local holder), and unique."""
-    return f"{socket.gethostname()}:{_boot_id()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """``host:boot:pidns:pid:token``: where the holder runs (to tell a dead holder on this host
+    and in this PID namespace: containers sharing a host name must not judge each other's
+    process ids), and unique."""
+    return f"{socket.gethostname()}:{_boot_id()}:{_pid_namespace()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def holder_pid(holder: str) -> int | None:
+    parts = holder.split(":")
+    return int(parts[3]) if len(parts) == 5 and parts[3].isdigit() else None
 
 
 def dead_local_holder(holder: str, me: str) -> bool:
-    """True if ``holder`` ran on this host (same name and boot) and its process is gone."""
+    """True if ``holder`` ran on this host in this PID namespace and its process is gone."""
     parts, mine = holder.split(":"), me.split(":")
-    if len(parts) != 4 or parts[:2] != mine[:2] or holder == me:
+    if len(parts) != 5 or parts[:3] != mine[:3] or holder == me or not parts[3].isdigit():
         return False
     try:
-        os.kill(int(parts[2]), 0)
+        os.kill(int(parts[3]), 0)
     except ProcessLookupError:
         return True
     except (PermissionError, ValueError):

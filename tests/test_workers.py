@@ -25,6 +25,7 @@ import pytest
 
 from bench.common import coap_gateway_config
 from firmware_examples.coap_client import CoapClient
+from gateway.duties import dead_local_holder, holder_pid, new_holder
 from gateway.transports.reuseport import bind_group, program, worker_for
 from inspector import leases
 from inspector.sqlite import SqliteStore
@@ -167,7 +168,7 @@ retry_schedule = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
         await gateway.wait_for_log('"event": "started"', 2)
         holders = lease_holders(db)
         assert set(holders) == {"retention", "delivery/1"}
-        delivering = int(holders["delivery/1"].split(":")[2])
+        delivering = holder_pid(holders["delivery/1"])
         acked: list[str] = []
         stop = threading.Event()
         threads = [threading.Thread(target=post_numbered, args=(port, d, stop, acked)) for d in devices]
@@ -201,7 +202,7 @@ retry_schedule = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
         while not acknowledged <= delivered() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         assert acknowledged <= delivered(), f"{len(acknowledged - delivered())} acknowledged never delivered"
-        assert int(lease_holders(db)["delivery/1"].split(":")[2]) != delivering  # the lease moved
+        assert holder_pid(lease_holders(db)["delivery/1"]) != delivering  # the lease moved
         assert_in_order_per_sim(receiver.events, devices)
     finally:
         assert gateway.stop() == 0
@@ -337,7 +338,7 @@ async def test_a_duty_moves_when_its_holder_stops_renewing_and_is_given_up_when_
 
     store = SqliteStore(tmp_path / "duties.db")
     calls: list[tuple[str, str]] = []
-    first, second = Duties(store, 0.6, holder="h:b:1:a"), Duties(store, 0.6, holder="h:b:1:b")
+    first, second = Duties(store, 0.6, holder="h:b:n:1:a"), Duties(store, 0.6, holder="h:b:n:1:b")
     for duties, who in ((first, "a"), (second, "b")):
         duties.want("retention", gained=lambda name, who=who: calls.append((who, "gained")),
                     lost=lambda name, who=who: calls.append((who, "lost")))
@@ -382,3 +383,16 @@ def test_bad_worker_counts_are_refused_clearly(tmp_path, capsys):
     assert load_config(environ={}).process.workers == 0  # the default: one per core
     assert worker_count(ProcessConfig(workers=0)) == len(os.sched_getaffinity(0))
     assert worker_count(ProcessConfig(workers=3)) == 3
+
+
+def test_a_holder_is_judged_dead_only_on_this_host_and_in_this_pid_namespace():
+    me = new_holder()
+    host, boot, namespace, pid, _ = me.split(":")
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = int(child.stdout)
+    assert holder_pid(me) == os.getpid() == int(pid)
+    assert dead_local_holder(f"{host}:{boot}:{namespace}:{gone}:x", me) is True
+    assert dead_local_holder(f"{host}:{boot}:{namespace}:{os.getppid()}:x", me) is False  # alive
+    assert dead_local_holder(f"{host}:{boot}:other:{gone}:x", me) is False  # another container
+    assert dead_local_holder(f"other-host:{boot}:{namespace}:{gone}:x", me) is False
+    assert dead_local_holder(me, me) is False and dead_local_holder("garbage", me) is False
