@@ -7,6 +7,7 @@ how containers and tests adjust a shipped file without editing it.
 
 import dataclasses
 import os
+import sys
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -716,6 +717,8 @@ def worker_count(process: ProcessConfig) -> int:
     """The number of worker processes to run (``workers = 0``: one per CPU core this process may use)."""
     if process.workers:
         return process.workers
+    if not sys.platform.startswith("linux"):
+        return 1  # the per-source socket groups are Linux's (SO_ATTACH_REUSEPORT_CBPF)
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
