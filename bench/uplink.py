@@ -1,10 +1,13 @@
 """Uplink benchmark: CON POSTs from many emulated SIMs, acknowledged only after commit.
 
-    python -m bench.uplink [--seconds 10] [--sims 200] [--window 256]
+    python -m bench.uplink [--seconds 10] [--sims 200] [--window 256] [--workers 1,2]
 
 Measured in the same run, with the same load generator: a bare asyncio UDP echo and a bare
 aiocoap server answering 2.04 (no work at all). The gateway runs as its own process with its
 default durability (``store.synchronous = "full"``: one WAL fsync per group commit).
+``--workers 1,2`` runs the gateway (``synchronous = "full"``) once per worker count instead
+(``[process] workers``: a supervisor and N processes sharing the port), its CPU counted over
+the supervisor and all its workers.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from firmware_examples.loadgen import LoadStats, run_coap_load, source_ips
@@ -29,12 +33,32 @@ def bench_sims(ips: list[str]) -> list[Sim]:
     return [Sim(iccid=f"8988280670{i:09d}", imsi=f"90140520{i:07d}", ip_address=ip) for i, ip in enumerate(ips)]
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and of its children (a supervisor's workers), so far."""
+    total = process_cpu(pid)
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            children = open(f"/proc/{pid}/task/{task}/children").read().split()
+        except OSError:
+            continue
+        for child_pid in children:
+            try:
+                total += process_cpu(int(child_pid))
+            except OSError:
+                pass
+    return total
+
+
 def measure(pid: int, port: int, ips: list[str], seconds: float, window: int) -> tuple[LoadStats, float]:
     """The load for ``seconds`` after a warm-up; returns the stats and the server's CPU seconds."""
-    run_coap_load(("127.0.0.1", port), ips, duration=min(2.0, seconds / 3), window=window)  # warm-up
-    cpu = process_cpu(pid)
+    deadline = time.monotonic() + 30
+    while True:  # warm-up, until every source is answered (a supervisor's workers start after it)
+        warm = run_coap_load(("127.0.0.1", port), ips, duration=min(2.0, seconds / 3), window=window)
+        if not sum(warm.failed.values()) or time.monotonic() > deadline:
+            break
+    cpu = tree_cpu(pid)
     stats = run_coap_load(("127.0.0.1", port), ips, duration=seconds, window=window)
-    return stats, process_cpu(pid) - cpu
+    return stats, tree_cpu(pid) - cpu
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,7 +66,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sims", type=int, default=200)
     parser.add_argument("--window", type=int, default=256, help="requests in flight in total")
+    parser.add_argument("--workers", default="", metavar="N,M",
+                        help="gateway worker processes to compare, e.g. 1,2 (default: one process, "
+                             "synchronous full and normal)")
     args = parser.parse_args(argv)
+    try:
+        worker_counts = [int(n) for n in args.workers.split(",") if n.strip()]
+    except ValueError:
+        parser.error("--workers: a comma-separated list of numbers, e.g. 1,2")
+    if any(n < 1 for n in worker_counts):
+        parser.error("--workers: each count must be at least 1")
+    runs = [("full", n) for n in worker_counts] or [("full", 1), ("normal", 1)]
     ips = source_ips(args.sims)
     results: list[tuple[str, LoadStats, float]] = []
 
@@ -53,16 +87,19 @@ def main(argv: list[str] | None = None) -> None:
     with child(["-m", "bench.servers", "aiocoap", str(port)]) as process:
         results.append(("bare aiocoap server (2.04, no work)",
                         *measure(process.pid, port, ips, args.seconds, args.window)))
-    for synchronous in ("full", "normal"):
+    for synchronous, workers in runs:
         with tempfile.TemporaryDirectory() as tmp:
             port = free_port()
             config = gateway_config(Path(tmp), port, synchronous)
             SqliteStore(Path(tmp) / "bench.db").upsert_sims(bench_sims(ips))
-            with child(["-m", "gateway", "serve", "--config", str(config)], ready="listening") as process:
+            with child(["-m", "gateway", "serve", "--config", str(config)], ready="listening",
+                       env={"NCE_PROCESS_WORKERS": str(workers)}) as process:
                 stats, cpu = measure(process.pid, port, ips, args.seconds, args.window)
             stored = SqliteStore(Path(tmp) / "bench.db").connection().execute(
                 "SELECT COUNT(*) FROM messages").fetchone()[0]
-        results.append((f"nce-gateway, acked after commit (synchronous={synchronous}, {stored:,} stored)", stats, cpu))
+        processes = f", {workers} workers" if worker_counts else ""
+        results.append((f"nce-gateway, acked after commit (synchronous={synchronous}{processes}, {stored:,} stored)",
+                        stats, cpu))
 
     def per_core(stats: LoadStats, cpu: float) -> float:
         return stats.acknowledged / cpu if cpu else float("nan")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from typing import Any, Callable, TypeVar
 
 from aiocoap.protocol import Context
 from aiohttp import web
+from prometheus_client import Gauge
 
 from inspector import bindings as bindings_sql
 from inspector.committer import GroupCommitter
@@ -29,6 +32,7 @@ from .connectivity.radius import RadiusAccountingServer, start_radius
 from .connectivity.service import ConnectivityService
 from .control import ControlServer
 from .controller import DeviceController
+from .duties import Duties
 from .follow import StoreFollower
 from .onboarding import BootstrapResource
 from .psk import PskService
@@ -44,6 +48,7 @@ from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
 from .transports.coaps import CoapDtlsInterface, start_coaps
 from .transports.dtls.prometheus import DtlsCollector
 from .transports.udp import UdpUplink
+from .workers import inherited, slot_from_environ
 
 log = logging.getLogger("nce.gateway")
 T = TypeVar("T")
@@ -61,7 +66,12 @@ def listening(what: str, bind: str, port: int) -> Iterator[None]:
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
+        self.slot = slot_from_environ()  # worker k of N under a supervisor, else 0 of 1
         self.metrics = Metrics()
+        if self.slot.several:
+            Gauge("nce_worker_restarts", "How often the supervisor restarted this worker's slot", ["worker"],
+                  registry=self.metrics.registry).labels(str(self.slot.index)).set(
+                int(os.environ.get("NCE_WORKER_RESTARTS", "0")))
         self.metrics.registry.register(DtlsCollector(lambda: self.coaps.dtls if self.coaps is not None else None))
         self.store = SqliteStore(config.store.path, config.store.synchronous, config.store.secrets_key())
         self._readers = ThreadPoolExecutor(4, thread_name_prefix="store-reader")
@@ -77,6 +87,14 @@ class Gateway:
                                                emit=self._emit, metrics=self.metrics,
                                                targets=config.targets.policy())
         self.committer.observers.append(self.integrations)
+        # work that must run in one process only, whoever holds its lease (gateway/duties.py)
+        self.duties = Duties(self.store, config.process.lease_seconds, self.metrics.registry)
+        self.integrations.shared = self.slot.several
+        self.integrations.claim = lambda integration_id: self.duties.claim(f"delivery/{integration_id}")
+        self.duties.want("retention")
+        self.duties.want_each(lambda: [f"delivery/{i}" for i in self.integrations.deliverable()],
+                              gained=lambda name: self.integrations.reload(),
+                              lost=lambda name: self.integrations.drop(int(name.split("/", 1)[1])))
         self.templates = TemplateService(self.store, write=self.committer.write, read=self.read)
         self.pipeline = Pipeline(self.committer, self.integrations, translator=self.templates)
         c = config.connectivity
@@ -118,7 +136,8 @@ class Gateway:
         self._api_runner: web.AppRunner | None = None
         self.api_auth: Any = None  # the management API's Authenticator, once the API is built
         self._tasks: list[asyncio.Task] = []
-        self.control = ControlServer(config.store.path, self.follower.check)
+        self.control = ControlServer(config.store.path, self.follower.check,
+                                     worker=self.slot.index if self.slot.several else None)
         self.udp_port = self.coap_port = self.api_port = 0
         self.started_at = 0.0
         self._stopped = False
@@ -141,6 +160,7 @@ class Gateway:
         await self.read(self.templates.reload)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
+        await self.duties.start()
         await self.integrations.start()
         if cfg.radius.enabled:
             r = cfg.radius
@@ -150,7 +170,11 @@ class Gateway:
                                                  r.duplicate_window_seconds)
             self.radius_port = self.radius.port
         if self.sms is not None:
-            await self.sms.start()
+            if self.slot.several:  # one SMPP session per gateway: the worker holding the lease
+                sms = self.sms
+                self.duties.want("sms", gained=lambda name: sms.start(), lost=lambda name: sms.stop())
+            else:
+                await self.sms.start()
         if cfg.udp.enabled:
             self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
             self.udp.on_heard = self.controller.heard
@@ -180,7 +204,9 @@ class Gateway:
         if cfg.api.enabled:
             self._api_runner = web.AppRunner(build_api(self), access_log=None)
             await self._api_runner.setup()
-            site = web.TCPSite(self._api_runner, cfg.api.bind, cfg.api.port)
+            shared = inherited(socket.SOCK_STREAM, cfg.api.bind, cfg.api.port)  # a worker: the supervisor's
+            site: web.BaseSite = (web.SockSite(self._api_runner, shared) if shared is not None
+                                  else web.TCPSite(self._api_runner, cfg.api.bind, cfg.api.port))
             with listening("API", cfg.api.bind, cfg.api.port):
                 await site.start()
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -209,7 +235,8 @@ class Gateway:
                                            "coap_port": self.coap_port, "coaps_port": self.coaps_port,
                                            "api_port": self.api_port,
                                            "radius_port": self.radius_port,
-                                           "store": cfg.store.path, "sims": len(self.registry)})
+                                           "store": cfg.store.path, "sims": len(self.registry),
+                                           "worker": str(self.slot)})
 
     def _close_sessions_of_disabled_sims(self) -> None:
         """A SIM that is no longer enabled loses its DTLS sessions (registry reloads run in a
@@ -263,6 +290,7 @@ class Gateway:
             return
         self._stopped = True
         await self.control.stop()
+        await self.duties.halt()  # no lease changes while stopping; released at the end
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -285,6 +313,7 @@ class Gateway:
         if self.sms is not None:
             await self.sms.stop()
         await self.integrations.stop()
+        await self.duties.stop()  # after delivery stopped: the next holder does not overlap
         await self.committer.stop()
         self._readers.shutdown(wait=True)
         log.info("gateway stopped", extra={"event": "stopped"})
@@ -299,7 +328,8 @@ class Gateway:
     async def _purge_loop(self) -> None:
         while True:
             try:
-                await self.purge_once()
+                if self.duties.holds("retention"):  # one process purges
+                    await self.purge_once()
             except Exception:
                 log.exception("retention purge failed")
             await asyncio.sleep(self.config.store.purge_interval_seconds)
@@ -318,8 +348,9 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    print(f"nce-gateway listening: UDP {gateway.udp_port}, CoAP {gateway.coap_port}, CoAPs {gateway.coaps_port}, "
-          f"API http://{config.api.bind}:{gateway.api_port}", flush=True)
+    if not gateway.slot.several:  # a worker's supervisor says where it listens
+        print(f"nce-gateway listening: UDP {gateway.udp_port}, CoAP {gateway.coap_port}, CoAPs {gateway.coaps_port}, "
+              f"API http://{config.api.bind}:{gateway.api_port}", flush=True)
     try:
         await stop.wait()
     finally:

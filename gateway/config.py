@@ -7,6 +7,7 @@ how containers and tests adjust a shipped file without editing it.
 
 import dataclasses
 import os
+import sys
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -170,6 +171,20 @@ class RegistryConfig:
     # How often the running gateway checks the store for SIM changes made by another process
     # (the CLI, another gateway instance).
     poll_interval_seconds: float = 1.0
+
+
+@dataclass
+class ProcessConfig:
+    """Several gateway processes on one host (docs/operations.md, gateway/supervisor.py)."""
+
+    # Worker processes sharing the ports; 0: one per CPU core. 1: one process, no supervisor.
+    workers: int = 0
+    # How long a duty's lease (delivery of one integration, retention purge) lasts without
+    # renewal: a worker that dies hands its duties to another one after at most this long.
+    lease_seconds: float = 10.0
+    # Restart delay of a worker that died: doubles per quick death up to the maximum.
+    restart_delay_seconds: float = 0.5
+    restart_delay_max_seconds: float = 30.0
 
 
 @dataclass
@@ -371,6 +386,7 @@ class GatewayConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
     log: LogConfig = field(default_factory=LogConfig)
     lwm2m: LwM2MConfig = field(default_factory=LwM2MConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -391,6 +407,7 @@ _SECTIONS: dict[str, type] = {
     "api": ApiConfig,
     "console": ConsoleConfig,
     "registry": RegistryConfig,
+    "process": ProcessConfig,
     "log": LogConfig,
     "lwm2m": LwM2MConfig,
     "controller": ControllerConfig,
@@ -492,6 +509,13 @@ def _validate(cfg: GatewayConfig) -> None:
         port = getattr(cfg, section).port
         if not 0 <= port <= 65535:
             raise ConfigError(f"{section}.port: {port} is not a port number (0 means ephemeral)")
+    process = cfg.process
+    if process.workers < 0 or process.workers > 256:
+        raise ConfigError(f"process.workers: {process.workers} is not between 0 (one per core) and 256")
+    if process.lease_seconds < 1 or process.restart_delay_seconds <= 0 or (
+            process.restart_delay_max_seconds < process.restart_delay_seconds):
+        raise ConfigError("process.lease_seconds must be at least 1, process.restart_delay_seconds positive "
+                          "and at most process.restart_delay_max_seconds")
     coap = cfg.coap
     if coap.max_payload < 1 or coap.max_block1_transfers < 1 or coap.max_block1_transfers_per_sim < 1:
         raise ConfigError("coap.max_payload/max_block1_transfers/max_block1_transfers_per_sim: must be at least 1")
@@ -727,3 +751,14 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     cfg = GatewayConfig(**kwargs)
     _validate(cfg)
     return cfg
+
+
+def worker_count(process: ProcessConfig) -> int:
+    """The number of worker processes to run (``workers = 0``: one per CPU core this process may use)."""
+    if process.workers:
+        return process.workers
+    if not sys.platform.startswith("linux"):
+        return 1  # the per-source socket groups are Linux's (SO_ATTACH_REUSEPORT_CBPF)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

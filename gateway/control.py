@@ -39,17 +39,20 @@ def available() -> bool:
     return sys.platform.startswith("linux")
 
 
-def address(store_path: str | Path) -> str:
-    """The abstract socket name of the gateway serving this store file."""
+def address(store_path: str | Path, worker: int | None = None) -> str:
+    """The abstract socket name of the gateway serving this store file (of its worker k when
+    several processes serve it: each has its own socket, gateway/supervisor.py)."""
     real = os.path.realpath(os.fspath(store_path))
-    return "\0nce-gateway/" + hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    name = "\0nce-gateway/" + hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return name if worker is None else f"{name}/w{worker}"
 
 
 class ControlServer:
     """Answers ``apply`` after ``check()`` (the follower's reload of what changed) has run."""
 
-    def __init__(self, store_path: str | Path, check: Callable[[], Awaitable[None]]) -> None:
-        self.address = address(store_path)
+    def __init__(self, store_path: str | Path, check: Callable[[], Awaitable[None]],
+                 worker: int | None = None) -> None:
+        self.address = address(store_path, worker)
         self.check = check
         self._server: asyncio.AbstractServer | None = None
         self._open = 0
@@ -97,19 +100,37 @@ class ControlServer:
                 await writer.wait_closed()
 
 
+MAX_WORKERS = 256
+
+
 def apply_now(store_path: str | Path, timeout: float = 5.0) -> bool | None:
     """Ask the gateway running on this store to apply the store's changes now (blocking).
 
     True: it confirmed, the change is in force. None: no gateway is running on this store (or
     the platform has no control socket). False: a gateway listens but did not confirm within
-    ``timeout``; it still applies the change at its next poll.
+    ``timeout``; it still applies the change at its next poll. Several worker processes
+    (``[process] workers``) each have their own socket, asked in turn (0, 1, ... up to the
+    first that is not there): True only when every one confirmed.
     """
     if not available():
         return None
+    answers = [_ask(address(store_path), timeout)]
+    for worker in range(MAX_WORKERS):
+        answer = _ask(address(store_path, worker), timeout)
+        if answer is None:
+            break
+        answers.append(answer)
+    found = [a for a in answers if a is not None]
+    if not found:
+        return None
+    return all(found)
+
+
+def _ask(name: str, timeout: float) -> bool | None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
-            sock.connect(address(store_path))
+            sock.connect(name)
         except (FileNotFoundError, ConnectionRefusedError):
             return None
         except OSError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 
@@ -55,8 +56,24 @@ def _text_value(value: object) -> str:
     return text
 
 
+class WorkerFilter(logging.Filter):
+    """Under a supervisor (``[process] workers``), every line says which worker wrote it."""
+
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "worker"):
+            record.worker = self.worker
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    worker = os.environ.get("NCE_WORKER", "")
+    if worker:
+        handler.addFilter(WorkerFilter(int(worker.partition("/")[0])))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

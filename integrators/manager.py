@@ -130,6 +130,12 @@ class IntegrationManager(CommitObserver):
         self._routes: dict[str, tuple[int, ...]] = {t: () for t in ALL_EVENT_TYPES}
         self.version = -1
         self._reloading = asyncio.Lock()
+        #: asks whether this process may deliver an integration (its lease, gateway/duties.py);
+        #: None: always (one process on the store)
+        self.claim: Callable[[int], Awaitable[bool]] | None = None
+        self._deliverable: tuple[int, ...] = ()
+        #: other processes of this gateway may be delivering (``[process] workers`` > 1)
+        self.shared = False
 
     # the pipeline's question -------------------------------------------------------------
 
@@ -200,6 +206,7 @@ class IntegrationManager(CommitObserver):
             if worker is not None:
                 worker.handle.name = handle.name
         self._routes = routing_table(handles.values())
+        self._deliverable = tuple(i for i, h in handles.items() if h.state not in NOT_RUNNING and h.kind in self.senders)
         self.version = version
 
     async def _start_worker(self, handle: IntegrationHandle) -> None:
@@ -209,6 +216,8 @@ class IntegrationManager(CommitObserver):
         if factory is None:
             log.error("integration %s has unknown kind %s; not delivering", handle.name, handle.kind)
             return
+        if self.claim is not None and not await self.claim(handle.id):
+            return  # another process delivers it (its lease); this one takes over if that one dies
         if handle.state != INTEGRATION_FAILED and handle.state != INTEGRATION_ACTIVE:
             await self.write(self.store.set_integration_state, handle.id, INTEGRATION_ACTIVE)
             handle.state = INTEGRATION_ACTIVE
@@ -224,6 +233,29 @@ class IntegrationManager(CommitObserver):
         self.metrics.integration_state.labels(handle.name).set(1 if handle.state == INTEGRATION_FAILED else 0)
         self.workers[handle.id] = worker
         worker.start()
+
+    def handle_of(self, row: dict[str, Any]) -> IntegrationHandle | None:
+        """The handle to queue a test message with: this process's worker's, or, when another
+        worker process may be delivering it, one read from the store's row (None: nobody can)."""
+        worker = self.workers.get(row["id"])
+        if worker is not None:
+            return worker.handle
+        if self.shared and row["kind"] in self.senders and row["state"] not in NOT_RUNNING:
+            return handle_from_row(row)
+        return None
+
+    def deliverable(self) -> tuple[int, ...]:
+        """The integrations some process should be delivering (as of the last reload)."""
+        return self._deliverable
+
+    async def drop(self, integration_id: int) -> None:
+        """Stop delivering one integration here (its lease went to another process)."""
+        async with self._reloading:
+            worker = self.workers.pop(integration_id, None)
+            if worker is not None:
+                log.warning("integration %s: delivery handed over to another process", worker.handle.name,
+                            extra={"event": "delivery_handed_over", "integration": worker.handle.name})
+                await stop_worker(worker)
 
     # operations --------------------------------------------------------------------------
 

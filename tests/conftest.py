@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ from aiohttp import web
 from gateway.app import Gateway
 from gateway.config import GatewayConfig, WebhookConfig, load_config
 from inspector.records import Sim
+
+# gateways the tests start as subprocesses (`nce-gateway serve`) run one process, as before
+# the [process] section existed; tests/test_workers.py asks for more
+os.environ.setdefault("NCE_PROCESS_WORKERS", "1")
 
 ICCIDS = [f"89882806600000000{i:02d}" for i in range(10, 40)]
 
@@ -112,6 +117,7 @@ def make_config(tmp_path: Path, **sections: Any) -> GatewayConfig:
     config.udp.bind = config.coap.bind = config.coaps.bind = "127.0.0.1"
     config.udp.port = config.coap.port = config.coaps.port = config.api.port = 0
     config.registry.poll_interval_seconds = 0.2
+    config.process.workers = 1  # one process unless a test asks for more (tests/test_workers.py)
     config.targets.allow_loopback = True  # the receivers of the tests are on loopback
     config.connectivity.announce_new_sims = False  # on in tests/test_sim_announce.py
     for name, values in sections.items():
@@ -145,3 +151,29 @@ async def start_gateway() -> AsyncIterator[Callable[..., Any]]:
     yield _start
     for gateway in started:
         await gateway.stop()
+
+
+def post_numbered(port: int, device: Sim, stop: Any, acked: list[str], timeout: float = 1.0) -> None:
+    """Send CON POSTs ``<iccid>-<n>`` (n = 0, 1, ...) from the SIM's address until ``stop`` is
+    set; the payloads answered 2.04 go to ``acked`` (tests that kill a gateway under load)."""
+    from firmware_examples.coap_client import CoapClient
+
+    with CoapClient(("127.0.0.1", port), device.ip_address) as client:
+        n = 0
+        while not stop.is_set():
+            payload = f"{device.iccid}-{n}"
+            if client.post("/", payload.encode(), timeout=timeout).code == "2.04":
+                acked.append(payload)
+            n += 1
+
+
+def assert_in_order_per_sim(events: list[dict[str, Any]], devices: list[Sim]) -> None:
+    """The numbered payloads of ``post_numbered`` arrived in order per SIM (repeats of the last
+    unconfirmed ones, delivered again after a crash, allowed)."""
+    import base64
+
+    for device in devices:
+        numbers = [int(base64.b64decode(e["payload"]["value"]).decode().rsplit("-", 1)[1]) for e in events
+                   if e["type"] == "TELEMETRY_DATA" and e["device"]["iccid"] == device.iccid]
+        deduplicated = list(dict.fromkeys(numbers))
+        assert deduplicated == sorted(deduplicated), device.iccid

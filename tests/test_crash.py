@@ -12,9 +12,8 @@ import threading
 from pathlib import Path
 
 from bench.common import coap_gateway_config
-from firmware_examples.coap_client import CoapClient
 from inspector.sqlite import SqliteStore
-from tests.conftest import sim
+from tests.conftest import assert_in_order_per_sim, post_numbered, sim
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,17 +51,7 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path, receiver, ca_file
     process = start(config)
     acked: list[str] = []
     stop = threading.Event()
-
-    def device_loop(device) -> None:
-        with CoapClient(("127.0.0.1", port), device.ip_address) as client:
-            n = 0
-            while not stop.is_set():
-                payload = f"{device.iccid}-{n}"
-                if client.post("/", payload.encode(), timeout=1.5).code == "2.04":
-                    acked.append(payload)
-                n += 1
-
-    threads = [threading.Thread(target=device_loop, args=(d,)) for d in devices]
+    threads = [threading.Thread(target=post_numbered, args=(port, d, stop, acked, 1.5)) for d in devices]
     for thread in threads:
         thread.start()
     while len(acked) < 300:
@@ -88,13 +77,7 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path, receiver, ca_file
                 break
             await asyncio.sleep(0.1)
         assert acknowledged <= await delivered()
-        # in order per SIM, despite the crash (duplicates of the last unconfirmed ones are allowed)
-        for device in devices:
-            numbers = [int(base64.b64decode(e["payload"]["value"]).decode().rsplit("-", 1)[1])
-                       for e in receiver.events
-                       if e["type"] == "TELEMETRY_DATA" and e["device"]["iccid"] == device.iccid]
-            deduplicated = list(dict.fromkeys(numbers))
-            assert deduplicated == sorted(deduplicated)
+        assert_in_order_per_sim(receiver.events, devices)  # despite the crash
     finally:
         process.terminate()
         process.wait(10)

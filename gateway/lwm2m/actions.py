@@ -153,6 +153,11 @@ class DeviceActions:
         self._finished: dict[str, float] = {}
         self._wake: asyncio.Event | None = None
         self._last_purge = 0.0
+        #: whether this process sends an action's requests (several workers: the one holding the
+        #: device's registration, gateway/lwm2m/service.py); the others leave it to that one
+        self.owns: Callable[[dict[str, Any]], bool] = lambda record: True
+        #: several workers: the LwM2M version of a registration another worker holds, from the store
+        self.registered_elsewhere: Callable[[str], Any] | None = None
 
     # the service API --------------------------------------------------------------------
 
@@ -164,15 +169,19 @@ class DeviceActions:
             raise ActionError(f"device {iccid} not found", 404)
         fields = validate(action, resource_address, data, request_mode, send_attempts, self.lwm2m.objects)
         reg = self.lwm2m.registrations.of(iccid)
-        if fields["mode"] == "SEND_NOW" and reg is None:
+        version = reg.version if reg is not None else None
+        if reg is None and self.registered_elsewhere is not None:
+            version = await self._read(self.registered_elsewhere, iccid)
+        if fields["mode"] == "SEND_NOW" and version is None:
             raise ActionError(f"device {iccid} is not registered with the LwM2M server", 409)
         wanted = needs_version(action)
-        if wanted is not None and reg is not None and version_below(reg.version, wanted):
+        if wanted is not None and version is not None and version_below(version, wanted):
             raise ActionError(f"{action} needs an LwM2M {wanted} client; device {iccid} registered with "
-                              f"LwM2M {reg.version}", 409)
+                              f"LwM2M {version}", 409)
         record = new_record(iccid, sim.ip_address, fields)
         await self._write(self._insert, record)
-        self._launch(record)
+        if self.owns(record):
+            self._launch(record)  # else the worker holding the registration picks it up at its next poll
         return record
 
     async def get(self, action_id: str) -> dict[str, Any] | None:
@@ -199,7 +208,8 @@ class DeviceActions:
             try:
                 rows = await self._read(self._open)
                 for record in rows:
-                    self._launch(record)
+                    if self.owns(record):
+                        self._launch(record)
                 if time.monotonic() - self._last_purge > 3600:
                     self._last_purge = time.monotonic()
                     await self._write(lambda: storage.purge_actions(self._connection(), now_ms() - 7 * 86400_000))

@@ -27,6 +27,7 @@ from .resources import FastHandlers, add_resources
 from .server import LwM2MServer
 from .telemetry import Telemetry
 from . import storage
+from ..transports.reuseport import worker_for
 
 log = logging.getLogger("nce.lwm2m")
 
@@ -63,6 +64,13 @@ class LwM2MService:
                                      gateway.registry, gateway.pipeline, cfg)
         self._tasks: list[asyncio.Task] = []
         self.expiry_interval = 1.0
+        self.slot = getattr(gateway, "slot", None)
+        if self.slot is not None and self.slot.several:
+            # several workers: a device's datagrams reach the worker its address hashes to; that
+            # one holds (restores, expires) its registration and sends its device actions
+            self.actions.owns = self._owns_action
+            self.actions.registered_elsewhere = lambda iccid: storage.registration_version(
+                store.connection(), iccid, int(time.time() * 1000))
         self._gauges(gateway.metrics)
 
     def _gauges(self, metrics: Any) -> None:
@@ -77,6 +85,14 @@ class LwM2MService:
                     registry=registry)
         for name in self.server.counts:
             ops.labels(name).set_function(lambda name=name: self.server.counts[name])
+
+    def _owns_action(self, record: dict[str, Any]) -> bool:
+        if self.registrations.of(record["iccid"]) is not None:
+            return True
+        return record["mode"] == "SEND_WHEN_ACTIVE" and bool(record.get("ip")) and self._mine(record["ip"])
+
+    def _mine(self, ip: str) -> bool:
+        return self.slot is None or not self.slot.several or worker_for(ip, self.slot.count) == self.slot.index
 
     # wiring -----------------------------------------------------------------------------
 
@@ -121,18 +137,31 @@ class LwM2MService:
         return storage.load_registrations(self.gateway.store.connection())
 
     def restore(self, rows: list[tuple], interface: Any) -> int:
-        sims = self.gateway.registry
         count = 0
-        for (reg_id, iccid, lifetime, version, binding, queue, sms, links, transport, ip, port, registered_ms,
-             updated_ms, expires_ms) in rows:
-            sim = sims.sim_for_iccid(iccid)
-            iccid = sim.iccid if sim is not None else iccid
-            remote = (ip, port) if transport == "coap" else None  # DTLS: wait for the device's next update
-            reg = Registration(reg_id, iccid, lifetime, version, binding, bool(queue), sms,
-                               self.registrations.intern_links(links), remote, expires_ms)
-            self.registrations.add(reg)
+        for row in rows:
+            ip = row[9]
+            if ip and not self._mine(ip):
+                continue  # held by the worker this device's datagrams reach
+            self.registrations.add(self._from_row(row))
             count += 1
         return count
+
+    def _from_row(self, row: tuple) -> Registration:
+        (reg_id, iccid, lifetime, version, binding, queue, sms, links, transport, ip, port, registered_ms,
+         updated_ms, expires_ms) = row
+        sim = self.gateway.registry.sim_for_iccid(iccid)
+        iccid = sim.iccid if sim is not None else iccid
+        remote = (ip, port) if transport == "coap" else None  # DTLS: wait for the device's next update
+        return Registration(reg_id, iccid, lifetime, version, binding, bool(queue), sms,
+                            self.registrations.intern_links(links), remote, expires_ms)
+
+    async def registration_of(self, iccid: str) -> Registration | None:
+        """The device's registration: held here, or (several workers) by another worker, from the store."""
+        reg = self.registrations.of(iccid)
+        if reg is not None or self.slot is None or not self.slot.several:
+            return reg
+        row = await self.gateway.read(lambda: storage.load_registration(self.gateway.store.connection(), iccid))
+        return None if row is None or row[13] < int(time.time() * 1000) else self._from_row(row)
 
     async def stop(self) -> None:
         for task in self._tasks:

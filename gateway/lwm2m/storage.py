@@ -72,6 +72,19 @@ def _runs(ops: Sequence[tuple]) -> list[tuple[str, list[tuple]]]:
     return runs
 
 
+def registration_version(conn: sqlite3.Connection, iccid: str, now_ms: int) -> str | None:
+    """The LwM2M version of a device's unexpired stored registration (held by any process), or None."""
+    row = conn.execute("SELECT version FROM lwm2m_registrations WHERE iccid = ? AND expires_ms >= ?",
+                       (iccid, now_ms)).fetchone()
+    return None if row is None else row[0]
+
+
+def load_registration(conn: sqlite3.Connection, iccid: str) -> tuple | None:
+    """One device's stored registration row (the columns of :func:`load_registrations`)."""
+    return conn.execute(f"SELECT {', '.join(REGISTRATION_COLUMNS)} FROM lwm2m_registrations WHERE iccid = ?",
+                        (iccid,)).fetchone()
+
+
 def load_registrations(conn: sqlite3.Connection) -> list[tuple]:
     return conn.execute(f"SELECT {', '.join(REGISTRATION_COLUMNS)} FROM lwm2m_registrations").fetchall()
 

@@ -15,6 +15,7 @@ import logging
 import socket
 from collections.abc import Callable
 
+from ..workers import inherited
 from .limits import LogSummary
 
 log = logging.getLogger("nce.transport")
@@ -46,12 +47,16 @@ class UdpEndpoint:
         self._failures = LogSummary(log, "handling a datagram failed", level=logging.ERROR)
 
     def open(self, bind: str, port: int, receive_buffer: int = 0) -> Address:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.bind((bind, port))
-        except OSError:
-            sock.close()
-            raise
+        """Bind ``bind:port`` (or, in a worker process, take the socket the supervisor bound
+        for it: gateway/workers.py)."""
+        sock = inherited(socket.SOCK_DGRAM, bind, port)
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((bind, port))
+            except OSError:
+                sock.close()
+                raise
         sock.setblocking(False)
         enlarge_receive_buffer(sock, receive_buffer)
         self.sock = sock

@@ -236,13 +236,13 @@ def test_handler(api_type: str) -> Callable[[web.Request], Awaitable[web.Respons
         row = await find_integration(request, api_type)
         if row["state"] in NOT_RUNNING:  # a test message would wait in the store with nobody to deliver it
             raise _not_running(row)
-        worker = gateway.integrations.workers.get(row["id"])
-        if worker is None:
+        handle = gateway.integrations.handle_of(row)  # delivered here or by another worker process
+        if handle is None:
             raise conflict(f"integration {row['name']} is not running (kind {row['kind']} has no sender)")
-        if worker.handle.state == INTEGRATION_FAILED:
+        if handle.state == INTEGRATION_FAILED:
             raise conflict(f"integration {row['name']} is {INTEGRATION_FAILED}; restart it first")
         created_ms = time.time_ns() // 1_000_000
-        event_id = gateway.integrations.send_test(worker.handle, created_ms)
+        event_id = gateway.integrations.send_test(handle, created_ms)
         deadline = time.monotonic() + gateway.config.api.test_timeout_seconds
         outcome = "pending"
         while time.monotonic() < deadline:
@@ -277,11 +277,11 @@ def restart_handler(api_type: str) -> Callable[[web.Request], Awaitable[web.Resp
             raise _not_running(row)
         if was == INTEGRATION_FAILED:
             await gateway.integrations.restart(row["id"])
-        worker = gateway.integrations.workers.get(row["id"])
-        if worker is None:
+        handle = gateway.integrations.handle_of(row)
+        if handle is None:
             status, message = "FAILURE", f"integration {row['name']} has no sender for kind {row['kind']}"
         else:
-            gateway.integrations.send_test(worker.handle, time.time_ns() // 1_000_000)
+            gateway.integrations.send_test(handle, time.time_ns() // 1_000_000)
             status = "SUCCESS"
             message = ("Restart was successful; delivery resumes and a test message was queued"
                        if was == INTEGRATION_FAILED else

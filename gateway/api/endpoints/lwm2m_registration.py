@@ -45,7 +45,7 @@ async def get_registration(request: web.Request) -> web.Response:
     if lwm2m is None:
         raise conflict("LwM2M is disabled on this gateway ([lwm2m] enabled = false, or neither CoAP nor CoAPs is on)")
     iccid = params_of(request)["deviceId"]
-    registration = lwm2m.registrations.of(iccid)
+    registration = await lwm2m.registration_of(iccid)  # on any worker (docs/operations.md)
     if registration is None:
         raise not_found(f"device {iccid} has no LwM2M registration")
     links = lwm2m.registrations.parsed_links(registration.links)
