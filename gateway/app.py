@@ -28,6 +28,7 @@ from .connectivity.disconnect import open_disconnect_client
 from .connectivity.radius import RadiusAccountingServer, start_radius
 from .connectivity.service import ConnectivityService
 from .control import ControlServer
+from .endpoints import EndpointSwitch
 from .follow import StoreFollower
 from .onboarding import BootstrapResource
 from .psk import PskService
@@ -107,6 +108,7 @@ class Gateway:
         self.coaps: CoapDtlsInterface | None = None
         self.coaps_port = 0
         self.udp: UdpUplink | None = None
+        self.endpoints = EndpointSwitch(self)
         self._api_runner: web.AppRunner | None = None
         self.api_auth: Any = None  # the management API's Authenticator, once the API is built
         self._tasks: list[asyncio.Task] = []
@@ -131,6 +133,7 @@ class Gateway:
         await self.read(self.connectivity.load)
         await self.read(self.psks.reload)
         await self.read(self.templates.reload)
+        await self.read(self.endpoints.load)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.integrations.start()
@@ -145,13 +148,16 @@ class Gateway:
             await self.sms.start()
         if cfg.udp.enabled:
             self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
-            with listening("UDP", cfg.udp.bind, cfg.udp.port):
-                self.udp_port = self.udp.endpoint.open(cfg.udp.bind, cfg.udp.port, cfg.udp.receive_buffer_bytes)[1]
+            if self.endpoints.wanted("UDP"):  # turned off through the API: stays off (gateway/endpoints.py)
+                with listening("UDP", cfg.udp.bind, cfg.udp.port):
+                    self.udp_port = self.udp.endpoint.open(cfg.udp.bind, cfg.udp.port,
+                                                           cfg.udp.receive_buffer_bytes)[1]
         if cfg.coap.enabled:
             self.coap_context = Context(loop=loop, serversite=self.build_coap_site(), loggername="nce.coap.aiocoap")
             with listening("CoAP", cfg.coap.bind, cfg.coap.port):
                 self.coap = await start_coap_udp(self.coap_context, self.coap_service, self.registry,
-                                                 cfg.coap.bind, cfg.coap.port, cfg.coap.receive_buffer_bytes)
+                                                 cfg.coap.bind, cfg.coap.port, cfg.coap.receive_buffer_bytes,
+                                                 open_now=self.endpoints.wanted("COAP"))
             self.coap_port = self.coap.endpoint.port
         if cfg.coaps.enabled:
             if self.coap_context is None:
@@ -159,7 +165,7 @@ class Gateway:
                                             loggername="nce.coap.aiocoap")
             with listening("CoAPs", cfg.coaps.bind, cfg.coaps.port):
                 self.coaps = await start_coaps(self.coap_context, self.coap_service, self.registry, self.psks,
-                                               cfg.coaps)
+                                               cfg.coaps, open_now=self.endpoints.wanted("COAPS"))
             self.coaps_port = self.coaps.endpoint.port
             self.registry.on_change(self._close_sessions_of_disabled_sims)
             self.registry.on_access_lost(self._close_sessions_of)
@@ -172,6 +178,7 @@ class Gateway:
             with listening("API", cfg.api.bind, cfg.api.port):
                 await site.start()
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.endpoints.observe()
         self.follower.follow("SIM registry", self.store.sims_version, lambda: self.registry.version,
                              lambda: self.read(self.registry.reload))
         if cfg.connectivity.announce_new_sims:
