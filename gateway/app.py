@@ -38,6 +38,7 @@ from .identity import SimRegistry
 from .lwm2m.service import LwM2MService
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .plugins import PluginHost, PluginTranslator
 from .transports.block1 import Block1Limits, bound_block1
 from .sms.service import SmsService
 from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
@@ -78,7 +79,10 @@ class Gateway:
                                                targets=config.targets.policy())
         self.committer.observers.append(self.integrations)
         self.templates = TemplateService(self.store, write=self.committer.write, read=self.read)
-        self.pipeline = Pipeline(self.committer, self.integrations, translator=self.templates)
+        self.plugins = PluginHost(self.store, self.committer.write, self.metrics.registry)  # docs/plugins.md
+        self.committer.observers.append(self.plugins)
+        self.pipeline = Pipeline(self.committer, self.integrations,
+                                 translator=PluginTranslator(self.templates, self.plugins))
         c = config.connectivity
         self.connectivity = ConnectivityService(
             self.registry, self.committer, self.integrations, self.metrics, store=self.store,
@@ -134,6 +138,7 @@ class Gateway:
         await self.read(self.psks.reload)
         await self.read(self.templates.reload)
         await self.read(self.endpoints.load)
+        await self.committer.write(self.plugins.load)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.integrations.start()
@@ -277,6 +282,7 @@ class Gateway:
         if self.sms is not None:
             await self.sms.stop()
         await self.integrations.stop()
+        self.plugins.stop()
         await self.committer.stop()
         self._readers.shutdown(wait=True)
         log.info("gateway stopped", extra={"event": "stopped"})
