@@ -52,7 +52,7 @@ async def get_endpoint(request: web.Request) -> web.Response:
 
 async def patch_endpoint(request: web.Request) -> web.Response:
     protocol = _protocol(request)
-    body = body_of(request)
+    body = body_of(request) or {}
     switch = gateway_of(request).endpoints
     settings = {s["name"]: s["state"] for s in body.get("settings", [])}
     try:
