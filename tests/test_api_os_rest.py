@@ -284,3 +284,28 @@ async def test_aws_parameters_name_a_template_the_gateway_serves(start_gateway, 
     assert set(template.body["Outputs"]) == {"RoleArn", "ThingPolicyName", "Region"}
     assert (await client.get("/v1/integrate/clouds/aws/templates/v9")).status == 404
     assert (await api.client(None).get("/v1/integrate/clouds/aws/parameters")).status == 401
+
+
+async def test_console_endpoints_page_switches_and_shows_savings(start_gateway, tmp_path):
+    from console_support import ConsoleClient
+    api = await start_api(start_gateway, make_config(tmp_path), [DEVICE], roles=("Owner", "User"))
+    client = ConsoleClient(f"http://127.0.0.1:{api.gateway.api_port}")
+    try:
+        await client.login("Owner")
+        status, html, _ = await client.get("/console/endpoints")
+        assert status == 200 and 'action="/console/endpoints/UDP"' in html and "Turn off" in html
+        assert "<strong>0</strong> bytes saved" in html
+        status, html, _ = await client.post("/console/endpoints/UDP", {"active": "off"})
+        assert status == 200 and "the UDP endpoint is off" in html
+        assert api.gateway.udp.endpoint.sock is None
+        status, html, _ = await client.post("/console/endpoints/UDP", {"active": "on"})
+        assert "the UDP endpoint is on" in html and api.gateway.udp.endpoint.sock is not None
+    finally:
+        await client.close()
+    user = ConsoleClient(f"http://127.0.0.1:{api.gateway.api_port}")
+    try:
+        await user.login("User")
+        status, html, _ = await user.get("/console/endpoints")
+        assert status == 200 and "Turn off" not in html  # a User sees the endpoints, cannot switch them
+    finally:
+        await user.close()
