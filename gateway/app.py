@@ -18,6 +18,8 @@ from aiocoap.protocol import Context
 from aiohttp import web
 
 from inspector import bindings as bindings_sql
+from inspector import os_state
+from inspector import savings as savings_sql
 from inspector.committer import GroupCommitter
 from inspector.sqlite import SqliteStore
 from integrators.manager import IntegrationManager
@@ -290,6 +292,9 @@ class Gateway:
     async def purge_once(self) -> dict[str, int]:
         cutoff = int((time.time() - self.config.store.retention_days * 86400) * 1000)
         counts = await self.committer.write(self.store.purge, cutoff)
+        # PSK import jobs and daily savings older than the retention period (their own tables)
+        await self.committer.write(os_state.purge_psk_jobs, self.store, cutoff)
+        await self.committer.write(savings_sql.purge, self.store, cutoff)
         if any(counts.values()):
             log.info("retention purge", extra={"event": "purged", **counts})
         return counts

@@ -60,3 +60,12 @@ def savings_per_day(store: Any, first_day: str, last_day: str) -> list[tuple[str
         " GROUP BY day ORDER BY day", (first_day, last_day)).fetchall()]
 
 
+
+
+def purge(store: Any, before_ms: int) -> int:
+    """Delete the days that ended before ``before_ms`` (the retention period)."""
+    from .sqlite import transaction  # here: inspector.sqlite imports this module
+
+    day = time.strftime("%Y-%m-%d", time.gmtime(before_ms / 1000))
+    with transaction(store.connection()) as conn:
+        return conn.execute("DELETE FROM bcl_savings WHERE day < ?", (day,)).rowcount
