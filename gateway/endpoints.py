@@ -60,6 +60,7 @@ class EndpointSwitch:
         self._wanted: dict[str, bool] = {}
         self._settings: dict[str, dict[str, str]] = {}
         self._lock = asyncio.Lock()
+        self._domain: str | None = None
         self._gauge = Gauge("nce_endpoint_active", "1 while a device endpoint listens", ["protocol"],
                             registry=gateway.metrics.registry)
 
@@ -68,6 +69,7 @@ class EndpointSwitch:
         for protocol, (active, settings) in os_state.endpoint_states(self.gateway.store).items():
             self._wanted[protocol] = active
             self._settings[protocol] = settings
+        self.domain()
 
     def wanted(self, protocol: str) -> bool:
         """Whether the socket should be open (stored state; on unless turned off)."""
@@ -93,9 +95,12 @@ class EndpointSwitch:
         return bound[protocol] or self._section(protocol).port
 
     def domain(self) -> str:
-        """The name devices use: the host of ``coaps.public_url`` if set, else this host's name."""
-        host = urlsplit(self.gateway.config.coaps.public_url).hostname if self.gateway.config.coaps.public_url else None
-        return host or socket.getfqdn()
+        """The name devices use: the host of ``coaps.public_url`` if set, else this host's name
+        (looked up once, in :meth:`load`: a name lookup can block for seconds)."""
+        if self._domain is None:
+            public = self.gateway.config.coaps.public_url
+            self._domain = (urlsplit(public).hostname if public else None) or socket.getfqdn()
+        return self._domain
 
     def describe(self, protocol: str) -> Endpoint:
         if protocol == "LWM2M":
