@@ -126,6 +126,9 @@ class EndpointSwitch:
         if unknown:
             raise EndpointError(f"settings: {', '.join(sorted(unknown))} is not a setting of the {protocol} endpoint",
                                 400)
+        if settings.get("LWM2M_PASSIVE_REPORTING") == "DISABLED":
+            raise EndpointError("settings: the gateway always reports the LwM2M values devices send (Send, "
+                                "notifications) as telemetry; LWM2M_PASSIVE_REPORTING cannot be DISABLED", 400)
         if active is not None and protocol == "LWM2M":
             raise EndpointError("active: LwM2M is served on the CoAP and CoAPs sockets; turn the COAP or COAPS "
                                 "endpoint off instead", 400)

@@ -102,7 +102,10 @@ async def test_endpoints_listed_and_udp_turned_off_and_on_live(start_gateway, tm
     assert bad.status == 400
     setting = await owner.patch("/v1/integrate/devices/endpoints/LWM2M", json={
         "settings": [{"name": "LWM2M_PASSIVE_REPORTING", "state": "DISABLED"}]})
-    assert setting.status == 200 and setting.body["settings"][0]["state"] == "DISABLED"
+    assert setting.status == 400 and "cannot be DISABLED" in setting.body["errors"][0]["message"]
+    setting = await owner.patch("/v1/integrate/devices/endpoints/LWM2M", json={
+        "settings": [{"name": "LWM2M_PASSIVE_REPORTING", "state": "ENABLED"}]})
+    assert setting.status == 200 and setting.body["settings"][0]["state"] == "ENABLED"
     logged = admin_logs.page(gw.store, AdminLogQuery(), 0, 10)[1]
     assert [e.message for e in logged][:3] == ["PATCH /v1/integrate/devices/endpoints/{protocol}"] * 3
     assert 'nce_endpoint_active{protocol="UDP"} 1.0' in gw.metrics.render().decode()

@@ -96,7 +96,7 @@ def _patch_patch(operation: dict) -> None:
                                 "`active` turns the endpoint off and on live (Owner and Admin). 409 when the "
                                 "port was taken by another program meanwhile (the endpoint stays off) or the "
                                 "protocol is disabled in the configuration; 400 for a setting the endpoint does "
-                                "not have.")
+                                "not have, and for LWM2M_PASSIVE_REPORTING DISABLED (the gateway always reports what devices send).")
     operation["responses"]["404"] = {"$ref": "#/components/responses/NotFoundError"}
     operation["responses"]["409"] = {"$ref": "#/components/responses/ConflictError"}
 
