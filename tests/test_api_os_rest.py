@@ -190,6 +190,11 @@ async def test_psk_import_job_through_the_api(start_gateway, tmp_path, caplog):
                                                        admin_logs.page(api.gateway.store, AdminLogQuery(), 0, 1)[1][0].id)[1])
     for row in body:
         assert row["secretKey"] not in text
+    # jobs are kept for the retention period, like messages
+    await asyncio.sleep(0.01)
+    api.gateway.config.store.retention_days = 0
+    await api.gateway.purge_once()
+    assert (await client.get("/v1/integrate/devices/psk/jobs")).body["items"] == []
 
 
 @pytest.mark.skipif(shutil.which("coap-client-openssl") is None, reason="apt-get install libcoap3-bin")
