@@ -209,7 +209,8 @@ class Gateway:
                                            "coap_port": self.coap_port, "coaps_port": self.coaps_port,
                                            "api_port": self.api_port,
                                            "radius_port": self.radius_port,
-                                           "store": cfg.store.path, "sims": len(self.registry)})
+                                           "store": cfg.store.path, "sims": len(self.registry),
+                                           "plugins": [p.id for p in self.plugins.codecs + self.plugins.integrations]})
 
     def _close_sessions_of_disabled_sims(self) -> None:
         """A SIM that is no longer enabled loses its DTLS sessions (registry reloads run in a

@@ -110,7 +110,8 @@ class PluginHost(CommitObserver):
                                                         "reason": state.message})
             return
         state.kind, state.instance, state.status, state.message = kind, instance, INSTALLED, None
-        log.info("plugin started", extra={"event": "plugin_started", "plugin": state.id, "kind": kind})
+        # debug: the "gateway started" line lists the running plugins once
+        log.debug("plugin started", extra={"event": "plugin_started", "plugin": state.id, "kind": kind})
 
     def _stop(self, state: PluginState) -> None:
         instance, state.instance = state.instance, None
