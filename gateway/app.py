@@ -21,6 +21,8 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from inspector import bindings as bindings_sql
+from inspector import os_state
+from inspector import savings as savings_sql
 from inspector.committer import GroupCommitter
 from inspector.sqlite import SqliteStore
 from integrators.manager import IntegrationManager
@@ -33,6 +35,7 @@ from .connectivity.service import ConnectivityService
 from .control import ControlServer
 from .controller import DeviceController
 from .duties import Duties
+from .endpoints import EndpointSwitch
 from .follow import StoreFollower
 from .onboarding import BootstrapResource
 from .psk import PskService
@@ -42,6 +45,7 @@ from .identity import SimRegistry
 from .lwm2m.service import LwM2MService
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .plugins import PluginHost, PluginTranslator
 from .transports.block1 import Block1Limits, bound_block1
 from .sms.service import SmsService
 from .transports.coap import CoapService, CoapUdpInterface, start_coap_udp
@@ -96,7 +100,10 @@ class Gateway:
                               gained=lambda name: self.integrations.reload(),
                               lost=lambda name: self.integrations.drop(int(name.split("/", 1)[1])))
         self.templates = TemplateService(self.store, write=self.committer.write, read=self.read)
-        self.pipeline = Pipeline(self.committer, self.integrations, translator=self.templates)
+        self.plugins = PluginHost(self.store, self.committer.write, self.metrics.registry)  # docs/plugins.md
+        self.committer.observers.append(self.plugins)
+        self.pipeline = Pipeline(self.committer, self.integrations,
+                                 translator=PluginTranslator(self.templates, self.plugins))
         c = config.connectivity
         self.connectivity = ConnectivityService(
             self.registry, self.committer, self.integrations, self.metrics, store=self.store,
@@ -133,6 +140,7 @@ class Gateway:
         self.coaps: CoapDtlsInterface | None = None
         self.coaps_port = 0
         self.udp: UdpUplink | None = None
+        self.endpoints = EndpointSwitch(self)
         self._api_runner: web.AppRunner | None = None
         self.api_auth: Any = None  # the management API's Authenticator, once the API is built
         self._tasks: list[asyncio.Task] = []
@@ -158,6 +166,8 @@ class Gateway:
         await self.read(self.connectivity.load)
         await self.read(self.psks.reload)
         await self.read(self.templates.reload)
+        await self.read(self.endpoints.load)
+        await self.committer.write(self.plugins.load)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.duties.start()
@@ -179,13 +189,16 @@ class Gateway:
             self.udp = UdpUplink(self.registry, self.pipeline, self.metrics, cfg.udp.max_payload)
             self.udp.on_heard = self.controller.heard
             self.controller.udp_endpoint = self.udp.endpoint
-            with listening("UDP", cfg.udp.bind, cfg.udp.port):
-                self.udp_port = self.udp.endpoint.open(cfg.udp.bind, cfg.udp.port, cfg.udp.receive_buffer_bytes)[1]
+            if self.endpoints.wanted("UDP"):  # turned off through the API: stays off (gateway/endpoints.py)
+                with listening("UDP", cfg.udp.bind, cfg.udp.port):
+                    self.udp_port = self.udp.endpoint.open(cfg.udp.bind, cfg.udp.port,
+                                                           cfg.udp.receive_buffer_bytes)[1]
         if cfg.coap.enabled:
             self.coap_context = Context(loop=loop, serversite=self.build_coap_site(), loggername="nce.coap.aiocoap")
             with listening("CoAP", cfg.coap.bind, cfg.coap.port):
                 self.coap = await start_coap_udp(self.coap_context, self.coap_service, self.registry,
-                                                 cfg.coap.bind, cfg.coap.port, cfg.coap.receive_buffer_bytes)
+                                                 cfg.coap.bind, cfg.coap.port, cfg.coap.receive_buffer_bytes,
+                                                 open_now=self.endpoints.wanted("COAP"))
             self.coap_port = self.coap.endpoint.port
         if cfg.coaps.enabled:
             if self.coap_context is None:
@@ -193,7 +206,7 @@ class Gateway:
                                             loggername="nce.coap.aiocoap")
             with listening("CoAPs", cfg.coaps.bind, cfg.coaps.port):
                 self.coaps = await start_coaps(self.coap_context, self.coap_service, self.registry, self.psks,
-                                               cfg.coaps)
+                                               cfg.coaps, open_now=self.endpoints.wanted("COAPS"))
             self.coaps_port = self.coaps.endpoint.port
             self.registry.on_change(self._close_sessions_of_disabled_sims)
             self.registry.on_access_lost(self._close_sessions_of)
@@ -210,6 +223,7 @@ class Gateway:
             with listening("API", cfg.api.bind, cfg.api.port):
                 await site.start()
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.endpoints.observe()
         self.follower.follow("SIM registry", self.store.sims_version, lambda: self.registry.version,
                              lambda: self.read(self.registry.reload))
         if cfg.connectivity.announce_new_sims:
@@ -236,7 +250,8 @@ class Gateway:
                                            "api_port": self.api_port,
                                            "radius_port": self.radius_port,
                                            "store": cfg.store.path, "sims": len(self.registry),
-                                           "worker": str(self.slot)})
+                                           "worker": str(self.slot),
+                                           "plugins": [p.id for p in self.plugins.codecs + self.plugins.integrations]})
 
     def _close_sessions_of_disabled_sims(self) -> None:
         """A SIM that is no longer enabled loses its DTLS sessions (registry reloads run in a
@@ -313,6 +328,7 @@ class Gateway:
         if self.sms is not None:
             await self.sms.stop()
         await self.integrations.stop()
+        self.plugins.stop()
         await self.duties.stop()  # after delivery stopped: the next holder does not overlap
         await self.committer.stop()
         self._readers.shutdown(wait=True)
@@ -321,6 +337,9 @@ class Gateway:
     async def purge_once(self) -> dict[str, int]:
         cutoff = int((time.time() - self.config.store.retention_days * 86400) * 1000)
         counts = await self.committer.write(self.store.purge, cutoff)
+        # PSK import jobs and daily savings older than the retention period (their own tables)
+        await self.committer.write(os_state.purge_psk_jobs, self.store, cutoff)
+        await self.committer.write(savings_sql.purge, self.store, cutoff)
         if any(counts.values()):
             log.info("retention purge", extra={"event": "purged", **counts})
         return counts

@@ -191,14 +191,21 @@ class PskService:
         created = time.time_ns() // 1_000_000
         old = self.dtls_key(iccid)
         await self.write(self.store.set_psk, iccid, protocol, key, user_set, created, int(grace * 1000))
-        psk = Psk(key, user_set, created)
+        psk = self.remember(iccid, protocol, key, user_set, created, int(grace * 1000), old)
+        log.info("PSK set", extra={"event": "psk_set", "iccid": iccid, "protocol": protocol, "user_set": user_set})
+        return psk
+
+    def remember(self, iccid: str, protocol: str, key: bytes, user_set: bool, created_ms: int, grace_ms: int,
+                 old: bytes | None) -> Psk:
+        """Use a key the store now holds (``old``: the SIM's DTLS key before it), as :meth:`set`
+        does after its write; a bulk import (gateway/psk_import.py) calls it for each key it wrote."""
+        psk = Psk(key, user_set, created_ms)
         self._keys[(iccid, protocol)] = psk
         if old is not None and old != key:
-            if grace > 0:
-                self._previous[iccid] = (old, created + int(grace * 1000))
+            if grace_ms > 0:
+                self._previous[iccid] = (old, created_ms + grace_ms)
             else:
                 self._previous.pop(iccid, None)
-        log.info("PSK set", extra={"event": "psk_set", "iccid": iccid, "protocol": protocol, "user_set": user_set})
         return psk
 
     async def rotate(self, iccid: str, protocol: str = "COAP", *, grace_seconds: float | None = None) -> Psk:

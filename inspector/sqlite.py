@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from . import bindings as bindings_sql
+from . import savings as savings_sql
 from .records import EventRecord, OutboxItem, Pending, Sim
 from .schema import migrations
 from .secretbox import MARK, SecretBox, SecretsKeyError, is_sealed
@@ -256,20 +257,25 @@ class SqliteStore:
         the old DTLS key stays valid for ``grace_ms`` (``psk_previous``), in the same transaction."""
         created_ms = created_ms if created_ms is not None else now_ms()
         with transaction(self.connection()) as conn:
-            old = conn.execute("SELECT key FROM psks WHERE iccid = ? ORDER BY created_ms DESC LIMIT 1",
-                               (iccid,)).fetchone()
-            conn.execute(
-                "INSERT INTO psks (iccid, protocol, key, user_set, created_ms) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (iccid, protocol) DO UPDATE SET key = excluded.key, user_set = excluded.user_set,"
-                " created_ms = excluded.created_ms",
-                (iccid, protocol, self.seal(key), int(user_set), created_ms))
-            previous = self.unseal(bytes(old[0])) if old is not None else None
-            if previous is not None and previous != key and grace_ms > 0:
-                conn.execute("INSERT INTO psk_previous (iccid, key, until_ms) VALUES (?, ?, ?) ON CONFLICT (iccid)"
-                             " DO UPDATE SET key = excluded.key, until_ms = excluded.until_ms",
-                             (iccid, self.seal(previous), created_ms + grace_ms))
-            elif previous is not None and previous != key:
-                conn.execute("DELETE FROM psk_previous WHERE iccid = ?", (iccid,))
+            self.set_psk_in(conn, iccid, protocol, key, user_set, created_ms, grace_ms)
+
+    def set_psk_in(self, conn: sqlite3.Connection, iccid: str, protocol: str, key: bytes, user_set: bool,
+                   created_ms: int, grace_ms: int = 0) -> None:
+        """:meth:`set_psk` inside a transaction the caller holds (a bulk import: many keys, one commit)."""
+        old = conn.execute("SELECT key FROM psks WHERE iccid = ? ORDER BY created_ms DESC LIMIT 1",
+                           (iccid,)).fetchone()
+        conn.execute(
+            "INSERT INTO psks (iccid, protocol, key, user_set, created_ms) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (iccid, protocol) DO UPDATE SET key = excluded.key, user_set = excluded.user_set,"
+            " created_ms = excluded.created_ms",
+            (iccid, protocol, self.seal(key), int(user_set), created_ms))
+        previous = self.unseal(bytes(old[0])) if old is not None else None
+        if previous is not None and previous != key and grace_ms > 0:
+            conn.execute("INSERT INTO psk_previous (iccid, key, until_ms) VALUES (?, ?, ?) ON CONFLICT (iccid)"
+                         " DO UPDATE SET key = excluded.key, until_ms = excluded.until_ms",
+                         (iccid, self.seal(previous), created_ms + grace_ms))
+        elif previous is not None and previous != key:
+            conn.execute("DELETE FROM psk_previous WHERE iccid = ?", (iccid,))
 
     def previous_psks(self) -> list[tuple[str, bytes, int]]:
         """(iccid, key, until_ms) of the keys still valid after a rotation (expired ones included)."""
@@ -365,6 +371,8 @@ class SqliteStore:
             conn.executemany(
                 "INSERT INTO outbox (integration_id, event_seq, iccid) VALUES (?, ?, ?)", outbox
             )
+        if messages:
+            savings_sql.add_savings(conn, messages)  # Energy Saver's bytes saved, in this transaction
         if binding_rows:
             bindings_sql.write(conn, binding_rows)
         if positions:

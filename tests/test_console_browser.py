@@ -70,7 +70,7 @@ async def test_every_page_renders_without_errors(api, chromium):
     watched = await signed_in(chromium, api)
     page = watched.page
     expected = {"Dashboard": "Dashboard", "SIMs": "SIMs", "Devices": "Devices", "Energy Saver": "Energy Saver templates",
-                "Integrations": "Integrations", "Users": "Users and roles"}
+                "Integrations": "Integrations", "Endpoints": "Device endpoints", "Users": "Users and roles"}
     for link, heading in expected.items():
         await page.get_by_role("navigation", name="Main").get_by_role("link", name=link, exact=True).click()
         await page.wait_for_load_state()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from ..cli import CommandError, add_config_argument
+from .. import psk_import
 from ..psk import MAX_GRACE_SECONDS, PROTOCOLS, PskError, format_key, generate_key, parse_key
 from . import config_of, in_force, store_of
 
@@ -31,6 +33,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     _grace_argument(p)
     add_config_argument(p)
     p.set_defaults(func=rotate_key)
+    p = sub.add_parser("import", help="set many SIMs' keys from a CSV file (header row: deviceId or iccid, "
+                                      "secretKey or psk, optional protocol and format); one import job, "
+                                      "the same as POST /v1/integrate/devices/psk/jobs")
+    p.add_argument("file", help="the CSV file ('-': standard input)")
+    _grace_argument(p)
+    add_config_argument(p)
+    p.set_defaults(func=import_keys)
     p = sub.add_parser("get", help="print a SIM's key")
     p.add_argument("iccid")
     p.add_argument("--protocol", choices=PROTOCOLS, default="COAP")
@@ -87,3 +96,27 @@ def get_key(args: argparse.Namespace) -> int:
     fmt, text = format_key(key)
     print(text if fmt == "STRING" else f"hex:{text}")
     return 0
+
+
+def import_keys(args: argparse.Namespace) -> int:
+    """Import a CSV file as one job (gateway/psk_import.py); exit status 1 when a row failed."""
+    try:
+        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8-sig").read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
+    try:
+        rows = psk_import.rows_from_csv(text)
+    except psk_import.PskImportError as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
+    grace_ms = _grace_ms(args)
+    store = store_of(args)
+    psk_import.check_sims(store, rows)
+    job_id = psk_import.new_job(store, "CLI", len(rows))
+    for chunk, last in psk_import.chunks(rows):
+        psk_import.write_chunk(store, job_id, chunk, grace_ms, last, int(time.time() * 1000))
+    in_force(args)
+    failed = [r for r in rows if r.reason is not None]
+    print(f"job {job_id}: {len(rows) - len(failed)} keys set, {len(failed)} failed")
+    for row in failed:
+        print(f"line {row.line}: {row.iccid or '-'}: {row.reason}")
+    return 1 if failed else 0

@@ -39,7 +39,8 @@ _env.globals["static"] = static
 
 NAV = [("dashboard", "Dashboard", "/console/"), ("sims", "SIMs", "/console/sims"),
        ("devices", "Devices", "/console/devices"), ("templates", "Energy Saver", "/console/templates"),
-       ("integrations", "Integrations", "/console/integrations"), ("users", "Users", "/console/users")]
+       ("integrations", "Integrations", "/console/integrations"), ("endpoints", "Endpoints", "/console/endpoints"),
+       ("users", "Users", "/console/users")]
 
 
 class Permissions:

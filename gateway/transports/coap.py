@@ -357,7 +357,10 @@ def attach_interface(context: Context, make_interface: Any) -> Any:
 
 
 async def start_coap_udp(context: Context, service: CoapService, registry: Any, bind: str,
-                         port: int, receive_buffer: int) -> CoapUdpInterface:
+                         port: int, receive_buffer: int, *, open_now: bool = True) -> CoapUdpInterface:
+    """The plain CoAP interface, wired into ``context``; ``open_now=False`` leaves its socket
+    closed (an endpoint turned off through the API, opened later by gateway.endpoints)."""
     interface = attach_interface(context, lambda mman: CoapUdpInterface(service, registry, mman))
-    interface.open(bind, port, receive_buffer)
+    if open_now:
+        interface.open(bind, port, receive_buffer)
     return interface

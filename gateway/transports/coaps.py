@@ -156,8 +156,10 @@ def dtls_config(coaps: Any) -> DtlsConfig:
                       handshakes_per_ip_per_second=coaps.handshakes_per_ip_per_second)
 
 
-async def start_coaps(context: Context, service: CoapService, registry: Any, psks: Any, coaps: Any) -> CoapDtlsInterface:
+async def start_coaps(context: Context, service: CoapService, registry: Any, psks: Any, coaps: Any, *,
+                      open_now: bool = True) -> CoapDtlsInterface:
     interface = attach_interface(
         context, lambda mman: CoapDtlsInterface(service, registry, psks, mman, dtls_config(coaps)))
-    interface.open(coaps.bind, coaps.port, coaps.receive_buffer_bytes)
+    if open_now:
+        interface.open(coaps.bind, coaps.port, coaps.receive_buffer_bytes)
     return interface

@@ -6,7 +6,7 @@ The bodies are ``integrators/aws_api.py``'s: 1NCE's ``name``, ``eventTypes``,
 MQTT with a client certificate, or HTTPS with boto3) and ``retrySchedule``. Without
 ``connection`` an integration waits in ROLLOUT_STARTED (no worker, no events; test and restart
 answer 409) until a PATCH adds one. Answers never carry ``keyFile`` or ``externalId``, and
-neither is logged. ``GET .../aws/parameters`` stays 501: there is no CloudFormation stack.
+neither is logged. ``GET .../aws/parameters``: aws_parameters.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from integrators.aws_api import AwsApiError, apply_patch, create_response, integ
 
 from ..errors import bad_request, conflict
 from ..openapi import reference
-from ..routes import INTEGRATE, MANAGE, ApiRoute, body_of, explain_not_implemented, gateway_of, json_response, principal_of
+from ..routes import INTEGRATE, MANAGE, ApiRoute, body_of, gateway_of, json_response, principal_of
 from .integrations import (IntegrationChange, IntegrationKind, create_integration, register_kind, restart_handler,
                            test_handler)
 
@@ -132,11 +132,6 @@ def _patch_restart(operation: dict) -> None:
     operation["description"] += (" 409 while the integration waits for its connection (ROLLOUT_STARTED); on one "
                                  "that is not failed: SUCCESS, nothing to restart, a test message queued.")
 
-
-explain_not_implemented(
-    "GET", "/v1/integrate/clouds/aws/parameters",
-    "nce-gateway has no CloudFormation templates: an AWS integration publishes with the `connection` given to "
-    "POST /v1/integrate/clouds/aws (see docs/aws.md)")
 
 
 def routes() -> list[ApiRoute]:

@@ -7,8 +7,7 @@ most 32 bytes (Mbed TLS' limit, see docs/dtls.md). ``GET .../psk/{protocol}`` an
 as 1NCE's file says. ``POST .../psk/rotate`` (the gateway's own) replaces the SIM's DTLS key with a
 generated one; the old key keeps a grace period (docs/dtls.md). Keys are never logged.
 
-The import jobs (``.../psk/jobs``, ``.../presharedkey/jobs``) stay 501: they need a job store
-with a 30-day status history, which the gateway does not have; the CLI sets keys one by one.
+The import jobs (``.../psk/jobs``, ``.../presharedkey/jobs``): psk_jobs.py.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from aiohttp import web
 from ...psk import MAX_GRACE_SECONDS, PROTOCOLS, PskError, format_key, parse_key
 from ..errors import bad_request, not_found
 from ..openapi import reference
-from ..routes import (MANAGE, READ, ApiRoute, body_of, explain_not_implemented, gateway_of, json_response, params_of,
+from ..routes import (MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of,
                       principal_of)
 from ..timefmt import format_time
 
@@ -140,13 +139,6 @@ def _patch_get(operation: dict) -> None:
                                  "`format` is STRING with the text when the key is printable UTF-8, else HEX. "
                                  "`createdAt` and `updatedAt` are both the time the key was last set. 404 for "
                                  "an unknown device or one without a key for this protocol.")
-
-
-for _method in ("GET", "POST"):
-    for _path in ("/v1/integrate/devices/psk/jobs", "/v1/integrate/devices/presharedkey/jobs"):
-        explain_not_implemented(_method, _path, "bulk PSK import jobs need a job store with 30 days of status, which "
-                                "the gateway does not keep; set keys one by one with POST "
-                                "/v1/integrate/devices/{deviceId}/psk (or nce-gateway psk set)")
 
 
 def routes() -> list[ApiRoute]:
