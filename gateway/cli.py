@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "gateway.commands.demo",
     "gateway.commands.secrets",
     "gateway.commands.sms",
+    "gateway.commands.cells",
 )
 
 
