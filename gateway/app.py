@@ -22,6 +22,7 @@ from inspector.committer import GroupCommitter
 from inspector.sqlite import SqliteStore
 from integrators.manager import IntegrationManager
 
+from .locator.service import Locator
 from .api.app import build_api
 from .coap_site import build_site
 from .connectivity.disconnect import open_disconnect_client
@@ -84,6 +85,9 @@ class Gateway:
             data_quota_mb=c.data_quota_mb, sms_quota=c.sms_quota, lifetime_years=c.lifetime_years,
             secrets=config.radius.clients, disconnect_port=config.radius.disconnect_port,
             store_read=lambda fn, *args: self.read(self.store.read_with, fn, *args))
+        self.locator = Locator(self.store, self.committer, self.integrations, read=self.read,
+                               registry=self.metrics.registry)
+        self.pipeline.locator = self.connectivity.locator = self.locator
         self.radius: RadiusAccountingServer | None = None
         self.radius_port = 0
         coap = config.coap
@@ -131,6 +135,7 @@ class Gateway:
         await self.read(self.connectivity.load)
         await self.read(self.psks.reload)
         await self.read(self.templates.reload)
+        await self.read(self.locator.load)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.integrations.start()

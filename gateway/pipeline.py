@@ -62,6 +62,7 @@ class Pipeline:
         self.router = router
         self.translator = translator
         self.clock = clock
+        self.locator: Any = None  # gateway.locator.service.Locator: geofence events for GPS positions
 
     def uplink(self, sim: Sim, protocol: str, payload: bytes, topic: str | None = None,
                ack: tuple | None = None) -> None:
@@ -99,7 +100,14 @@ class Pipeline:
         position = position_of(sim, received_ms, protocol, locations) if locations else None
         message = MessageRecord(sim.iccid, protocol, received_ms, payload, topic,
                                 events.encode_json(value), None, event.event_id)
-        self.committer.submit(Pending(message, [event], ack, [position] if position else None))
+        if position is None:
+            self.committer.submit(Pending(message, [event], ack))
+        elif self.locator is None:
+            self.committer.submit(Pending(message, [event], ack, [position]))
+        else:
+            pending = self.locator.pending(sim, position, [event], ack)
+            pending.message = message
+            self.committer.submit(pending)
 
     def emit(self, event: EventRecord, ack: tuple | None = None) -> None:
         """Store and route an event that is not a device message (lifecycle, errors, tests).

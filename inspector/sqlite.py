@@ -332,7 +332,7 @@ class SqliteStore:
             if pending.bindings:
                 binding_rows.extend(pending.bindings)
             if pending.positions:
-                positions.extend((p.iccid, p.received_ms, p.source, p.protocol, p.lat, p.lon)
+                positions.extend((p.iccid, p.received_ms, p.source, p.protocol, p.lat, p.lon, p.accuracy, p.metadata)
                                  for p in pending.positions)
             m = pending.message
             if m is not None:
@@ -369,7 +369,8 @@ class SqliteStore:
             bindings_sql.write(conn, binding_rows)
         if positions:
             conn.executemany(
-                "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon, accuracy, metadata)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 positions,
             )
         for pending in batch:

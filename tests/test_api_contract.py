@@ -102,7 +102,9 @@ async def test_a_feature_module_replaces_a_501_stub(start_gateway, tmp_path, mon
         ApiRoute("GET", "/v1/admin-only", secret_route, USERS, operation={
             "summary": "A route of the feature's own", "responses": {"200": {"description": "OK"}}}))
     real = route_table.endpoint_modules
-    monkeypatch.setattr(route_table, "endpoint_modules", lambda: [*real(), feature])
+    # without the real geofence module its routes are 501 stubs again, which the fake one replaces
+    monkeypatch.setattr(route_table, "endpoint_modules", lambda: [
+        *(m for m in real() if m.__name__ != "gateway.api.endpoints.geofences"), feature])
     api = await start_api(start_gateway, make_config(tmp_path), roles=("Owner", "User"))
     owner, user = api.client("Owner"), api.client("User")
     owner.check = user.check = False  # the test session's document does not know the fake feature
@@ -118,12 +120,12 @@ async def test_a_feature_module_replaces_a_501_stub(start_gateway, tmp_path, mon
     assert bad.status == 400 and bad.body["errors"][0]["field"] == "pageSize"
     assert (await owner.get("/v1/locate/geofences", params={"page": 51})).status == 400
     assert (await user.get("/v1/admin-only")).status == 403
-    # still a stub: the POST nobody registered
-    assert (await owner.post("/v1/locate/geofences", json={})).status == 501
+    # still a stub: a route nobody registered
+    assert (await owner.post("/v1/sims/simTransfer", json={})).status == 501
     served = (await owner.get("/openapi.json")).body
     assert "get" in served["paths"]["/v1/partners/plugins"] and "/v1/admin-only" in served["paths"]
     assert "GET /v1/partners/plugins" not in served["x-nce-not-implemented"]
-    assert "POST /v1/locate/geofences" in served["x-nce-not-implemented"]
+    assert "POST /v1/sims/simTransfer" in served["x-nce-not-implemented"]
 
 
 def test_two_modules_cannot_claim_one_route():

@@ -22,6 +22,7 @@ from inspector.records import BindingRow, EventRecord, Pending, Sim
 
 from .. import events
 from .limits import data_limit_bytes
+from ..locator.service import cell_from_uli
 from .location import rat_name
 from .radius import AccountingRecord
 
@@ -83,6 +84,7 @@ class ConnectivityService:
         self.data_limit: int | None = None  # bytes per month, None = no limit
         self.auto_topup: set[str] = set()
         self.threshold_percent = 20
+        self.locator: Any = None  # gateway.locator.service.Locator: cell positions from the user location
 
     # start-up ---------------------------------------------------------------------------------
 
@@ -177,6 +179,10 @@ class ConnectivityService:
             block = None
         self.sessions[sim.iccid] = row
         self.committer.submit(Pending(None, evs, (self._committed, row, respond, block), bindings=[row]))
+        if self.locator is not None and rec.location and (prev is None or row.location != prev.location):
+            seen = cell_from_uli(rec.location, rat_name(row.rat_type))
+            if seen is not None:
+                self.locator.cell_seen(current, seen, "RADIUS", at)
 
     def _committed(self, row: BindingRow, respond: tuple, block: str | None) -> None:
         self.directory.bind(row.iccid, row.ip_address)

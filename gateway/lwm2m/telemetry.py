@@ -8,9 +8,12 @@ payload is kept in the inspector beside it. Location values (object 6: resource 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from inspector.records import Sim
+
+from ..locator.service import cell_from_object4
 
 from .formats import decode
 from .objects import ObjectRegistry
@@ -61,3 +64,8 @@ class Telemetry:
             self.received.inc()
         self.pipeline.translated(sim, PROTOCOL, payload, values_to_json(values), ack=ack,
                                  locations=locations_of(values))
+        locator = getattr(self.pipeline, "locator", None)
+        if locator is not None and any(path.startswith("/4/") for path in values):
+            seen = cell_from_object4(values)
+            if seen is not None:
+                locator.cell_seen(sim, seen, PROTOCOL, time.time_ns() // 1_000_000)
