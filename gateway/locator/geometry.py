@@ -86,9 +86,9 @@ class PolygonShape:
         self.polygon = Polygon(projected[0], projected[1:])
         if not self.polygon.is_valid:
             raise GeometryError(f"coordinates: not a valid polygon ({shapely.is_valid_reason(self.polygon)})")
-        if self.polygon.area < MIN_AREA:
-            raise GeometryError(f"coordinates: the polygon's area is {self.polygon.area:.0f} m²; at least "
-                                f"{MIN_AREA:.0f} m² is needed (are its positions on one line?)")
+        if Polygon(rings[0]).area == 0 or self.polygon.area < MIN_AREA:
+            raise GeometryError(f"coordinates: the polygon has no area to speak of (at least {MIN_AREA:.0f} m² "
+                                "is needed); are its positions on one line?")
         shapely.prepare(self.polygon)
         self._boundary = self.polygon.boundary
         shapely.prepare(self._boundary)

@@ -71,10 +71,13 @@ def cell_from_object4(values: dict[str, Any]) -> CellSeen | None:
 
 
 def access_type(radio: str, rat: str | None) -> str:
-    """1NCE's radioAccessType for a resolved cell."""
-    by_rat = {"NB-IoT": "NB-IoT", "LTE-M": "LTE-M", "EUTRAN": "4G", "UTRAN": "3G", "GERAN": "2G",
-              "HSPA-Evolution": "3.5G"}
-    return by_rat.get(rat or "", {"GSM": "2G", "UMTS": "3G", "LTE": "4G", "NR": "4G"}.get(radio, "4G"))
+    """1NCE's radioAccessType for a resolved cell: from the cell's radio, refined by the session's
+    RAT where they agree (NB-IoT and LTE-M are LTE cells; HSPA is UMTS). 1NCE has no 5G value: NR is 4G."""
+    if radio == "LTE" and rat in ("NB-IoT", "LTE-M"):
+        return rat
+    if radio == "UMTS" and rat == "HSPA-Evolution":
+        return "3.5G"
+    return {"GSM": "2G", "UMTS": "3G", "CDMA": "3G"}.get(radio, "4G")
 
 
 @dataclass
