@@ -299,3 +299,34 @@ async def test_lwm2m_object_4_becomes_a_cell_position(start_gateway, tmp_path, c
         await client.close()
     assert [(r["lat"], r["lon"], r["source"], r["protocol"]) for r in rows] == [
         (52.52, 13.405, "CellTower", "LWM2M")]
+
+
+async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start_gateway, tmp_path, receiver,
+                                                                           ca_file):
+    from tests._lwm2m_server_helpers import registered_client
+
+    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file, event_types=["GEOFENCE"])])
+    api = await start_api(start_gateway, config, [DEVICE], roles=("User",))
+    made = await api.client("User").post("/v1/locate/geofences", json={
+        "name": "area", "type": "polygon", "coordinates": SQUARE, "eventSources": ["GPS"]})
+    client = await registered_client(api.gateway, DEVICE)
+    try:
+        await client.send({"/6/0/0": 52.05, "/6/0/1": 13.05})  # inside the square
+        await client.send({"/6/0/0": 52.06, "/6/0/1": 13.06})  # still inside: nothing
+        await receiver.wait_for(1)
+    finally:
+        await client.close()
+    await api.gateway.stop()
+    gw = await start_gateway(config)  # the same store: the state INSIDE is loaded
+    client = await registered_client(gw, DEVICE)
+    try:
+        await client.send({"/6/0/0": 52.07, "/6/0/1": 13.07})  # inside: no second ENTER
+        await client.send({"/6/0/0": 52.30, "/6/0/1": 13.05})  # outside
+        await receiver.wait_for(2)
+    finally:
+        await client.close()
+    await asyncio.sleep(0.3)
+    assert [(e["geofence"]["type"], e["geofence"]["id"], e["geofence"]["source"], e["geofence"]["coordinates"],
+             e["geofence"]["accuracy"]) for e in receiver.events] == [
+        ("ENTER", made.body["id"], "GPS", ["13.05", "52.05"], None),
+        ("EXIT", made.body["id"], "GPS", ["13.05", "52.3"], None)]
