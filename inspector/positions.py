@@ -26,16 +26,7 @@ _FIELDS = "received_ms, source, protocol, lat, lon, accuracy, metadata, iccid"
 def device_positions(store: Any, iccid: str, *, start_ms: int | None, end_ms: int | None, source: str | None,
                      newest_first: bool, offset: int, limit: int) -> tuple[int, list[PositionRow]]:
     """(total, one page) of the device's positions in the window, by time."""
-    where, args = ["iccid = ?"], [iccid]
-    if start_ms is not None:
-        where.append("received_ms >= ?")
-        args.append(start_ms)
-    if end_ms is not None:
-        where.append("received_ms < ?")
-        args.append(end_ms)
-    if source is not None:
-        where.append("source = ?")
-        args.append(source)
+    where, args = _conditions(iccid, source, start_ms, end_ms)
     condition = " AND ".join(where)
     conn = store.connection()
     total = conn.execute(f"SELECT COUNT(*) FROM positions WHERE {condition}", args).fetchone()[0]
@@ -43,6 +34,18 @@ def device_positions(store: Any, iccid: str, *, start_ms: int | None, end_ms: in
     rows = conn.execute(f"SELECT {_FIELDS} FROM positions WHERE {condition}"
                         f" ORDER BY received_ms {order}, seq {order} LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
     return total, [PositionRow(*row) for row in rows]
+
+
+def _conditions(iccid: str | None, source: str | None, start_ms: int | None,
+                end_ms: int | None) -> tuple[list[str], list[Any]]:
+    """WHERE terms and their arguments for the filters that are set."""
+    where, args = ["1 = 1"], []
+    for column, op, value in (("iccid", "=", iccid), ("source", "=", source),
+                              ("received_ms", ">=", start_ms), ("received_ms", "<", end_ms)):
+        if value is not None:
+            where.append(f"{column} {op} ?")
+            args.append(value)
+    return where, args
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +60,7 @@ class LatestFilter:
 def latest_positions(store: Any, flt: LatestFilter, *, newest_first: bool, offset: int,
                      limit: int) -> tuple[int, list[PositionRow]]:
     """(devices, one page) of each device's latest position among those matching the filter."""
-    where, args = ["1 = 1"], []
-    for column, op, value in (("iccid", "=", flt.iccid), ("source", "=", flt.source),
-                              ("received_ms", ">=", flt.start_ms), ("received_ms", "<", flt.end_ms)):
-        if value is not None:
-            where.append(f"{column} {op} ?")
-            args.append(value)
+    where, args = _conditions(flt.iccid, flt.source, flt.start_ms, flt.end_ms)
     if flt.box is not None:
         where.append("lon >= ? AND lon <= ? AND lat >= ? AND lat <= ?")
         args.extend(flt.box)
