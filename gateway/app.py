@@ -269,6 +269,7 @@ class Gateway:
             self.udp.endpoint.close()
         if self.coap_context is not None:
             await self.coap_context.shutdown()
+        await self.locator.drain()  # cell lookups under way still store their positions
         await self.committer.flush()
         if self._api_runner is not None:
             await self._api_runner.cleanup()
