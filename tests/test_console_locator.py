@@ -10,12 +10,12 @@ from conftest import make_config, sim
 from console_support import ConsoleClient
 from inspector.records import Pending, PositionRecord
 
-DEVICE = sim(10)
+DEVICE, OTHER = sim(10), sim(11)
 
 
 @pytest.fixture
 async def api(start_gateway, tmp_path):
-    return await start_api(start_gateway, make_config(tmp_path), sims=[DEVICE, sim(11)])
+    return await start_api(start_gateway, make_config(tmp_path), sims=[DEVICE, OTHER])
 
 
 @pytest.fixture
@@ -30,15 +30,19 @@ async def test_locator_page_lists_positions_and_manages_circles(api, browser):
     gw.committer.submit(Pending(None, [], None, [
         PositionRecord(DEVICE.iccid, 1_700_000_000_000, "GPS", "UDP", 52.52, 13.405),
         PositionRecord(DEVICE.iccid, 1_700_000_060_000, "CellTower", "RADIUS", 52.53, 13.41, 800.0,
-                       '{"radio":"LTE"}')]))
+                       '{"radio":"LTE"}'),
+        PositionRecord(OTHER.iccid, 1_700_000_030_000, "GPS", "UDP", 48.1, 11.5)]))
     await gw.committer.flush()
     await browser.login("User")
     status, html, _ = await browser.get("/console/locator")
     assert status == 200
     rows = html[html.index('<table class="positions">'):html.index("</table>")]
-    assert rows.count("<tr>") == 2  # the header and the one device's latest position
-    assert (f'<a href="/console/devices/{DEVICE.iccid}">{DEVICE.iccid}</a>' in rows and "CellTower" in rows
-            and '<td class="num">800.0</td>' in rows and "<td>RADIUS</td>" in rows)
+    assert rows.count("<tr>") == 3  # the header and each device's latest position, newest first
+    newest, other = rows.split("<tr>")[2:]
+    assert (f'<a href="/console/devices/{DEVICE.iccid}">{DEVICE.iccid}</a>' in newest and "CellTower" in newest
+            and '<td class="num">800.0</td>' in newest and "<td>RADIUS</td>" in newest)
+    assert (OTHER.iccid in other and "<td>GPS</td>" in other and '<td class="num">48.1</td>' in other
+            and '<td class="num"></td>' in other and "<td>UDP</td>" in other)
     assert "No geofences yet." in html
     status, html, _ = await browser.post("/console/locator/geofences", {
         "name": "depot", "lat": "52.52", "lon": "13.405", "radius": "500", "deviceId": ""})
