@@ -109,6 +109,17 @@ def test_verdicts_take_the_accuracy_circle_into_account():
     assert square.verdict(13.2, 52.05, 8000) is None
 
 
+def test_the_polygon_plane_is_projs_azimuthal_equidistant_projection():
+    from pyproj import Transformer
+
+    square = polygon([[[13.0, 52.0], [13.1, 52.0], [13.1, 52.1], [13.0, 52.1], [13.0, 52.0]]])
+    proj = Transformer.from_crs("EPSG:4326", f"+proj=aeqd +lat_0={square.lat0} +lon_0={square.lon0} +datum=WGS84"
+                                " +units=m", always_xy=True)
+    for lon, lat in ((13.0, 52.0), (13.3, 52.4), (12.5, 51.6), (13.05, 52.05)):
+        ours, theirs = square._to_plane(lon, lat), proj.transform(lon, lat)
+        assert abs(ours[0] - theirs[0]) < 1e-6 and abs(ours[1] - theirs[1]) < 1e-6
+
+
 class Routes:
     def routes(self, event_type: str) -> tuple[int, ...]:
         return (1,) if event_type == "GEOFENCE" else ()
