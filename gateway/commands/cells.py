@@ -13,6 +13,7 @@ from ..locator.cells_import import CellRowError, ImportSummary, import_cells
 from . import store_of
 
 SHOWN_BAD_ROWS = 20
+PROGRESS_EVERY = 100_000
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -39,18 +40,27 @@ def import_file(args: argparse.Namespace) -> int:
     def write(batch: list[tuple]) -> None:
         store.write_with(sql.upsert, batch)
 
+    tty = sys.stderr.isatty()
+    shown = [0]  # the last multiple of PROGRESS_EVERY reported
+
     def progress(summary: ImportSummary) -> None:
-        print(f"\r{summary.imported} cell(s) imported, {len(summary.bad)} bad row(s)", end="", file=sys.stderr)
+        """On a terminal one line kept up to date; elsewhere (a log) a line per 100,000 cells."""
+        text = f"{summary.imported} cell(s) imported, {len(summary.bad)} bad row(s)"
+        if tty:
+            print(f"\r{text}", end="", file=sys.stderr)
+        elif summary.imported // PROGRESS_EVERY > shown[0]:
+            shown[0] = summary.imported // PROGRESS_EVERY
+            print(text, file=sys.stderr)
 
     try:
-        summary = import_cells(args.file, write, progress if sys.stderr.isatty() else None)
+        summary = import_cells(args.file, write, progress)
     except FileNotFoundError:
         raise CommandError(f"{args.file} does not exist") from None
     except CellRowError as exc:
         raise CommandError(str(exc)) from None
     finally:
         store.close()
-    if sys.stderr.isatty():
+    if tty:
         print(file=sys.stderr)
     for line, reason in summary.bad[:SHOWN_BAD_ROWS]:
         print(f"  line {line}: {reason}", file=sys.stderr)
