@@ -22,7 +22,6 @@ from inspector.committer import GroupCommitter
 from inspector.sqlite import SqliteStore
 from integrators.manager import IntegrationManager
 
-from .locator.service import Locator
 from .api.app import build_api
 from .coap_site import build_site
 from .connectivity.disconnect import open_disconnect_client
@@ -30,6 +29,7 @@ from .connectivity.radius import RadiusAccountingServer, start_radius
 from .connectivity.service import ConnectivityService
 from .control import ControlServer
 from .follow import StoreFollower
+from .locator.service import Locator
 from .onboarding import BootstrapResource
 from .psk import PskService
 from .templates import TemplateService

@@ -105,9 +105,7 @@ class Pipeline:
         elif self.locator is None:
             self.committer.submit(Pending(message, [event], ack, [position]))
         else:
-            pending = self.locator.pending(sim, position, [event], ack)
-            pending.message = message
-            self.committer.submit(pending)
+            self.committer.submit(self.locator.pending(sim, position, [event], ack, message))
 
     def emit(self, event: EventRecord, ack: tuple | None = None) -> None:
         """Store and route an event that is not a device message (lifecycle, errors, tests).

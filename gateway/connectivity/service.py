@@ -21,8 +21,8 @@ from inspector import bindings as sql
 from inspector.records import BindingRow, EventRecord, Pending, Sim
 
 from .. import events
-from .limits import data_limit_bytes
 from ..locator.service import cell_from_uli
+from .limits import data_limit_bytes
 from .location import rat_name
 from .radius import AccountingRecord
 

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 from inspector import cells as cell_sql
 from inspector import geofences as sql
 from inspector.geofences import GeofenceRow
-from inspector.records import EventRecord, Pending, PositionRecord, Sim
+from inspector.records import EventRecord, MessageRecord, Pending, PositionRecord, Sim
 
 from .. import events
 from .geometry import INSIDE, OUTSIDE, Shape, shape_from_stored
@@ -147,11 +147,12 @@ class Locator:
             out.append(geofence_event(sim, position, row, kind, self.router.routes("GEOFENCE")))
         return out, changes
 
-    def pending(self, sim: Sim, position: PositionRecord, events_: list[EventRecord],
-                ack: tuple | None = None) -> Pending:
-        """A Pending for a position not attached to a message (cell positions)."""
+    def pending(self, sim: Sim, position: PositionRecord, events_: list[EventRecord], ack: tuple | None = None,
+                message: MessageRecord | None = None) -> Pending:
+        """What to commit for a position: the message it came with (if any), its events, the
+        GEOFENCE events it causes and the new geofence states, in one transaction."""
         more, changes = self.judge(sim, position)
-        return Pending(None, events_ + more, ack, [position], extra=states_writer(changes))
+        return Pending(message, events_ + more, ack, [position], extra=states_writer(changes))
 
     # cells ----------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from typing import Any
 from inspector.records import Sim
 
 from ..locator.service import cell_from_object4
-
 from .formats import decode
 from .objects import ObjectRegistry
 from .path import LwM2MPath
