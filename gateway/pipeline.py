@@ -42,13 +42,16 @@ class Router(Protocol):
 
 
 def position_of(sim: Sim, received_ms: int, protocol: str, values: dict[str, float]) -> PositionRecord | None:
-    """The GPS position in a message's location values (``lat``/``long``), if it has a valid one."""
+    """The GPS position in a message's location values (``lat``/``long``, and ``accuracy`` in
+    metres when the device reported one, as LwM2M object 6 resource 3), if it has a valid one."""
     lat, lon = values.get("lat"), values.get("long")
     if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)) or isinstance(lat, bool):
         return None
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         return None
-    return PositionRecord(sim.iccid, received_ms, "GPS", protocol, float(lat), float(lon))
+    accuracy = values.get("accuracy")
+    return PositionRecord(sim.iccid, received_ms, "GPS", protocol, float(lat), float(lon),
+                          float(accuracy) if isinstance(accuracy, (int, float)) else None)
 
 
 def now_ms() -> int:

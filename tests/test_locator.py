@@ -322,7 +322,9 @@ async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start
         "name": "area", "type": "polygon", "coordinates": SQUARE, "eventSources": ["GPS"]})
     client = await registered_client(api.gateway, DEVICE)
     try:
-        await client.send({"/6/0/0": 52.05, "/6/0/1": 13.05})  # inside the square
+        # inside the square, but its radius (object 6 resource 3) reaches out: nothing yet
+        await client.send({"/6/0/0": 52.05, "/6/0/1": 13.05, "/6/0/3": 6000.0})
+        await client.send({"/6/0/0": 52.05, "/6/0/1": 13.05, "/6/0/3": 20.0})  # wholly inside: ENTER
         await client.send({"/6/0/0": 52.06, "/6/0/1": 13.06})  # still inside: nothing
         await receiver.wait_for(1)
     finally:
@@ -339,5 +341,5 @@ async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start
     await asyncio.sleep(0.3)
     assert [(e["geofence"]["type"], e["geofence"]["id"], e["geofence"]["source"], e["geofence"]["coordinates"],
              e["geofence"]["accuracy"]) for e in receiver.events] == [
-        ("ENTER", made.body["id"], "GPS", ["13.05", "52.05"], None),
+        ("ENTER", made.body["id"], "GPS", ["13.05", "52.05"], 20.0),
         ("EXIT", made.body["id"], "GPS", ["13.05", "52.3"], None)]
