@@ -40,6 +40,19 @@ def count(conn: Any) -> dict[str, int]:
     return {radio: n for radio, n in conn.execute("SELECT radio, COUNT(*) FROM cells GROUP BY radio ORDER BY radio")}
 
 
+def add_miss(conn: Any, iccid: str, received_ms: int, protocol: str, metadata: str) -> None:
+    """A cell id the table did not know, kept for the activity route (FAILED)."""
+    conn.execute("INSERT INTO cell_misses (iccid, received_ms, protocol, metadata) VALUES (?, ?, ?, ?)",
+                 (iccid, received_ms, protocol, metadata))
+
+
+def misses(conn: Any, iccid: str, start_ms: int, end_ms: int, limit: int = 1000) -> list[tuple[int, str, str]]:
+    """(received_ms, protocol, metadata JSON) of the device's misses in the window, oldest first."""
+    return conn.execute("SELECT received_ms, protocol, metadata FROM cell_misses WHERE iccid = ? AND received_ms >= ?"
+                        " AND received_ms < ? ORDER BY received_ms, seq LIMIT ?",
+                        (iccid, start_ms, end_ms, limit)).fetchall()
+
+
 def lookup(conn: Any, mcc: int, mnc: int, cell: int, area: int | None = None,
            radios: Iterable[str] | None = None) -> Cell | None:
     """The cell with this id in this network (and area, and one of these radios, when given);

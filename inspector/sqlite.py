@@ -524,13 +524,13 @@ class SqliteStore:
         so the caller can log and count them.
         """
         conn = self.connection()
-        counts = {"messages": 0, "events": 0, "outbox": 0, "positions": 0, "admin_logs": 0}
+        counts = {"messages": 0, "events": 0, "outbox": 0, "positions": 0, "admin_logs": 0, "cell_misses": 0}
         with transaction(conn):
             counts["outbox"] = conn.execute(
                 "DELETE FROM outbox WHERE event_seq IN (SELECT seq FROM events WHERE created_ms < ?)",
                 (before_ms,)).rowcount
         for table, column in (("events", "created_ms"), ("messages", "received_ms"), ("positions", "received_ms"),
-                              ("admin_logs", "created_ms")):
+                              ("admin_logs", "created_ms"), ("cell_misses", "received_ms")):
             while True:
                 with transaction(conn):
                     n = conn.execute(

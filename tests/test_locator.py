@@ -281,9 +281,14 @@ async def test_radius_cells_become_positions_and_geofence_events(start_gateway, 
     assert boxed.body["coordinates"][0]["coordinate"] == [13.405, 52.55]
     activity = await client.get(f"/v1/locate/devices/{DEVICE.iccid}/activity")
     items = activity.body["items"]
-    assert len(items) == len(walk) + 1
+    assert [i["locationResolutionStatus"] for i in items] == ["SUCCEEDED"] * (len(walk) + 1) + ["FAILED"]
     assert items[0]["towerMetadata"] == {"MCC": "262", "MNC": "1", "LAC": "4660", "CellID": "1003"}
-    assert (items[0]["radioAccessType"], items[0]["locationResolutionStatus"]) == ("NB-IoT", "SUCCEEDED")
+    assert (items[0]["radioAccessType"], items[0]["towerLocation"]) == ("NB-IoT", {"latitude": 52.55,
+                                                                                  "longitude": 13.405})
+    assert items[-1] == {"iccid": DEVICE.iccid, "sampleTime": items[-1]["sampleTime"],
+                         "locationResolutionStatus": "FAILED", "resolutionMode": "BASIC", "radioAccessType": "NB-IoT",
+                         "towerMetadata": {"MCC": "262", "MNC": "1", "LAC": "4660", "CellID": "999"},
+                         "resolutionMetadata": {"protocol": "RADIUS", "radio": "LTE"}}
     too_long = await client.get(f"/v1/locate/devices/{DEVICE.iccid}/activity", params={
         "startDateTime": "2026-01-01T00:00:00.000Z", "endDateTime": "2026-01-09T00:00:00.000Z"})
     assert too_long.status == 400

@@ -174,6 +174,13 @@ class Locator:
             self.resolutions.labels("unknown").inc()
             log.info("cell %s-%s %s/%s of SIM %s is not in the cell table", seen.mcc, seen.mnc, seen.area, seen.cell,
                      sim.iccid, extra={"event": "cell_unknown", "iccid": sim.iccid})
+            radio = seen.radios[0] if len(seen.radios) == 1 else ""
+            missed = json.dumps({"radio": radio or None, "radioAccessType": access_type(radio, seen.rat),
+                                 "MCC": str(seen.mcc), "MNC": str(seen.mnc),
+                                 "LAC": "" if seen.area is None else str(seen.area), "CellID": str(seen.cell)},
+                                separators=(",", ":"))
+            self.committer.submit(Pending(None, extra=lambda conn: cell_sql.add_miss(conn, sim.iccid, at, protocol,
+                                                                                      missed)))
             return
         self.resolutions.labels("found").inc()
         metadata = {"protocol": protocol, "radio": found.radio, "radioAccessType": access_type(found.radio, seen.rat),

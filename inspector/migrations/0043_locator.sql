@@ -37,3 +37,12 @@ CREATE TABLE geofence_states (
     changed_ms  INTEGER NOT NULL,
     PRIMARY KEY (geofence_id, iccid)
 );
+-- Cell ids the cell table did not know (the activity route lists them as FAILED resolutions).
+CREATE TABLE cell_misses (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    iccid       TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    protocol    TEXT NOT NULL,
+    metadata    TEXT NOT NULL
+);
+CREATE INDEX cell_misses_by_device ON cell_misses (iccid, received_ms);

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from inspector import sim_list
+from inspector import cells, sim_list
 from inspector.positions import LatestFilter, PositionRow, cell_positions, device_positions, latest_positions
 
 from ..errors import bad_request, not_found
@@ -115,16 +115,26 @@ async def activity(request: web.Request) -> web.Response:
     if end - start > ACTIVITY_MAX_MS:
         raise bad_request("the window may span at most 7 days", "startDateTime")
     rows = await gateway.read(cell_positions, gateway.store, iccid, start, end)
-    items = []
-    for row in rows:
-        meta = json.loads(row.metadata) if row.metadata else {}
-        items.append({
-            "iccid": iccid, "sampleTime": format_time(row.received_ms), "locationResolutionStatus": "SUCCEEDED",
-            "resolutionMode": "BASIC", "radioAccessType": meta.get("radioAccessType", "4G"),
-            "towerLocation": {"latitude": row.lat, "longitude": row.lon},
-            "towerMetadata": {k: str(meta.get(k, "")) for k in ("MCC", "MNC", "LAC", "CellID")},
-            "resolutionMetadata": {"protocol": row.protocol, "radio": meta.get("radio"), "accuracy": row.accuracy}})
-    return json_response({"items": items})
+    missed = await gateway.read(gateway.store.read_with, cells.misses, iccid, start, end)
+    found = [(row.received_ms, resolution(iccid, row.received_ms, "SUCCEEDED", row.protocol, row.metadata,
+                                          row)) for row in rows]
+    failed = [(at, resolution(iccid, at, "FAILED", protocol, metadata)) for at, protocol, metadata in missed]
+    return json_response({"items": [item for _, item in sorted(found + failed, key=lambda pair: pair[0])]})
+
+
+def resolution(iccid: str, at: int, status: str, protocol: str, metadata: str | None,
+               row: PositionRow | None = None) -> dict[str, Any]:
+    """One cell location resolution as 1NCE's activity item (a FAILED one has no towerLocation)."""
+    meta = json.loads(metadata) if metadata else {}
+    item: dict[str, Any] = {
+        "iccid": iccid, "sampleTime": format_time(at), "locationResolutionStatus": status, "resolutionMode": "BASIC",
+        "radioAccessType": meta.get("radioAccessType", "4G"),
+        "towerMetadata": {k: str(meta.get(k, "")) for k in ("MCC", "MNC", "LAC", "CellID")},
+        "resolutionMetadata": {"protocol": protocol, "radio": meta.get("radio")}}
+    if row is not None:
+        item["towerLocation"] = {"latitude": row.lat, "longitude": row.lon}
+        item["resolutionMetadata"]["accuracy"] = row.accuracy
+    return item
 
 
 def _patch(operation: dict) -> None:
@@ -145,8 +155,8 @@ def _patch_latest(operation: dict) -> None:
 
 def _patch_activity(operation: dict) -> None:
     operation["description"] = operation.get("description", "") + (
-        " nce-gateway: the device's CellTower positions (cells found in the cell table); a cell not in the "
-        "table is counted in nce_locator_cell_resolutions_total{result=\"unknown\"}, not listed.")
+        " nce-gateway: the device's cell location resolutions: SUCCEEDED for a cell found in the cell table "
+        "(its position is a CellTower position), FAILED for one it does not know (no towerLocation).")
     operation["responses"]["404"] = {"$ref": "#/components/responses/NotFoundError"}
     operation["responses"].pop("500", None)
 
