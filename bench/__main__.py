@@ -22,6 +22,7 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "replay": ("bench.replay", ["--events", "100000"]),
     "radius": ("bench.radius", ["--seconds", "6"]),
     "sms": ("bench.sms", ["--sms", "3000"]),
+    "locator": ("bench.locator", []),
 }
 
 

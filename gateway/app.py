@@ -37,6 +37,7 @@ from .controller import DeviceController
 from .duties import Duties
 from .endpoints import EndpointSwitch
 from .follow import StoreFollower
+from .locator.service import Locator
 from .onboarding import BootstrapResource
 from .psk import PskService
 from .templates import TemplateService
@@ -111,6 +112,9 @@ class Gateway:
             secrets=config.radius.clients, disconnect_port=config.radius.disconnect_port,
             store_read=lambda fn, *args: self.read(self.store.read_with, fn, *args))
         self.connectivity.expiry_check_seconds = c.expiry_check_seconds
+        self.locator = Locator(self.store, self.committer, self.integrations, read=self.read,
+                               registry=self.metrics.registry)
+        self.pipeline.locator = self.connectivity.locator = self.locator
         self.radius: RadiusAccountingServer | None = None
         self.radius_port = 0
         coap = config.coap
@@ -168,6 +172,7 @@ class Gateway:
         await self.read(self.templates.reload)
         await self.read(self.endpoints.load)
         await self.committer.write(self.plugins.load)
+        await self.read(self.locator.load)
         await self.committer.write(self.integrations.sync_config, cfg)
         self.committer.start()
         await self.duties.start()
@@ -322,6 +327,7 @@ class Gateway:
             self.udp.endpoint.close()
         if self.coap_context is not None:
             await self.coap_context.shutdown()
+        await self.locator.drain()  # cell lookups under way still store their positions
         await self.committer.flush()
         if self._api_runner is not None:
             await self._api_runner.cleanup()

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "gateway.commands.demo",
     "gateway.commands.secrets",
     "gateway.commands.sms",
+    "gateway.commands.cells",
 )
 
 

@@ -130,6 +130,14 @@ def network_event(sim: Sim, created_ms: int, network_event_type: str, descriptio
     return EventRecord(event_id, "NETWORK_EVENT", sim.iccid, created_ms, _dumps(body), routes)
 
 
+def geofence(sim: Sim, created_ms: int, geofence: dict[str, Any], routes: tuple[int, ...] = ()) -> EventRecord:
+    """A GEOFENCE event: a device entered or left a geofence (docs/locator.md)."""
+    event_id = new_event_id()
+    body = _envelope(event_id, "GEOFENCE", created_ms, sim)
+    body["geofence"] = geofence
+    return EventRecord(event_id, "GEOFENCE", sim.iccid, created_ms, _dumps(body), routes)
+
+
 def usage(sim: Sim, created_ms: int, usage_record: dict[str, Any], routes: tuple[int, ...] = ()) -> EventRecord:
     """A USAGE event (the gateway's own type): the data one accounting report added."""
     event_id = new_event_id()

@@ -42,13 +42,16 @@ class Router(Protocol):
 
 
 def position_of(sim: Sim, received_ms: int, protocol: str, values: dict[str, float]) -> PositionRecord | None:
-    """The GPS position in a message's location values (``lat``/``long``), if it has a valid one."""
+    """The GPS position in a message's location values (``lat``/``long``, and ``accuracy`` in
+    metres when the device reported one, as LwM2M object 6 resource 3), if it has a valid one."""
     lat, lon = values.get("lat"), values.get("long")
     if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)) or isinstance(lat, bool):
         return None
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         return None
-    return PositionRecord(sim.iccid, received_ms, "GPS", protocol, float(lat), float(lon))
+    accuracy = values.get("accuracy")
+    return PositionRecord(sim.iccid, received_ms, "GPS", protocol, float(lat), float(lon),
+                          float(accuracy) if isinstance(accuracy, (int, float)) else None)
 
 
 def now_ms() -> int:
@@ -62,6 +65,7 @@ class Pipeline:
         self.router = router
         self.translator = translator
         self.clock = clock
+        self.locator: Any = None  # gateway.locator.service.Locator: geofence events for GPS positions
 
     def uplink(self, sim: Sim, protocol: str, payload: bytes, topic: str | None = None,
                ack: tuple | None = None) -> None:
@@ -99,7 +103,12 @@ class Pipeline:
         position = position_of(sim, received_ms, protocol, locations) if locations else None
         message = MessageRecord(sim.iccid, protocol, received_ms, payload, topic,
                                 events.encode_json(value), None, event.event_id)
-        self.committer.submit(Pending(message, [event], ack, [position] if position else None))
+        if position is None:
+            self.committer.submit(Pending(message, [event], ack))
+        elif self.locator is None:
+            self.committer.submit(Pending(message, [event], ack, [position]))
+        else:
+            self.committer.submit(self.locator.pending(sim, position, [event], ack, message))
 
     def emit(self, event: EventRecord, ack: tuple | None = None) -> None:
         """Store and route an event that is not a device message (lifecycle, errors, tests).

@@ -59,10 +59,12 @@ class PositionRecord:
 
     iccid: str
     received_ms: int
-    source: str  # GPS
+    source: str  # GPS or CellTower
     protocol: str
     lat: float
     lon: float
+    accuracy: float | None = None  # metres (a cell's range); None for GPS
+    metadata: str | None = None  # JSON: the cell of a CellTower position
 
 
 @dataclass(slots=True)

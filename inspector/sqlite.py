@@ -338,7 +338,7 @@ class SqliteStore:
             if pending.bindings:
                 binding_rows.extend(pending.bindings)
             if pending.positions:
-                positions.extend((p.iccid, p.received_ms, p.source, p.protocol, p.lat, p.lon)
+                positions.extend((p.iccid, p.received_ms, p.source, p.protocol, p.lat, p.lon, p.accuracy, p.metadata)
                                  for p in pending.positions)
             m = pending.message
             if m is not None:
@@ -377,7 +377,8 @@ class SqliteStore:
             bindings_sql.write(conn, binding_rows)
         if positions:
             conn.executemany(
-                "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO positions (iccid, received_ms, source, protocol, lat, lon, accuracy, metadata)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 positions,
             )
         for pending in batch:
@@ -531,13 +532,13 @@ class SqliteStore:
         so the caller can log and count them.
         """
         conn = self.connection()
-        counts = {"messages": 0, "events": 0, "outbox": 0, "positions": 0, "admin_logs": 0}
+        counts = {"messages": 0, "events": 0, "outbox": 0, "positions": 0, "admin_logs": 0, "cell_misses": 0}
         with transaction(conn):
             counts["outbox"] = conn.execute(
                 "DELETE FROM outbox WHERE event_seq IN (SELECT seq FROM events WHERE created_ms < ?)",
                 (before_ms,)).rowcount
         for table, column in (("events", "created_ms"), ("messages", "received_ms"), ("positions", "received_ms"),
-                              ("admin_logs", "created_ms")):
+                              ("admin_logs", "created_ms"), ("cell_misses", "received_ms")):
             while True:
                 with transaction(conn):
                     n = conn.execute(

@@ -69,7 +69,8 @@ async def test_every_page_renders_without_errors(api, chromium):
     await wait_stored(api, 1)
     watched = await signed_in(chromium, api)
     page = watched.page
-    expected = {"Dashboard": "Dashboard", "SIMs": "SIMs", "Devices": "Devices", "Energy Saver": "Energy Saver templates",
+    expected = {"Dashboard": "Dashboard", "SIMs": "SIMs", "Devices": "Devices", "Locator": "Device Locator",
+                "Energy Saver": "Energy Saver templates",
                 "Integrations": "Integrations", "Endpoints": "Device endpoints", "Users": "Users and roles"}
     for link, heading in expected.items():
         await page.get_by_role("navigation", name="Main").get_by_role("link", name=link, exact=True).click()
@@ -159,7 +160,7 @@ async def test_message_appears_live_without_reload(api, chromium):
 async def test_phone_viewport_and_keyboard(api, chromium):
     watched = await signed_in(chromium, api, viewport={"width": 390, "height": 844})
     page = watched.page
-    for path in ("", "sims", "devices", f"devices/{DEVICE.iccid}", "templates", "integrations", "users"):
+    for path in ("", "sims", "devices", f"devices/{DEVICE.iccid}", "locator", "templates", "integrations", "users"):
         await page.goto(f"http://127.0.0.1:{api.gateway.api_port}/console/{path}")
         width = await page.evaluate("() => document.documentElement.scrollWidth")
         assert width <= 390, f"/console/{path} is {width} px wide on a 390 px screen"

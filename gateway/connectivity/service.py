@@ -21,6 +21,7 @@ from inspector import bindings as sql
 from inspector.records import BindingRow, EventRecord, Pending, Sim
 
 from .. import events
+from ..locator.service import cell_from_uli
 from .limits import data_limit_bytes
 from .location import rat_name
 from . import quota
@@ -87,6 +88,7 @@ class ConnectivityService:
         self.threshold_percent = 20
         self.defaults = QuotaDefaults(self.data_quota, self.sms_quota, self.lifetime_ms)
         self.expiry_check_seconds = 3600.0
+        self.locator: Any = None  # gateway.locator.service.Locator: cell positions from the user location
 
     # start-up ---------------------------------------------------------------------------------
 
@@ -181,6 +183,10 @@ class ConnectivityService:
             block = None
         self.sessions[sim.iccid] = row
         self.committer.submit(Pending(None, evs, (self._committed, row, respond, block), bindings=[row]))
+        if self.locator is not None and rec.location and (prev is None or row.location != prev.location):
+            seen = cell_from_uli(rec.location, rat_name(row.rat_type))
+            if seen is not None:
+                self.locator.cell_seen(current, seen, "RADIUS", at)
 
     def _committed(self, row: BindingRow, respond: tuple, block: str | None) -> None:
         self.directory.bind(row.iccid, row.ip_address)

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from .api_client import ApiCallFailed, ApiClient
 from .calls import PREFIX
-from .pages import dashboard, devices, endpoints, integrations, sims, templates, users
+from .pages import dashboard, devices, endpoints, integrations, locator, sims, templates, users
 from .render import CONSOLE_KEY, FORM_NEXT, SESSION, console_of, render, session_of
 from .sessions import COOKIE, LOGIN_CSRF_COOKIE, SessionStore
 
@@ -185,7 +185,7 @@ def build_console(gateway: Any, document: dict[str, Any]) -> web.Application:
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
     app.router.add_static("/static/", STATIC)
-    for module in (dashboard, sims, devices, templates, integrations, users, endpoints):
+    for module in (dashboard, sims, devices, locator, templates, integrations, users, endpoints):
         module.add_routes(app.router)
 
     async def start(_: web.Application) -> None:

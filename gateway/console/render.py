@@ -38,7 +38,8 @@ def static(name: str) -> str:
 _env.globals["static"] = static
 
 NAV = [("dashboard", "Dashboard", "/console/"), ("sims", "SIMs", "/console/sims"),
-       ("devices", "Devices", "/console/devices"), ("templates", "Energy Saver", "/console/templates"),
+       ("devices", "Devices", "/console/devices"), ("locator", "Locator", "/console/locator"),
+       ("templates", "Energy Saver", "/console/templates"),
        ("integrations", "Integrations", "/console/integrations"), ("endpoints", "Endpoints", "/console/endpoints"),
        ("users", "Users", "/console/users")]
 

@@ -30,7 +30,8 @@ EMAIL, PASSWORD = "owner@example.com", "screenshot-password"
 SIMS = [Sim(iccid=f"89882806660000000{n}", imsi=f"9014051000000{n}", ip_address=f"127.0.0.{n}", label=label,
             status=status) for n, label, status in ((10, "pump-1", "Enabled"), (11, "meter-7", "Enabled"),
                                                     (12, "spare", "Disabled"))]
-PAGES = [("dashboard", ""), ("sims", "sims"), ("device", f"devices/{SIMS[1].iccid}"), ("templates", "templates"),
+PAGES = [("dashboard", ""), ("sims", "sims"), ("device", f"devices/{SIMS[1].iccid}"), ("locator", "locator"),
+         ("templates", "templates"),
          ("integrations", "integrations"), ("users", "users")]
 
 
@@ -55,8 +56,25 @@ async def _prepare(store_dir: Path) -> tuple[Gateway, LwM2MClient]:
     await client.send({"/3303/0/5700": 21.5})
     for lat, lon in ((52.5200, 13.4050), (52.5205, 13.4092), (52.5189, 13.4131)):
         await client.send({"/6/0/0": lat, "/6/0/1": lon})
+    await _geofences(gateway)
     await asyncio.sleep(1.5)  # the group commits of the traffic above
     return gateway, client
+
+
+async def _geofences(gateway: Gateway) -> None:
+    """A circle and a polygon for the Locator page (as the geofence route stores them)."""
+    from inspector import geofences
+    from inspector.geofences import GeofenceRow
+
+    from ..locator.geometry import circle, polygon
+
+    square = [[13.40, 52.51], [13.42, 52.51], [13.42, 52.53], [13.40, 52.53], [13.40, 52.51]]
+    for n, (name, kind, shape) in enumerate((("depot", "circle", circle([13.405, 52.52], 500)),
+                                             ("city block", "polygon", polygon([square])))):
+        row = GeofenceRow(f"00000000-0000-4000-8000-00000000000{n}", name, kind, None, shape.geometry(),
+                          ["ENTER", "EXIT"], ["GPS", "CellTower"], 1_700_000_000_000, 1_700_000_000_000)
+        await gateway.committer.write(gateway.store.write_with, geofences.insert, row)
+    await gateway.locator.reload()
 
 
 async def take(out: Path) -> list[Path]:

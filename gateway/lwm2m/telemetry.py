@@ -2,16 +2,19 @@
 
 The event payload is JSON keyed by resource path (``{"/3303/0/5700": 21.5}``); the raw CoAP
 payload is kept in the inspector beside it. Location values (object 6: resource 0 latitude,
-1 longitude) are handed to the pipeline's location sink as well.
+1 longitude, 3 radius as the accuracy) are handed to the pipeline's location sink as well.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from inspector.records import Sim
 
+from ..locator.service import cell_from_object4
 from .formats import decode
 from .objects import ObjectRegistry
 from .path import LwM2MPath
@@ -24,20 +27,25 @@ LOCATION_OBJECT = 6
 
 
 def locations_of(values: dict[str, Value]) -> dict[str, float] | None:
-    """``{"lat", "long"}`` from the first object 6 instance that has both, else None."""
+    """``{"lat", "long"}`` from the first object 6 instance that has both, else None; with
+    ``accuracy`` when the instance has a non-negative resource 3 (Radius, metres)."""
     instances: dict[str, dict[int, Any]] = {}
     for path, value in values.items():
         if not path.startswith("/6/"):
             continue
         parts = path.split("/")
-        if len(parts) != 4 or parts[3] not in ("0", "1"):
+        if len(parts) != 4 or parts[3] not in ("0", "1", "3"):
             continue
         instances.setdefault(parts[2], {})[int(parts[3])] = value
     for iid in sorted(instances, key=lambda s: int(s) if s.isdigit() else 0):
         found = instances[iid]
         lat, lon = found.get(0), found.get(1)
         if _number(lat) and _number(lon):
-            return {"lat": float(lat), "long": float(lon)}
+            out = {"lat": float(lat), "long": float(lon)}
+            radius = found.get(3)
+            if _number(radius) and math.isfinite(radius) and radius >= 0:
+                out["accuracy"] = float(radius)
+            return out
     return None
 
 
@@ -61,3 +69,8 @@ class Telemetry:
             self.received.inc()
         self.pipeline.translated(sim, PROTOCOL, payload, values_to_json(values), ack=ack,
                                  locations=locations_of(values))
+        locator = getattr(self.pipeline, "locator", None)
+        if locator is not None and any(path.startswith("/4/") for path in values):
+            seen = cell_from_object4(values)
+            if seen is not None:
+                locator.cell_seen(sim, seen, PROTOCOL, time.time_ns() // 1_000_000)

@@ -410,7 +410,7 @@ EVENT_DESCRIPTIONS = {
     "LIFECYCLE": "A device life-cycle change, such as its first registration.",
     "ERROR": "An error of a device, a translation, a location or an integration.",
     "LOCATION": "A new position of a device (GPS values or cell tower).",
-    "GEOFENCE": "A device entered or left a geofence.",
+    "GEOFENCE": "A device entered or left a geofence (ENTER/EXIT; accuracy in metres for cell positions).",
     "TEST_MESSAGE": "Sent by the test and restart routes of an integration; always delivered.",
     "MO_SMS": "An SMS sent by a device (mobile-originated), received from the SMSC (nce-gateway; docs/sms.md).",
 }
@@ -430,7 +430,7 @@ EVENT_EXAMPLES = {
                  "location": {"source": "GPS", "coordinates": ["13.4050", "52.5200"]}},
     "GEOFENCE": {**_HEAD, "type": "GEOFENCE", "device": _DEVICE,
                  "geofence": {"id": "fence-1", "name": "depot", "coordinates": ["13.4050", "52.5200"],
-                              "source": "GPS", "type": "ENTER"}},
+                              "source": "CellTower", "type": "ENTER", "accuracy": 300.0}},
     "TEST_MESSAGE": {**_HEAD, "type": "TEST_MESSAGE", "integration": {"id": "<integration_id>", "name": "my-webhook"}},
     "MO_SMS": {**_HEAD, "type": "MO_SMS", "device": _DEVICE,
                "sms": {"msisdn": "882285100000001", "destinationAddress": "1234", "dcs": 0,
