@@ -35,6 +35,7 @@ from .templates import TemplateService
 from .config import GatewayConfig
 from .identity import SimRegistry
 from .lwm2m.service import LwM2MService
+from . import runtime
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .transports.block1 import Block1Limits, bound_block1
@@ -61,6 +62,7 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.metrics = Metrics()
+        runtime.register_gc_metrics(self.metrics.registry)
         self.metrics.registry.register(DtlsCollector(lambda: self.coaps.dtls if self.coaps is not None else None))
         self.store = SqliteStore(config.store.path, config.store.synchronous, config.store.secrets_key())
         self._readers = ThreadPoolExecutor(4, thread_name_prefix="store-reader")
@@ -290,12 +292,15 @@ class Gateway:
             await asyncio.sleep(self.config.store.purge_interval_seconds)
 
 
-async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> None:
-    """Run a gateway until ``stop`` is set (or SIGINT/SIGTERM)."""
+async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, *, tune_gc: bool = False) -> None:
+    """Run a gateway until ``stop`` is set (or SIGINT/SIGTERM); ``tune_gc`` freezes the start-up
+    heap and raises the collector's thresholds once it listens (gateway/runtime.py)."""
     import signal
 
     gateway = Gateway(config)
     await gateway.start()
+    if tune_gc:
+        runtime.tune_gc()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
