@@ -77,3 +77,35 @@ def test_a_constraint_failure_raises_like_executemany():
     conn.execute("CREATE TABLE u (k INTEGER PRIMARY KEY)")
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed: u.k"):
         multirow.insert(conn, "INSERT INTO u (k)", [(1,), (2,), (1,)])
+
+
+def test_group_commit_stores_a_batch_larger_than_one_statement(tmp_path):
+    """SqliteStore.commit writes messages, events and outbox rows with multi-row INSERTs: 250
+    uplinks span three statements per table (111 rows of 9 message columns each) and come back
+    exactly, in order, with consecutive sequence numbers."""
+    from inspector.records import EventRecord, MessageRecord, Pending
+    from inspector.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "s.db")
+    batch = [Pending(MessageRecord(f"8988280670{i % 7:09d}", "COAP", 1_000 + i, bytes([i % 256]) * 3, "t/a",
+                                   None, None, f"e{i}"),
+                     [EventRecord(f"e{i}", "TELEMETRY_DATA", f"8988280670{i % 7:09d}", 1_000 + i, f"body{i}",
+                                  (1, 2) if i % 2 else ())])
+             for i in range(250)]
+    store.commit(batch)
+    store.commit(batch[:3])  # the next commit continues the sequences
+    conn = store.connection()
+    messages = conn.execute("SELECT seq, iccid, received_ms, payload, event_id FROM messages ORDER BY seq").fetchall()
+    assert len(messages) == 253
+    assert messages[0] == (1, "8988280670000000000", 1_000, b"\x00\x00\x00", "e0")
+    assert messages[249] == (250, "8988280670000000004", 1_249, b"\xf9\xf9\xf9", "e249")
+    assert messages[252] == (253, "8988280670000000002", 1_002, b"\x02\x02\x02", "e2")
+    assert [m[0] for m in messages] == list(range(1, 254))
+    events = conn.execute("SELECT seq, id, body FROM events ORDER BY seq").fetchall()
+    assert events[:2] == [(1, "e0", "body0"), (2, "e1", "body1")] and events[-1] == (253, "e2", "body2")
+    outbox = conn.execute("SELECT integration_id, event_seq FROM outbox ORDER BY seq").fetchall()
+    # odd uplinks go to integrations 1 and 2: 125 of the first commit, 1 of the second
+    assert len(outbox) == 252
+    assert outbox[:4] == [(1, 2), (2, 2), (1, 4), (2, 4)] and outbox[-2:] == [(1, 252), (2, 252)]
+    assert conn.execute("SELECT protocol, message_seq FROM latest WHERE iccid = '8988280670000000002'"
+                        ).fetchall() == [("COAP", 253)]
