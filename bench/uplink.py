@@ -66,7 +66,8 @@ def per_core(stats: LoadStats, cpu: float) -> float:
     return stats.acknowledged / cpu if cpu else float("nan")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[tuple]:
+    """Run the rounds, print the table, return its rows (for tests)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sims", type=int, default=200)
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
                      "(all threads) over the run's wall time. msgs per server CPU-s: answered messages per second "
                      "of server CPU, the figure the 'per gateway core' target is about; the last column divides it "
                      "by the bare echo's figure measured in the same round (the issue's 1.0x target).")
+    return rows
 
 
 if __name__ == "__main__":
