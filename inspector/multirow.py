@@ -22,12 +22,13 @@ MAX_PARAMETERS = 999  # SQLITE_MAX_VARIABLE_NUMBER before 3.32; newer builds all
 
 
 @lru_cache(maxsize=256)
-def statement(head: str, columns: int, rows: int) -> str:
-    """``head`` (``INSERT INTO t (a, b)``) followed by ``rows`` groups of ``columns`` placeholders."""
+def statement(head: str, columns: int, rows: int, tail: str = "") -> str:
+    """``head`` (``INSERT INTO t (a, b)``) followed by ``rows`` groups of ``columns`` placeholders,
+    then ``tail`` (e.g. an ``ON CONFLICT ... DO UPDATE`` clause)."""
     if columns < 1 or rows < 1:
         raise ValueError(f"a multi-row INSERT needs at least one column and one row, not {columns} x {rows}")
     group = "(" + ", ".join("?" * columns) + ")"
-    return f"{head} VALUES " + ", ".join(itertools.repeat(group, rows))
+    return f"{head} VALUES " + ", ".join(itertools.repeat(group, rows)) + (f" {tail}" if tail else "")
 
 
 def chunk_rows(columns: int, limit: int = MAX_PARAMETERS) -> int:
@@ -35,10 +36,13 @@ def chunk_rows(columns: int, limit: int = MAX_PARAMETERS) -> int:
     return max(1, limit // columns)
 
 
-def insert(conn: Any, head: str, rows: Sequence[Sequence[Any]], *, limit: int = MAX_PARAMETERS) -> int:
+def insert(conn: Any, head: str, rows: Sequence[Sequence[Any]], *, tail: str = "",
+           limit: int = MAX_PARAMETERS) -> int:
     """Insert ``rows`` (tuples of equal length) with as few statements as the parameter limit
     allows; returns the number of statements run. ``conn`` is a DB-API connection with
-    ``execute`` (the caller holds the transaction)."""
+    ``execute`` (the caller holds the transaction). ``tail`` ends every statement; an upsert
+    must not list the same key twice in one call (PostgreSQL refuses that, SQLite would apply
+    both in order)."""
     if not rows:
         return 0
     columns = len(rows[0])
@@ -50,6 +54,6 @@ def insert(conn: Any, head: str, rows: Sequence[Sequence[Any]], *, limit: int = 
     statements = 0
     for start in range(0, len(flat), step):
         part = flat[start:start + step]
-        conn.execute(statement(head, columns, len(part) // columns), part)
+        conn.execute(statement(head, columns, len(part) // columns, tail), part)
         statements += 1
     return statements

@@ -349,11 +349,9 @@ class SqliteStore:
         if messages:
             multirow.insert(conn, "INSERT INTO messages (seq, iccid, protocol, received_ms, topic, payload,"
                             " translated, error, event_id)", messages)
-            conn.executemany(
-                "INSERT INTO latest (iccid, protocol, message_seq) VALUES (?, ?, ?)"
-                " ON CONFLICT (iccid, protocol) DO UPDATE SET message_seq = excluded.message_seq",
-                [(k[0], k[1], v) for k, v in latest.items()],
-            )
+            multirow.insert(conn, "INSERT INTO latest (iccid, protocol, message_seq)",
+                            [(k[0], k[1], v) for k, v in latest.items()],
+                            tail="ON CONFLICT (iccid, protocol) DO UPDATE SET message_seq = excluded.message_seq")
         if events:
             multirow.insert(conn, "INSERT INTO events (seq, id, type, iccid, created_ms, body)", events)
         if outbox:

@@ -109,3 +109,16 @@ def test_group_commit_stores_a_batch_larger_than_one_statement(tmp_path):
     assert outbox[:4] == [(1, 2), (2, 2), (1, 4), (2, 4)] and outbox[-2:] == [(1, 252), (2, 252)]
     assert conn.execute("SELECT protocol, message_seq FROM latest WHERE iccid = '8988280670000000002'"
                         ).fetchall() == [("COAP", 253)]
+
+
+def test_an_upsert_tail_ends_every_statement():
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE latest (k TEXT PRIMARY KEY, v INTEGER)")
+    conn.execute("INSERT INTO latest VALUES ('a', 1), ('b', 2)")
+    tail = "ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+    assert multirow.statement("INSERT INTO latest (k, v)", 2, 2, tail) == (
+        "INSERT INTO latest (k, v) VALUES (?, ?), (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v")
+    assert multirow.insert(conn, "INSERT INTO latest (k, v)", [("b", 20), ("c", 30), ("d", 40)], tail=tail,
+                           limit=4) == 2
+    assert conn.execute("SELECT k, v FROM latest ORDER BY k").fetchall() == [("a", 1), ("b", 20), ("c", 30),
+                                                                             ("d", 40)]
