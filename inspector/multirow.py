@@ -4,8 +4,8 @@
 commit's thousands of message, event and outbox rows that per-row overhead showed in the
 writer thread's profile. One ``INSERT ... VALUES (...), (...), ...`` per chunk of rows does the
 same work in fewer statement executions. The SQL text for a given chunk size is built once and
-cached, so SQLite's statement cache reuses the prepared statement (at most two sizes per table
-are live at a time: the full chunk and the remainder).
+cached, so the sqlite3 module's statement cache reuses the prepared full-chunk statement; the
+remainder (fewer rows) varies from batch to batch and may be prepared again, once per commit.
 
 Multi-row VALUES is standard SQL (PostgreSQL has it too). The chunk keeps the number of bound
 parameters under SQLite's historical limit of 999 host parameters, whatever the SQLite build.
