@@ -23,10 +23,10 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 
 @contextlib.contextmanager
 def child(args: Sequence[str], ready: str = "ready", timeout: float = 30.0,
-          env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+          env: dict[str, str] | None = None, cwd: str | None = None) -> Iterator[subprocess.Popen]:
     """Run a process until the block ends; wait for a line containing ``ready`` on its stdout."""
     process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, env={**os.environ, **(env or {})})
+                               text=True, env={**os.environ, **(env or {})}, cwd=cwd)
     try:
         deadline = time.monotonic() + timeout
         assert process.stdout is not None

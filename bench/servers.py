@@ -1,6 +1,6 @@
 """Baseline servers for the uplink benchmark, each run in its own process.
 
-    python -m bench.servers echo PORT      bare asyncio UDP: answers a CoAP ACK 2.04 per datagram
+    python -m bench.servers echo PORT [uvloop]   bare asyncio UDP: answers a CoAP ACK 2.04 per datagram
     python -m bench.servers radius-echo PORT   bare asyncio UDP: a 20-byte Accounting-Response per datagram
     python -m bench.servers aiocoap PORT   bare aiocoap server: one resource answering 2.04
     python -m bench.servers webhook PORT CERT KEY   HTTPS receiver (aiohttp): reads the body, answers 200
@@ -106,6 +106,11 @@ if __name__ == "__main__":
         asyncio.run(webhook(port, sys.argv[3], sys.argv[4]))
     elif kind == "http10":
         http10(port, sys.argv[3], sys.argv[4])
+    elif kind == "echo" and sys.argv[3:] == ["uvloop"]:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(echo(port))
     else:
         asyncio.run({"echo": echo, "aiocoap": bare_aiocoap,
                      "radius-echo": lambda p: echo(p, _RadiusEcho)}[kind](port))

@@ -44,6 +44,7 @@ from .templates import TemplateService
 from .config import GatewayConfig
 from .identity import SimRegistry
 from .lwm2m.service import LwM2MService
+from . import runtime
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .plugins import PluginHost, PluginTranslator
@@ -73,6 +74,7 @@ class Gateway:
         self.config = config
         self.slot = slot_from_environ()  # worker k of N under a supervisor, else 0 of 1
         self.metrics = Metrics()
+        runtime.register_gc_metrics(self.metrics.registry)
         if self.slot.several:
             Gauge("nce_worker_restarts", "How often the supervisor restarted this worker's slot", ["worker"],
                   registry=self.metrics.registry).labels(str(self.slot.index)).set(
@@ -360,12 +362,15 @@ class Gateway:
             await asyncio.sleep(self.config.store.purge_interval_seconds)
 
 
-async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> None:
-    """Run a gateway until ``stop`` is set (or SIGINT/SIGTERM)."""
+async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, *, tune_gc: bool = False) -> None:
+    """Run a gateway until ``stop`` is set (or SIGINT/SIGTERM); ``tune_gc`` freezes the start-up
+    heap and raises the collector's thresholds once it listens (gateway/runtime.py)."""
     import signal
 
     gateway = Gateway(config)
     await gateway.start()
+    if tune_gc:
+        runtime.tune_gc()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from . import bindings as bindings_sql
 from . import savings as savings_sql
+from . import multirow
 from .records import EventRecord, OutboxItem, Pending, Sim
 from .schema import migrations
 from .secretbox import MARK, SecretBox, SecretsKeyError, is_sealed
@@ -352,25 +353,15 @@ class SqliteStore:
                 for integration_id in e.routes:
                     outbox.append((integration_id, ev_seq, e.iccid))
         if messages:
-            conn.executemany(
-                "INSERT INTO messages (seq, iccid, protocol, received_ms, topic, payload, translated, error,"
-                " event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                messages,
-            )
-            conn.executemany(
-                "INSERT INTO latest (iccid, protocol, message_seq) VALUES (?, ?, ?)"
-                " ON CONFLICT (iccid, protocol) DO UPDATE SET message_seq = excluded.message_seq",
-                [(k[0], k[1], v) for k, v in latest.items()],
-            )
+            multirow.insert(conn, "INSERT INTO messages (seq, iccid, protocol, received_ms, topic, payload,"
+                            " translated, error, event_id)", messages)
+            multirow.insert(conn, "INSERT INTO latest (iccid, protocol, message_seq)",
+                            [(k[0], k[1], v) for k, v in latest.items()],
+                            tail="ON CONFLICT (iccid, protocol) DO UPDATE SET message_seq = excluded.message_seq")
         if events:
-            conn.executemany(
-                "INSERT INTO events (seq, id, type, iccid, created_ms, body) VALUES (?, ?, ?, ?, ?, ?)",
-                events,
-            )
+            multirow.insert(conn, "INSERT INTO events (seq, id, type, iccid, created_ms, body)", events)
         if outbox:
-            conn.executemany(
-                "INSERT INTO outbox (integration_id, event_seq, iccid) VALUES (?, ?, ?)", outbox
-            )
+            multirow.insert(conn, "INSERT INTO outbox (integration_id, event_seq, iccid)", outbox)
         if messages:
             savings_sql.add_savings(conn, messages)  # Energy Saver's bytes saved, in this transaction
         if binding_rows:
