@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from .. import bindings as bindings_sql
 from ..records import EventRecord, OutboxItem, Pending, Sim
-from .migrations import migrations
+from .migrations import migrations, split_sql
 from .errors import StoreError
 from ..secretbox import MARK, SecretBox, SecretsKeyError, is_sealed
 
@@ -253,6 +253,7 @@ class SqliteStore:
         the old DTLS key stays valid for ``grace_ms`` (``psk_previous``), in the same transaction."""
         created_ms = created_ms if created_ms is not None else now_ms()
         with transaction(self.connection()) as conn:
+            self._serialize(conn, "psk", iccid)
             old = conn.execute("SELECT key FROM psks WHERE iccid = ? ORDER BY created_ms DESC LIMIT 1",
                                (iccid,)).fetchone()
             conn.execute(
@@ -318,7 +319,7 @@ class SqliteStore:
     def commit_in(self, conn: sqlite3.Connection, batch: Sequence[Pending]) -> None:
         """The body of :meth:`commit`, inside a transaction the caller holds (so a repository
         write and its events can be one transaction)."""
-        msg_seq, ev_seq = self._last_sequences(conn)
+        msg_seq, ev_seq = self._take_sequences(conn, batch)
         messages = []
         latest: dict[tuple[str, str], int] = {}
         events = []
@@ -373,12 +374,16 @@ class SqliteStore:
             if pending.extra is not None:
                 pending.extra(conn)
 
-    @staticmethod
-    def _last_sequences(conn: sqlite3.Connection) -> tuple[int, int]:
-        """The highest sequence numbers ever used for messages and events (sqlite_sequence
-        remembers them after the rows are gone; explicit inserts keep it up to date)."""
+    def _take_sequences(self, conn: sqlite3.Connection, batch: Sequence[Pending]) -> tuple[int, int]:
+        """The last message and event numbers before ``batch``: the batch numbers its rows from
+        there. SQLite: the highest ever used (sqlite_sequence remembers them after the rows are
+        gone; explicit inserts keep it up to date); the one writer keeps them from being taken twice."""
         used = dict(conn.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN ('messages', 'events')"))
         return used.get("messages", 0), used.get("events", 0)
+
+    def _serialize(self, conn: sqlite3.Connection, *key: str) -> None:
+        """Inside a write transaction: wait for other writers of ``key`` (a read-then-write that
+        must not interleave). SQLite's one writer already does; PostgreSQL takes a lock."""
 
     def last_sequence(self, name: str) -> int:
         """The highest number given out by sequence ``name`` ('messages', 'events'): SQLite's one
@@ -589,18 +594,4 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def _split_sql(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies (``BEGIN ... END;``) whole."""
-    statements: list[str] = []
-    current: list[str] = []
-    for line in script.splitlines():
-        if not line.strip():
-            continue
-        current.append(line)
-        text = "\n".join(current)
-        if sqlite3.complete_statement(text):
-            statements.append(text.strip())
-            current = []
-    if "\n".join(current).strip():
-        raise StoreError("incomplete SQL statement in a migration")
-    return statements
+_split_sql = split_sql  # the name tests and older callers import
