@@ -10,7 +10,12 @@ The rest of the gateway calls :func:`open_store` and never asks which backend ru
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import StoreError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from .sqlite import SqliteStore
 
 __all__ = ["StoreError", "StoreUnavailable", "open_store", "sqlite_path"]
 
@@ -22,8 +27,9 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
-def open_store(url: str, synchronous: str = "full", secrets_key: str | None = None):  # noqa: ANN201 (a backend)
-    """The store at ``url``: ``sqlite:///relative/or//absolute/path`` or ``postgresql://...``."""
+def open_store(url: str, synchronous: str = "full", secrets_key: str | None = None) -> SqliteStore:
+    """The store at ``url``: ``sqlite:///relative/or//absolute/path`` or ``postgresql://...``
+    (a PostgresStore, which is a SqliteStore with the PostgreSQL differences: see postgres.py)."""
     path = sqlite_path(url)
     if path is not None:
         from .sqlite import SqliteStore

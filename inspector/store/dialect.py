@@ -27,6 +27,7 @@ stmt; END``                     the body uses neither NEW nor OLD (version count
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 #: tables partitioned by range of a column on PostgreSQL (daily partitions, see postgres.py)
@@ -39,7 +40,7 @@ _INSTR = re.compile(r"\binstr\(", re.IGNORECASE)
 _INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.IGNORECASE)
 
 
-def _outside_quotes(sql: str, change) -> str:  # noqa: ANN001 (a str -> str function)
+def _outside_quotes(sql: str, change: Callable[[str], str]) -> str:
     """``change`` applied to the parts of ``sql`` outside '...' literals and "..." names."""
     parts = re.split(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")", sql)
     return "".join(part if i % 2 else change(part) for i, part in enumerate(parts))

@@ -98,12 +98,12 @@ class PgConnection:
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> PgCursor:
         cursor = self._conn.cursor()
-        self._run(lambda: cursor.execute(translate(sql), _params(params)))  # type: ignore[arg-type]
+        self._run(lambda: cursor.execute(translate(sql), _params(params)))
         return PgCursor(self, cursor)
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> PgCursor:
         cursor = self._conn.cursor()
-        self._run(lambda: cursor.executemany(translate(sql), [_params(r) for r in rows]))  # type: ignore[arg-type]
+        self._run(lambda: cursor.executemany(translate(sql), [_params(r) for r in rows]))
         return PgCursor(self, cursor)
 
     def _run(self, call: Any) -> None:
@@ -249,7 +249,7 @@ class PostgresStore(SqliteStore):
             if start + DAY_MS > before_ms:
                 break
             with transaction(self.connection()) as conn:  # type: ignore[arg-type]
-                dropped += int(conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0])  # type: ignore[index]
+                dropped += int(conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
                 conn.execute(f"DROP TABLE {name}")
             log.info("daily partition dropped", extra={"event": "partition_dropped", "partition": name})
         counts = super().purge(before_ms, chunk)

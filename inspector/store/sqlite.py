@@ -324,7 +324,7 @@ class SqliteStore:
         latest: dict[tuple[str, str], int] = {}
         events = []
         outbox = []
-        positions = []
+        positions: list[tuple[object, ...]] = []
         binding_rows = []
         for pending in batch:
             if pending.bindings:
@@ -486,7 +486,8 @@ class SqliteStore:
             (integration_id, after_seq, limit),
         )
         # A replayed row (inspector/replay.py) delivers the stored event marked "replayed": true.
-        return [OutboxItem(*row[:5], mark_replayed(row[5]) if row[8] else row[5], *row[6:8]) for row in rows]
+        return [OutboxItem(row[0], row[1], row[2], row[3], row[4], mark_replayed(row[5]) if row[8] else row[5],
+                           row[6], row[7]) for row in rows]
 
     def outbox_depth(self, integration_id: int) -> int:
         return self.connection().execute(
