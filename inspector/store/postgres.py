@@ -50,8 +50,10 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-def _params(params: Iterable[Any]) -> list[Any]:
+def _params(params: Iterable[Any] | dict[str, Any]) -> list[Any] | dict[str, Any]:
     # SQLite stores booleans as integers; PostgreSQL would refuse a boolean for a BIGINT column
+    if isinstance(params, dict):
+        return {k: int(v) if isinstance(v, bool) else v for k, v in params.items()}
     return [int(p) if isinstance(p, bool) else p for p in params]
 
 
