@@ -9,7 +9,10 @@ store and overrides only where the two databases behave differently:
 - **Sequence numbers** (messages, events): SQLite's one writer hands them out; here a commit takes
   them with ``UPDATE store_sequences ... RETURNING``, whose row lock is held to the commit, so
   numbers become visible in increasing order (``last_sequence`` = N means all rows <= N are visible).
-- **Read-then-write** (a PSK rotation reads the old key): a transaction-level advisory lock per key.
+- **One writer at a time**, as SQLite: ``transaction()`` (``BEGIN IMMEDIATE``) takes a
+  transaction-level advisory lock, so the repositories that read then write (quotas, a PSK
+  rotation reading the old key) stay correct with several processes; readers never wait (MVCC).
+  Finer locks (per key: ``_serialize``) are in place for when this one is relaxed (issue #16, item 2).
 - **Retention**: ``messages`` is partitioned by day (``received_ms``); ``purge`` drops the
   partitions that lie wholly before the limit (instant, no dead rows) and deletes the rest by rows.
 - **Errors**: a lost connection raises :class:`StoreUnavailable` (nothing was committed; the next
@@ -43,6 +46,7 @@ log = logging.getLogger("nce.store")
 
 DAY_MS = 86_400_000
 MIGRATION_LOCK = 0x4E4345  # pg_advisory_xact_lock key while migrating ("NCE")
+WRITER_LOCK = 0x4E434557  # pg_advisory_xact_lock key of every write transaction ("NCEW")
 
 
 def redact(url: str) -> str:
@@ -98,9 +102,13 @@ class PgConnection:
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"PostgreSQL at {redact(url)}: {str(exc).strip()}") from None
 
-    def execute(self, sql: str, params: Iterable[Any] = ()) -> PgCursor:
+    def execute(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> PgCursor:
         cursor = self._conn.cursor()
         self._run(lambda: cursor.execute(translate(sql), _params(params)))
+        if sql == "BEGIN IMMEDIATE":
+            # SQLite's BEGIN IMMEDIATE makes this the only writer until COMMIT, and the repositories
+            # written for it (quotas, read-then-write) rely on that: the same here, across processes.
+            self._run(lambda: cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,)))
         return PgCursor(self, cursor)
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> PgCursor:
