@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 _server: tuple[str, str] | None = None  # (admin URL, folder)
+_control: list[str] = []  # pg_ctl command prefix of our own server (as_user + pg_ctl -D data)
 
 
 def _binaries() -> Path | None:
@@ -61,10 +62,14 @@ def _start() -> tuple[str, str]:
     port = _free_port()
     subprocess.run([*as_user, str(binaries / "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
                     "--no-sync", "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
+    with open(os.path.join(data, "postgresql.conf"), "a", encoding="utf-8") as conf:  # kept across restarts
+        conf.write(f"\nport = {port}\nunix_socket_directories = '{folder}'\nlisten_addresses = '127.0.0.1'\n"
+                   "max_connections = 200\n")
     log = os.path.join(folder, "server.log")
-    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "60", "start", "-o",
-                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"],
+    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "60", "start"],
                    check=True, capture_output=True)
+
+    _control[:] = [*as_user, str(binaries / "pg_ctl"), "-D", data, "-l", log]
 
     def stop() -> None:
         subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", data, "-m", "immediate", "stop"],
@@ -106,3 +111,13 @@ def fresh_database() -> str:
                 raise
             time.sleep(0.2)
     return admin.rsplit("/", 1)[0] + "/" + name
+
+
+def server_down_and_up(down: float = 0.0) -> None:
+    """Stop our own server (fast: connections cut), wait ``down`` seconds, start it again.
+    Skips when the tests use a server of the machine (NCE_TEST_PG_URL): we do not restart that."""
+    if os.environ.get("NCE_TEST_PG_URL") or not _control:
+        pytest.skip("the PostgreSQL server is not ours to restart (NCE_TEST_PG_URL)")
+    subprocess.run([*_control, "-m", "fast", "-w", "stop"], check=True, capture_output=True)
+    time.sleep(down)
+    subprocess.run([*_control, "-w", "-t", "60", "start"], check=True, capture_output=True)

@@ -232,3 +232,33 @@ def test_postgresql_retention_drops_whole_days() -> None:
 def test_a_bad_url_is_refused_with_the_reason() -> None:
     with pytest.raises(StoreError, match="neither sqlite:///path nor postgresql://"):
         open_store("mysql://localhost/x")
+
+
+@pytest.mark.postgresql
+def test_postgresql_restart_refuses_commits_while_down_and_recovers_by_itself() -> None:
+    """Nothing is acknowledged that is not committed: while the server is down a commit raises
+    StoreUnavailable; once it is back the same store object commits again, numbering going on."""
+    import pg_support
+    from inspector.store import StoreUnavailable
+
+    store = open_store(pg_support.fresh_database())
+    store.commit([uplink(1, sim(1).iccid, NOW)])
+    done = threading.Event()
+
+    def restart() -> None:
+        pg_support.server_down_and_up(down=1.0)
+        done.set()
+
+    threading.Thread(target=restart).start()
+    refused = 0
+    while not done.is_set():
+        try:
+            store.commit([uplink(2, sim(1).iccid, NOW)])
+        except StoreUnavailable:
+            refused += 1
+    assert refused > 0
+    committed = store.last_sequence("messages")
+    store.commit([uplink(3, sim(1).iccid, NOW)])
+    assert store.last_sequence("messages") == committed + 1
+    assert len(store.messages()) == committed + 1  # every number given out is a committed message
+    store.close()

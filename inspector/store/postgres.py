@@ -125,6 +125,8 @@ class PgConnection:
             if self._conn.closed or self._conn.broken:
                 raise StoreUnavailable(f"PostgreSQL at {redact(self.url)}: {str(exc).strip()}") from None
             raise StoreError(str(exc).strip()) from None
+        except psycopg.Error as exc:  # one error tree: the rest of the gateway never sees psycopg's
+            raise StoreError(str(exc).strip()) from exc
 
     @property
     def closed(self) -> bool:
