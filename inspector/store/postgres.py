@@ -29,9 +29,9 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -44,6 +44,7 @@ from .sqlite import SqliteStore, now_ms, transaction
 
 log = logging.getLogger("nce.store")
 
+T = TypeVar("T")
 DAY_MS = 86_400_000
 MIGRATION_LOCK = 0x4E4345  # pg_advisory_xact_lock key while migrating ("NCE")
 WRITER_LOCK = 0x4E434557  # pg_advisory_xact_lock key of every write transaction ("NCEW")
@@ -64,26 +65,30 @@ def _params(params: Iterable[Any] | dict[str, Any]) -> list[Any] | dict[str, Any
 class PgCursor:
     """The part of sqlite3.Cursor the store's code uses."""
 
-    def __init__(self, conn: PgConnection, cursor: psycopg.Cursor[Any]) -> None:
+    def __init__(self, conn: PgConnection, cursor: psycopg.Cursor[Any] | None) -> None:
         self._conn = conn
         self._cursor = cursor
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        return self._cursor.fetchone() if self._cursor.description is not None else None
+        if self._cursor is None or self._cursor.description is None:
+            return None
+        return self._conn._run(self._cursor.fetchone)
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return self._cursor.fetchall() if self._cursor.description is not None else []
+        if self._cursor is None or self._cursor.description is None:
+            return []
+        return self._conn._run(self._cursor.fetchall)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         return iter(self.fetchall())
 
     @property
     def rowcount(self) -> int:
-        return self._cursor.rowcount
+        return self._cursor.rowcount if self._cursor is not None else -1
 
     @property
     def description(self) -> Any:
-        return self._cursor.description
+        return self._cursor.description if self._cursor is not None else None
 
     @property
     def lastrowid(self) -> int | None:
@@ -103,7 +108,9 @@ class PgConnection:
             raise StoreUnavailable(f"PostgreSQL at {redact(url)}: {str(exc).strip()}") from None
 
     def execute(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> PgCursor:
-        cursor = self._conn.cursor()
+        if sql == "ROLLBACK" and self.closed:
+            return PgCursor(self, None)  # the server ended the transaction with the connection
+        cursor = self._run(self._conn.cursor)
         self._run(lambda: cursor.execute(translate(sql), _params(params)))
         if sql == "BEGIN IMMEDIATE":
             # SQLite's BEGIN IMMEDIATE makes this the only writer until COMMIT, and the repositories
@@ -112,13 +119,13 @@ class PgConnection:
         return PgCursor(self, cursor)
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> PgCursor:
-        cursor = self._conn.cursor()
+        cursor = self._run(self._conn.cursor)
         self._run(lambda: cursor.executemany(translate(sql), [_params(r) for r in rows]))
         return PgCursor(self, cursor)
 
-    def _run(self, call: Any) -> None:
+    def _run(self, call: Callable[[], T]) -> T:
         try:
-            call()
+            return call()
         except psycopg.errors.IntegrityError as exc:
             raise sqlite3.IntegrityError(str(exc).strip().splitlines()[0]) from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
