@@ -17,6 +17,7 @@ from inspector import accounts, history
 from inspector.records import EventRecord, MessageRecord, Pending, Sim
 from inspector.store import StoreError, open_store
 from inspector.store.interfaces import Store
+from inspector.store.sqlite import transaction
 
 DAY_MS = 86_400_000
 NOW = 1_796_000_000_000  # a fixed "now" (2026-11-29) so day boundaries are known
@@ -262,3 +263,12 @@ def test_postgresql_restart_refuses_commits_while_down_and_recovers_by_itself() 
     assert store.last_sequence("messages") == committed + 1
     assert len(store.messages()) == committed + 1  # every number given out is a committed message
     store.close()
+
+
+def test_a_store_migrated_by_a_newer_gateway_is_refused(store_url: str) -> None:
+    store = open_store(store_url, "normal")
+    with transaction(store.connection()) as conn:
+        conn.execute("INSERT INTO schema_migrations (name, applied_ms) VALUES (?, ?)", ("9999_future", NOW))
+    store.close()
+    with pytest.raises(StoreError, match="schema migration\\(s\\) 9999_future that this gateway does not know"):
+        open_store(store_url, "normal")

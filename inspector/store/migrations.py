@@ -23,6 +23,14 @@ def migrations() -> list[tuple[str, str]]:
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
+def refuse_unknown(where: str, applied: set[str], known: list[str]) -> None:
+    """Refuse a database with migrations this gateway does not know (a newer gateway wrote it)."""
+    unknown = applied - set(known)
+    if unknown:
+        raise StoreError(f"{where} has schema migration(s) {', '.join(sorted(unknown))} that this gateway does "
+                         "not know: it was written by a newer version; upgrade the gateway")
+
+
 def postgres_migrations() -> list[tuple[str, list[str]]]:
     """(name, statements) for PostgreSQL: each SQL file translated (store/dialect.py), or its
     override ``migrations/postgresql/NAME.sql`` where translation cannot do it; files found only

@@ -39,7 +39,7 @@ from ..records import Pending
 from ..secretbox import SecretBox, SecretsKeyError
 from .dialect import translate
 from .errors import StoreError, StoreUnavailable
-from .migrations import postgres_migrations
+from .migrations import postgres_migrations, refuse_unknown
 from .sqlite import SqliteStore, now_ms, transaction
 
 log = logging.getLogger("nce.store")
@@ -173,12 +173,6 @@ class PostgresStore(SqliteStore):
             self._local.conn = conn
         return conn
 
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
     def _migrate(self) -> None:
         conn = self.connection()
         with transaction(conn):  # type: ignore[arg-type]
@@ -186,11 +180,7 @@ class PostgresStore(SqliteStore):
             conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_ms BIGINT)")
             applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
             known = postgres_migrations()
-            unknown = applied - {name for name, _ in known}
-            if unknown:
-                raise StoreError(
-                    f"{self.path} has schema migration(s) {', '.join(sorted(unknown))} that this gateway does "
-                    "not know: it was written by a newer version; upgrade the gateway")
+            refuse_unknown(self.path, applied, [name for name, _ in known])
             for name, statements in known:
                 if name in applied:
                     continue

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from .. import bindings as bindings_sql
 from ..records import EventRecord, OutboxItem, Pending, Sim
-from .migrations import migrations, split_sql
+from .migrations import migrations, refuse_unknown, split_sql
 from .errors import StoreError
 from ..secretbox import MARK, SecretBox, SecretsKeyError, is_sealed
 
@@ -92,11 +92,7 @@ class SqliteStore:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_ms INTEGER)")
             applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
         known = migrations()
-        unknown = applied - {name for name, _ in known}
-        if unknown:
-            raise StoreError(
-                f"{self.path} has schema migration(s) {', '.join(sorted(unknown))} that this gateway does "
-                "not know: it was written by a newer version; upgrade the gateway")
+        refuse_unknown(self.path, applied, [name for name, _ in known])
         for name, script in known:
             if name in applied:
                 continue
