@@ -10,6 +10,9 @@ Rules that hold for every aggregate:
 - **Uniqueness is the database's job.** Where a name or key must be unique the schema has a
   constraint and the write is an upsert (``INSERT ... ON CONFLICT``), never check-then-insert:
   two processes writing at once cannot create duplicates.
+- **One writer at a time.** Every write transaction (``sqlite.transaction``) excludes the others:
+  SQLite's write lock, PostgreSQL's transaction-level advisory lock. Repositories that read then
+  write in one transaction (quotas, a PSK rotation) may rely on it; readers never wait.
 - **Versions for followers.** Each repository has a ``*_version()`` counter that a trigger moves
   in the same transaction as every change, so a process that polls it (gateway/follower.py) sees
   a change exactly when the rows changed.
