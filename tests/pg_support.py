@@ -116,8 +116,17 @@ def fresh_database() -> str:
 def server_down_and_up(down: float = 0.0) -> None:
     """Stop our own server (fast: connections cut), wait ``down`` seconds, start it again.
     Skips when the tests use a server of the machine (NCE_TEST_PG_URL): we do not restart that."""
-    if os.environ.get("NCE_TEST_PG_URL") or not _control:
-        pytest.skip("the PostgreSQL server is not ours to restart (NCE_TEST_PG_URL)")
-    subprocess.run([*_control, "-m", "fast", "-w", "stop"], check=True, capture_output=True)
+    server_down()
     time.sleep(down)
+    server_up()
+
+
+def server_down() -> None:
+    """Stop our own server (fast: connections cut); skip with a server of the machine."""
+    if os.environ.get("NCE_TEST_PG_URL") or not _control:
+        pytest.skip("the PostgreSQL server is not ours to stop (NCE_TEST_PG_URL)")
+    subprocess.run([*_control, "-m", "fast", "-w", "stop"], check=True, capture_output=True)
+
+
+def server_up() -> None:
     subprocess.run([*_control, "-w", "-t", "60", "start"], check=True, capture_output=True)

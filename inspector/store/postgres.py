@@ -45,6 +45,7 @@ from .sqlite import SqliteStore, now_ms, transaction
 log = logging.getLogger("nce.store")
 
 T = TypeVar("T")
+_SAFE_AGAIN = re.compile(r"\s*(SELECT\b|BEGIN\b)", re.IGNORECASE)
 DAY_MS = 86_400_000
 MIGRATION_LOCK = 0x4E4345  # pg_advisory_xact_lock key while migrating ("NCE")
 WRITER_LOCK = 0x4E434557  # pg_advisory_xact_lock key of every write transaction ("NCEW")
@@ -102,14 +103,29 @@ class PgConnection:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"PostgreSQL at {redact(url)}: {str(exc).strip()}") from None
+            raise StoreUnavailable(f"PostgreSQL at {redact(self.url)}: {str(exc).strip()}") from None
 
     def execute(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> PgCursor:
         if sql == "ROLLBACK" and self.closed:
             return PgCursor(self, None)  # the server ended the transaction with the connection
+        idle = self._conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        try:
+            return self._execute(sql, params)
+        except StoreUnavailable:
+            # The connection died while idle (a server restart): a read, or the BEGIN of a
+            # transaction, did nothing yet, so it is safe once more on a new connection.
+            if not (idle and _SAFE_AGAIN.match(sql)):
+                raise
+            self._conn = self._connect()
+            return self._execute(sql, params)
+
+    def _execute(self, sql: str, params: Iterable[Any] | dict[str, Any]) -> PgCursor:
         cursor = self._run(self._conn.cursor)
         self._run(lambda: cursor.execute(translate(sql), _params(params)))
         if sql == "BEGIN IMMEDIATE":
