@@ -90,8 +90,8 @@ class Outbox(Protocol):
 @runtime_checkable
 class SimRepository(Protocol):
     """SIM master data. **The ICCID is the key** (an upsert replaces the other columns); the IP
-    address and the IMSI are unique among SIMs (a constraint: an import that would give one
-    address to two SIMs is refused whole). Address bindings (inspector/bindings.py) go through
+    address is unique among SIMs (a constraint: an import that would give one address to two
+    SIMs is refused whole, ``StoreError``). Address bindings (inspector/bindings.py) go through
     :meth:`Repositories.write_with` in the same transaction as the traffic that caused them."""
 
     def all_sims(self) -> list[Sim]:
