@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .errors import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
-    from .sqlite import SqliteStore
+    from .interfaces import Store
 
 __all__ = ["StoreError", "StoreUnavailable", "open_store", "sqlite_path"]
 
@@ -27,9 +27,9 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
-def open_store(url: str, synchronous: str = "full", secrets_key: str | None = None) -> SqliteStore:
+def open_store(url: str, synchronous: str = "full", secrets_key: str | None = None) -> Store:
     """The store at ``url``: ``sqlite:///relative/or//absolute/path`` or ``postgresql://...``
-    (a PostgresStore, which is a SqliteStore with the PostgreSQL differences: see postgres.py)."""
+    (mypy checks here that both backends satisfy the interfaces)."""
     path = sqlite_path(url)
     if path is not None:
         from .sqlite import SqliteStore
