@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= examples/gateway.toml
 FUZZ_RUNS ?= 200000
 
-.PHONY: install run test test-firmware-deep bench fuzz demo c-example console-screenshots clean-venv
+.PHONY: install run test test-pg test-pg-gateway typecheck test-firmware-deep bench fuzz demo c-example console-screenshots clean-venv
 
 ## install: create .venv and install the project with its test tools
 install: $(STAMP)
@@ -27,6 +27,23 @@ run: $(STAMP)
 ## test: the whole test suite (real sockets on loopback)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## test-pg: only the PostgreSQL tests (store contract on PostgreSQL, gateway end to end); starts a
+## server of its own from Debian's postgresql package, or uses $$NCE_TEST_PG_URL
+test-pg: $(STAMP)
+	$(BIN)/python -m pytest -m postgresql
+	$(MAKE) test-pg-gateway
+
+## test-pg-gateway: gateway-level API tests again with the store on PostgreSQL (NCE_TEST_STORE, tests/conftest.py
+## make_config); tests that open the SQLite file themselves or run the CLI against it are left out ("not cli")
+PG_GATEWAY_TESTS := tests/test_api_inspector.py tests/test_api_integrations.py tests/test_api_psk.py \
+	tests/test_api_lwm2m_actions.py tests/test_retention.py tests/test_api_connectivity.py tests/test_replay.py
+test-pg-gateway: $(STAMP)
+	NCE_TEST_STORE=postgresql $(BIN)/python -m pytest $(PG_GATEWAY_TESTS) -k "not cli"
+
+## typecheck: mypy over the store package and the typed seams ([tool.mypy] in pyproject.toml)
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 ## test-firmware-deep: generated C/Python encoders against the decoder on 500 Hypothesis templates each
 test-firmware-deep: $(STAMP)

@@ -46,13 +46,15 @@ def child(args: Sequence[str], ready: str = "ready", timeout: float = 30.0,
 
 
 def coap_gateway_config(directory: Path, coap_port: int, extra: str = "", *, name: str = "bench",
-                        synchronous: str = "full") -> Path:
+                        synchronous: str = "full", store_url: str = "") -> Path:
     """A TOML file for a gateway child process serving only plain CoAP on ``coap_port`` (no UDP,
-    no CoAPs, API on an ephemeral port), its store in ``directory``; ``extra`` adds sections."""
+    no CoAPs, API on an ephemeral port), its store in ``directory`` (or at ``store_url``);
+    ``extra`` adds sections."""
     path = directory / f"{name}.toml"
     path.write_text(f"""
 [store]
 path = "{directory / f'{name}.db'}"
+url = "{store_url}"
 synchronous = "{synchronous}"
 [udp]
 enabled = false
@@ -82,6 +84,23 @@ def receiver_tls(directory: Path) -> tuple[str, str, str]:
     cert.cert_chain_pems[0].write_to_path(cert_file)
     cert.private_key_pem.write_to_path(key_file)
     return ca_file, cert_file, key_file
+
+
+def processes_cpu(name: str) -> float:
+    """CPU seconds used so far by every process called ``name`` that we may read (a local
+    PostgreSQL's backends, which do the database's share of the work)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        if stat.split("(", 1)[1].rsplit(")", 1)[0] == name:
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def process_cpu(pid: int) -> float:

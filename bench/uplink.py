@@ -2,10 +2,15 @@
 
     python -m bench.uplink [--seconds 10] [--sims 200] [--window 256] [--loop uvloop] [--workers 1,2]
     python -m bench.uplink --compare --repeats 3 --ab /work/main   # interleaved A/B rounds
+    python -m bench.uplink --postgres URL   # the gateway on PostgreSQL beside SQLite
 
 Measured in the same run, with the same load generator: a bare asyncio UDP echo and a bare
 aiocoap server answering 2.04 (no work at all). The gateway runs as its own process with its
 default durability (``store.synchronous = "full"``: one WAL fsync per group commit).
+
+``--postgres postgresql://user@host/db`` adds the gateway on PostgreSQL (``store.url``): the
+benchmark creates a database of its own on that server (the user needs CREATEDB) and drops it
+afterwards. The server's CPU (processes called ``postgres`` on this machine) is shown apart.
 """
 
 from __future__ import annotations
@@ -14,17 +19,22 @@ import argparse
 import os
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from firmware_examples.loadgen import LoadStats, run_coap_load, source_ips
 from inspector.records import Sim
 from inspector.sqlite import SqliteStore
+from inspector.store import open_store
 
-from .common import child, coap_gateway_config, free_port, print_table, process_cpu
+from .common import child, coap_gateway_config, free_port, print_table, process_cpu, processes_cpu
 
 
-def gateway_config(directory: Path, coap_port: int, synchronous: str) -> Path:
-    return coap_gateway_config(directory, coap_port, '[log]\nlevel = "WARNING"\n', synchronous=synchronous)
+def gateway_config(directory: Path, coap_port: int, synchronous: str, store_url: str = "") -> Path:
+    return coap_gateway_config(directory, coap_port, '[log]\nlevel = "WARNING"\n', synchronous=synchronous,
+                               store_url=store_url)
 
 
 def bench_sims(ips: list[str]) -> list[Sim]:
@@ -84,6 +94,26 @@ def run_gateway(ips: list[str], args: argparse.Namespace, synchronous: str, loop
     return stats, cpu, stored
 
 
+def run_gateway_on_postgres(ips: list[str], args: argparse.Namespace) -> tuple[LoadStats, float, int, float]:
+    """The gateway (synchronous=full) on a new database of the server at ``--postgres``; also
+    returns the CPU seconds the server's ``postgres`` processes used meanwhile."""
+    with bench_database(args.postgres) as url, tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        config = gateway_config(Path(tmp), port, "full", store_url=url)
+        store = open_store(url)
+        store.upsert_sims(bench_sims(ips))
+        command = ["-m", "gateway", "serve", "--config", str(config)]
+        if args.loop != "asyncio":
+            command += ["--loop", args.loop]
+        with child(command, ready="listening", env={"NCE_PROCESS_WORKERS": "1"}) as process:
+            before = processes_cpu("postgres")
+            stats, cpu = measure(process.pid, port, ips, args.seconds, args.window)
+            used = processes_cpu("postgres") - before
+        stored = store.connection().execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        store.close()
+    return stats, cpu, stored, used
+
+
 def per_core(stats: LoadStats, cpu: float) -> float:
     return stats.acknowledged / cpu if cpu else float("nan")
 
@@ -104,6 +134,8 @@ def main(argv: list[str] | None = None) -> list[tuple]:
                         help="also run the gateway of another checkout (e.g. /work/main) in every round")
     parser.add_argument("--workers", default="", metavar="N,M",
                         help="gateway worker processes to compare, e.g. 1,2 (synchronous=full each)")
+    parser.add_argument("--postgres", metavar="URL", default="",
+                        help="also measure the gateway on PostgreSQL (a database of its own on this server)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -115,6 +147,7 @@ def main(argv: list[str] | None = None) -> list[tuple]:
         parser.error("--workers: each count must be at least 1")
     ips = source_ips(args.sims)
     rows = []
+    db_cpu: dict[str, float] = {}
     for round_ in range(1, args.repeats + 1):
         tag = f"#{round_} " if args.repeats > 1 else ""
         results: list[tuple[str, LoadStats, float]] = [
@@ -134,9 +167,15 @@ def main(argv: list[str] | None = None) -> list[tuple]:
         if args.ab:
             stats, cpu, stored = run_gateway(ips, args, "full", args.loop, args.ab)
             results.append((f"{tag}gateway of {args.ab} (full, {stored:,} stored)", stats, cpu))
+        if args.postgres:
+            stats, cpu, stored, used = run_gateway_on_postgres(ips, args)
+            name = f"{tag}gateway on PostgreSQL ({args.loop}, {stored:,} stored)"
+            results.append((name, stats, cpu))
+            db_cpu[name] = used
         echo = per_core(*results[0][1:])
         rows += [(name, s.rate, s.percentile(50) * 1000, s.percentile(99) * 1000, sum(s.failed.values()),
-                  f"{cpu / s.seconds:.0%}", per_core(s, cpu), f"{per_core(s, cpu) / echo:.2f}" if cpu else "-")
+                  f"{cpu / s.seconds:.0%}" + (f" (+ db {db_cpu[name] / s.seconds:.0%})" if name in db_cpu else ""),
+                  per_core(s, cpu), f"{per_core(s, cpu) / echo:.2f}" if cpu and echo else "-")
                  for name, s, cpu in results]
     print_table(f"Uplink: CoAP CON POST, {args.sims} SIMs, {args.window} in flight, {args.seconds:g} s, "
                 f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
@@ -146,8 +185,26 @@ def main(argv: list[str] | None = None) -> list[tuple]:
                      "generator shares the machine with the server). server busy: the server process's CPU time "
                      "(all threads) over the run's wall time. msgs per server CPU-s: answered messages per second "
                      "of server CPU, the figure the 'per gateway core' target is about; the last column divides it "
-                     "by the bare echo's figure measured in the same round (the issue's 1.0x target).")
+                     "by the bare echo's figure measured in the same round (the issue's 1.0x target); "
+                     "on PostgreSQL the database's own CPU (+ db) is not in it.")
     return rows
+
+
+@contextmanager
+def bench_database(server_url: str) -> Iterator[str]:
+    """A new database on the server at ``server_url`` for one run, dropped afterwards."""
+    import psycopg
+
+    name = f"nce_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base, _, rest = server_url.partition("?")
+    url = base.rsplit("/", 1)[0] + "/" + name + (f"?{rest}" if rest else "")
+    try:
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from inspector import bindings as bindings_sql
 from inspector import os_state
 from inspector import savings as savings_sql
 from inspector.committer import GroupCommitter
-from inspector.sqlite import SqliteStore
+from inspector.sqlite import SqliteStore  # noqa: F401 (annotations)
 from integrators.manager import IntegrationManager
 
 from .api.app import build_api
@@ -80,7 +80,7 @@ class Gateway:
                   registry=self.metrics.registry).labels(str(self.slot.index)).set(
                 int(os.environ.get("NCE_WORKER_RESTARTS", "0")))
         self.metrics.registry.register(DtlsCollector(lambda: self.coaps.dtls if self.coaps is not None else None))
-        self.store = SqliteStore(config.store.path, config.store.synchronous, config.store.secrets_key())
+        self.store = config.store.open()
         self._readers = ThreadPoolExecutor(4, thread_name_prefix="store-reader")
         self.committer = GroupCommitter(self.store, max_batch=config.store.max_batch,
                                         observers=[self.metrics])

@@ -54,6 +54,8 @@ def _text_override(value: str, variable: str) -> _FromEnvironment:
 @dataclass
 class StoreConfig:
     path: str = "data/gateway.db"
+    # "sqlite:///path" (default: the file at ``path``) or "postgresql://user@host/db" (docs/operations.md)
+    url: str = ""
     retention_days: float = 7.0
     # "full": one fsync of the WAL per group commit (durable across power loss);
     # "normal": durable across a process crash, not across power loss.
@@ -64,6 +66,15 @@ class StoreConfig:
     # webhook header values, AWS external ids); NCE_SECRETS_KEY (the key itself) wins over it.
     # Empty and no NCE_SECRETS_KEY: secrets are kept plain in the (0600) store.
     secrets_key_file: str = ""
+
+    def resolved_url(self) -> str:
+        """``url`` if set, else the SQLite file at ``path``."""
+        return self.url or f"sqlite:///{self.path}"
+
+    def open(self):  # noqa: ANN201 (the backend's store class)
+        """The store this config names (inspector.store.open_store)."""
+        from inspector.store import open_store
+        return open_store(self.resolved_url(), self.synchronous, self.secrets_key())
 
     def secrets_key(self, environ: Mapping[str, str] | None = None) -> str | None:
         """The key from NCE_SECRETS_KEY or ``secrets_key_file``, else None."""
@@ -530,6 +541,8 @@ def _validate(cfg: GatewayConfig) -> None:
         raise ConfigError("api.login_max_pending_checks: must be at least 1")
     if cfg.api.login_window_seconds <= 0 or cfg.api.test_timeout_seconds <= 0:
         raise ConfigError("api.login_window_seconds/test_timeout_seconds: must be positive")
+    if cfg.store.url and not cfg.store.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("store.url: must be sqlite:///path or postgresql://...")
     if cfg.store.synchronous not in ("full", "normal"):
         raise ConfigError("store.synchronous: must be 'full' or 'normal'")
     if cfg.store.retention_days <= 0:

@@ -36,6 +36,12 @@ class PayloadTranslator(Protocol):
         """The translation for this protocol's active template, or None when none is active."""
 
 
+class Submitter(Protocol):
+    """Where accepted messages go to become durable (inspector.committer.GroupCommitter)."""
+
+    def submit(self, pending: Pending) -> None: ...
+
+
 class Router(Protocol):
     def routes(self, event_type: str) -> tuple[int, ...]:
         """Ids of the integrations an event of this type goes to."""
@@ -59,7 +65,7 @@ def now_ms() -> int:
 
 
 class Pipeline:
-    def __init__(self, committer: Any, router: Router, *, translator: PayloadTranslator | None = None,
+    def __init__(self, committer: Submitter, router: Router, *, translator: PayloadTranslator | None = None,
                  clock: Callable[[], int] = now_ms) -> None:
         self.committer = committer
         self.router = router

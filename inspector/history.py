@@ -47,8 +47,7 @@ class MessageRow:
 
 def high_water_mark(store: Any) -> int:
     """The highest message sequence number ever committed (0 when none)."""
-    row = store.connection().execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
-    return row[0] if row else 0
+    return store.last_sequence("messages")
 
 
 def _where(q: HistoryQuery) -> tuple[str, str, list[Any]]:

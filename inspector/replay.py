@@ -53,8 +53,7 @@ def window(store: Any, integration_id: int, *, since_ms: int, until_ms: int | No
         raise ReplayRefused(f"the window is empty: until ({_iso(until)}) is not after since ({_iso(since_ms)})")
     if not event_types:
         raise ReplayRefused("none of the requested event types is delivered to this integration")
-    row = store.connection().execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-    return ReplayWindow(integration_id, since_ms, until, iccid, tuple(event_types), row[0] if row else 0)
+    return ReplayWindow(integration_id, since_ms, until, iccid, tuple(event_types), store.last_sequence("events"))
 
 
 def _iso(ms: int) -> str:

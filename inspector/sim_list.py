@@ -36,12 +36,13 @@ def _where(filters: Mapping[str, str]) -> tuple[str, list[Any]]:
 
 
 def _order(sort: Iterable[tuple[str, bool]]) -> str:
-    """``[(column, descending)]`` → ORDER BY; the ICCID always breaks ties (stable pages)."""
+    """``[(column, descending)]`` → ORDER BY; the ICCID always breaks ties (stable pages). Empty
+    values sort as the smallest on every backend (PostgreSQL's default is the opposite)."""
     parts = []
     for column, descending in sort:
         if column not in FILTERABLE:
             raise ValueError(f"cannot sort by {column}")
-        parts.append(f"{column} {'DESC' if descending else 'ASC'}")
+        parts.append(f"{column} {'DESC NULLS LAST' if descending else 'ASC NULLS FIRST'}")
     if not any(p.startswith("iccid ") for p in parts):
         parts.append("iccid ASC")
     return " ORDER BY " + ", ".join(parts)

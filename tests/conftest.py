@@ -113,6 +113,9 @@ def make_config(tmp_path: Path, **sections: Any) -> GatewayConfig:
     """A config on ephemeral ports with a store in tmp_path."""
     config = load_config(environ={})
     config.store.path = str(tmp_path / "gateway.db")
+    if os.environ.get("NCE_TEST_STORE") == "postgresql":  # the store-facing suite on PostgreSQL
+        import pg_support
+        config.store.url = pg_support.fresh_database()
     config.store.synchronous = "normal"
     config.udp.bind = config.coap.bind = config.coaps.bind = "127.0.0.1"
     config.udp.port = config.coap.port = config.coaps.port = config.api.port = 0

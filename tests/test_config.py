@@ -52,6 +52,7 @@ json_payload_enabled = true
      "webhooks[1].name: 'a' is used twice"),
     ("[[webhooks]]\nurl = 'https://x'", "webhooks[0]:"),
     ("[store\n", "config file"),
+    ("[store]\nurl = 'mysql://db/x'", "store.url: must be sqlite:///path or postgresql://..."),
 ])
 def test_errors_name_the_key(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -132,3 +133,9 @@ def test_the_issue_17_examples(tmp_path):
     with pytest.raises(ConfigError, match=r"^webhooks\[0\].retry_schedule\[0\]: expected a number, got '5'$"):
         load_config(path, environ={})
     assert load_config(environ={"NCE_LOG_LEVEL": "DEBUG", "NCE_UDP_PORT": " 5000 "}).udp.port == 5000
+
+
+def test_store_url_defaults_to_the_sqlite_path_and_comes_from_the_environment(tmp_path):
+    assert load_config(environ={}).store.resolved_url() == "sqlite:///data/gateway.db"
+    config = load_config(environ={"NCE_STORE_URL": "postgresql://nce@db.example/nce"})
+    assert config.store.resolved_url() == "postgresql://nce@db.example/nce"

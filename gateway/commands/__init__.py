@@ -24,14 +24,14 @@ def config_of(args: argparse.Namespace) -> GatewayConfig:
 
 def store_of(args: argparse.Namespace) -> SqliteStore:
     config = config_of(args)
-    return SqliteStore(config.store.path, config.store.synchronous, config.store.secrets_key())
+    return config.store.open()
 
 
 def in_force(args: argparse.Namespace) -> None:
     """After a command changed the store: log the change (administration log), then return once
     the running gateway applies it (gateway/control.py), so the next line of a script can rely on it."""
     config = config_of(args)
-    store = SqliteStore(config.store.path, config.store.synchronous, config.store.secrets_key())
+    store = config.store.open()
     try:
         audit.record_cli_change(store, args)  # the administration log (gateway/audit.py)
     finally:

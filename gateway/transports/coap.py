@@ -39,7 +39,7 @@ from .sockets import UdpEndpoint
 
 log = logging.getLogger("nce.coap")
 
-UPLINK_PATHS = ([], [b"data"])
+UPLINK_PATHS: tuple[list[bytes], ...] = ([], [b"data"])
 
 
 class Link(Protocol):
@@ -55,7 +55,9 @@ class Link(Protocol):
     def refusal_reason(self) -> str: ...
 
 
-FastHandler = Callable[[Any, wire.Request, Sim], None]
+FastHandler = Callable[["Link", wire.Request, Sim], None]
+#: a new request's exchange, from begin_exchange to reply: ((link key, message id), fingerprint)
+Exchange = tuple[tuple[Hashable, int], int]
 
 
 class CoapService:
@@ -103,7 +105,7 @@ class CoapService:
         self._next_mid = (self._next_mid + 1) & 0xFFFF
         return self._next_mid
 
-    def handle(self, link: Any, data: bytes, dispatch: Any) -> None:
+    def handle(self, link: Link, data: bytes, dispatch: Any) -> None:
         """One datagram (plaintext) from ``link``; ``dispatch(link, data)`` hands it to aiocoap."""
         sim = link.sim()
         if sim is None:
@@ -164,14 +166,14 @@ class CoapService:
         self.exchanges.begin(key, print_)
         self.pipeline.uplink(sim, "COAP", req.payload, topic, (self._acknowledge, link, key, print_, answer))
 
-    def _misfit(self, link: Any, req: wire.Request) -> None:
+    def _misfit(self, link: Link, req: wire.Request) -> None:
         """A type and code that do not fit together (RFC 7252 §4.2-4.3, §12.1): malformed,
         dropped here instead of one aiocoap warning per datagram."""
         self.metrics.reject("COAP", "malformed")
         self.undecodable.note(f"type {req.mtype} with code {req.code >> 5}.{req.code & 31:02d}",
                               event="coap_malformed", source=link.address[0])
 
-    def begin_exchange(self, link: Any, req: wire.Request) -> Hashable | None:
+    def begin_exchange(self, link: Link, req: wire.Request) -> Exchange | None:
         """For a fast handler: the exchange of a new request (to pass to :meth:`reply`), or None
         for a retransmission (which has been answered again here, or is still being processed)."""
         key = (link.key, req.mid)
@@ -185,7 +187,7 @@ class CoapService:
         self.exchanges.begin(key, print_)
         return key, print_
 
-    def reply(self, link: Any, req: wire.Request, exchange: Hashable | None, code: int, payload: bytes = b"",
+    def reply(self, link: Link, req: wire.Request, exchange: Exchange | None, code: int, payload: bytes = b"",
               options: list[tuple[int, bytes]] | None = None) -> None:
         """Answer a fast-handler request (piggybacked ACK for CON, NON for NON) and remember the
         answer for retransmissions of ``exchange``."""
@@ -195,14 +197,14 @@ class CoapService:
         else:
             answer = wire.response(mtype, code, mid, req.token, payload)
         if exchange is not None:
-            self.exchanges.complete(*exchange, answer)  # type: ignore[misc]
+            self.exchanges.complete(*exchange, answer)
         link.send(answer)
 
-    def _acknowledge(self, link: Any, key: Hashable, print_: int, answer: bytes) -> None:
+    def _acknowledge(self, link: Link, key: Hashable, print_: int, answer: bytes) -> None:
         self.exchanges.complete(key, print_, answer)
         link.send(answer)
 
-    def _refuse(self, link: Any, req: wire.Request, code: int, diagnostic: bytes, reason: str,
+    def _refuse(self, link: Link, req: wire.Request, code: int, diagnostic: bytes, reason: str,
                 key: Hashable, print_: int) -> None:
         """Refuse a known SIM's request (bad topic, too large), remembered for retransmissions."""
         self.metrics.reject(self.path_protocols.get(req.path[0], "COAP") if req.path else "COAP", reason)
