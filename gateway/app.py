@@ -340,6 +340,7 @@ class Gateway:
         await self.duties.stop()  # after delivery stopped: the next holder does not overlap
         await self.committer.stop()
         self._readers.shutdown(wait=True)
+        self.store.close()  # every thread's connection: nothing of the store stays open
         log.info("gateway stopped", extra={"event": "stopped"})
 
     async def purge_once(self) -> dict[str, int]:

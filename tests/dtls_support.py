@@ -159,10 +159,13 @@ def client_hello(ctx=None) -> bytes:
     return step_out((ctx or client_context()).wrap_buffers(None))
 
 
-def half_open(server: tuple[str, int], local_ip: str, ctx=None, timeout: float = 1.0) -> str:
+def half_open(server: tuple[str, int], local_ip: str, ctx=None, timeout: float = 1.0,
+              hold: list[socket.socket] | None = None) -> str:
     """Do the cookie round trip, send the ClientHello with cookie, then go
     silent: leaves a half-open handshake on the server (if it accepted it).
-    Returns "flight" if the server answered with its flight, else "silent"."""
+    Returns "flight" if the server answered with its flight, else "silent".
+    With ``hold`` the socket stays open (appended there), so the next call from the same IP
+    cannot get the same ephemeral port and take the place of this half-open handshake."""
     ctx = ctx or client_context()
     buf = ctx.wrap_buffers(None)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -181,7 +184,10 @@ def half_open(server: tuple[str, int], local_ip: str, ctx=None, timeout: float =
     except (socket.timeout, TLSError):
         return "silent"
     finally:
-        s.close()
+        if hold is None:
+            s.close()
+        else:
+            hold.append(s)
 
 
 def rss_kib() -> int:

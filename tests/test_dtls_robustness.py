@@ -210,7 +210,12 @@ async def test_cookie_echoing_flood_is_bounded():
     try:
         base_rss = rss_kib()
         ips = [f"127.0.1.{i}" for i in range(1, 41)]
-        results = await asyncio.to_thread(lambda: [half_open(h.addr, ip) for ip in ips * 10])
+        held: list = []  # 400 distinct source addresses: no port reused within an IP
+        try:
+            results = await asyncio.to_thread(lambda: [half_open(h.addr, ip, hold=held) for ip in ips * 10])
+        finally:
+            for sock in held:
+                sock.close()
         assert results.count("flight") == 400
         assert h.server.half_open_count == 50
         assert h.server.stats.handshakes_failed["half_open_limit"] == 350

@@ -171,6 +171,8 @@ class PostgresStore(SqliteStore):
         self.synchronous = "FULL"  # PostgreSQL commits durably (synchronous_commit = on)
         self.partition_days_ahead = partition_days_ahead
         self._local = threading.local()
+        self._opened: dict[int, Any] = {}
+        self._opened_lock = threading.Lock()
         try:
             self.secrets = SecretBox(secrets_key) if secrets_key else None
         except SecretsKeyError as exc:
@@ -187,6 +189,7 @@ class PostgresStore(SqliteStore):
         if conn is None or conn.closed:
             conn = PgConnection(self.url)
             self._local.conn = conn
+            self._keep(conn)
         return conn
 
     def _migrate(self) -> None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .. import bindings as bindings_sql
 from .. import multirow
@@ -58,6 +58,8 @@ class SqliteStore:
         self.path = str(path)
         self.synchronous = synchronous.upper()
         self._local = threading.local()
+        self._opened: dict[int, Any] = {}  # thread id -> its connection
+        self._opened_lock = threading.Lock()
         try:
             self.secrets = SecretBox(secrets_key) if secrets_key else None
         except SecretsKeyError as exc:
@@ -80,13 +82,29 @@ class SqliteStore:
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA temp_store=MEMORY")
             self._local.conn = conn
+            self._keep(conn)
         return conn
 
+    def _keep(self, conn: Any) -> None:
+        """Remember a thread's new connection, so :meth:`close` can close it from any thread. A
+        thread id the OS reused belongs to a thread that ended: its connection goes now."""
+        with self._opened_lock:
+            previous = self._opened.get(threading.get_ident())
+            self._opened[threading.get_ident()] = conn
+        if previous is not None and previous is not conn:
+            previous.close()
+
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close the connection of every thread (a stopped gateway keeps no file or server
+        connection open); a later use connects again."""
+        with self._opened_lock:
+            opened, self._opened = list(self._opened.values()), {}
+            self._local = threading.local()
+        for conn in opened:
+            try:
+                conn.close()
+            except Exception:  # a connection already broken: nothing left to close
+                pass
 
     def _migrate(self) -> None:
         conn = self.connection()
