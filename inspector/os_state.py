@@ -56,6 +56,11 @@ def endpoint_states(store: Any) -> dict[str, tuple[bool, dict[str, str]]]:
     return {p: (bool(a), json.loads(s) if s else {}) for p, a, s in rows}
 
 
+def endpoints_version(store: Any) -> int:
+    """Moved by a trigger with every change of ``endpoint_states`` (followed by every process)."""
+    return store.connection().execute("SELECT value FROM meta WHERE key = 'endpoints_version'").fetchone()[0]
+
+
 def set_endpoint_state(store: Any, protocol: str, active: bool, endpoint_settings: dict[str, str]) -> None:
     conn = store.connection()
     with transaction(conn):

@@ -94,6 +94,7 @@ class Locator:
         self.router = router
         self.read = read  # async: run fn(*args) in a reader thread
         self.fences: list[Fence] = []
+        self.version = 0  # geofences_version the fences were read at (followed: gateway/follow.py)
         self.states: dict[tuple[str, str], str] = {}
         self._tasks: set[Any] = set()
         self.resolutions = Counter("nce_locator_cell_resolutions_total", "Cell ids looked up in the cell table",
@@ -105,6 +106,7 @@ class Locator:
 
     def load(self) -> None:
         """Geofences and states from the store (blocking; at start)."""
+        self.version = self.store.read_with(sql.version)
         self.set_geofences(self.store.read_with(sql.all_geofences))
         self.states = self.store.read_with(sql.states)
 
@@ -120,7 +122,10 @@ class Locator:
         self.states = {k: v for k, v in self.states.items() if k[0] in known}
 
     async def reload(self) -> None:
+        """After a change of the geofences here or in another process (followed: ``version``)."""
+        version = await self.read(self.store.read_with, sql.version)  # first: no change missed
         self.set_geofences(await self.read(self.store.read_with, sql.all_geofences))
+        self.version = version
 
     def judge(self, sim: Sim, position: PositionRecord) -> tuple[list[EventRecord], list[tuple[str, str, str, int]]]:
         """GEOFENCE events and state changes this position causes (memory is updated now; the
