@@ -247,6 +247,8 @@ class Gateway:
                              self.integrations.reload)
         self.follower.follow("geofences", lambda: self.store.read_with(geofences_sql.version),
                              lambda: self.locator.version, self.locator.reload)
+        self.follower.follow("1NCE OS settings", lambda: os_state.settings_version(self.store),
+                             lambda: self.locator.settings_version, self.locator.reload_settings)
         self.follower.follow("endpoints", lambda: os_state.endpoints_version(self.store),
                              lambda: self.endpoints.version, self.endpoints.follow)
         await self.control.start()  # the CLI's changes in force at once (gateway/control.py)

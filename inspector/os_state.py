@@ -26,6 +26,11 @@ def settings(store: Any) -> dict[str, str]:
     return dict(store.connection().execute("SELECT name, state FROM os_settings").fetchall())
 
 
+def settings_version(store: Any) -> int:
+    """Moved by a trigger with every change of ``os_settings`` (followed by every process)."""
+    return store.connection().execute("SELECT value FROM meta WHERE key = 'os_settings_version'").fetchone()[0]
+
+
 def set_setting(store: Any, name: str, state: str, by: str) -> None:
     conn = store.connection()
     with transaction(conn):

@@ -14,7 +14,7 @@ import pytest
 from firmware_examples.lwm2m_client import LwM2MClient, default_objects
 from gateway.cli import main as cli
 from gateway.locator.geometry import INSIDE, OUTSIDE, circle, polygon
-from gateway.locator.service import Locator
+from gateway.locator.service import CellSeen, Locator
 from inspector.records import PositionRecord
 from tests.api_support import start_api
 from tests.conftest import make_config, sim, webhook
@@ -315,6 +315,34 @@ async def test_lwm2m_object_4_becomes_a_cell_position(start_gateway, tmp_path, c
         await client.close()
     assert [(r["lat"], r["lon"], r["source"], r["protocol"]) for r in rows] == [
         (52.52, 13.405, "CellTower", "LWM2M")]
+
+
+async def test_cell_tower_location_setting_switches_cell_positions(start_gateway, tmp_path, config_file):
+    """CELL_TOWER_LOCATION (on by default here): off, a reported cell is not looked up; on again
+    (with the disclaimer), it is; another gateway on the store follows the switch."""
+    assert cli(["cells", "import", str(_write(tmp_path, cell_csv(*CELLS))), "--config", config_file]) == 0
+    api = await start_api(start_gateway, make_config(tmp_path), [DEVICE], roles=("Owner",))
+    gw, owner = api.gateway, api.client("Owner")
+    other = await start_gateway(make_config(tmp_path))
+    seen = CellSeen(262, 1, 1001, 4660, ("LTE",))
+    path = "/v1/settings/1nceos/CELL_TOWER_LOCATION"
+    assert gw.locator.cell_tower and other.locator.cell_tower
+    assert (await owner.patch(path, json={"state": "DISABLED"})).status == 200
+    assert not gw.locator.cell_tower
+    gw.locator.cell_seen(DEVICE, seen, "RADIUS", 1_000)
+    await gw.locator.drain()
+    await gw.committer.flush()
+    assert gw.store.positions(DEVICE.iccid) == []
+    assert gw.locator.resolutions.labels("off")._value.get() == 1
+    for _ in range(100):  # followed within registry.poll_interval_seconds
+        if not other.locator.cell_tower:
+            break
+        await asyncio.sleep(0.05)
+    assert not other.locator.cell_tower
+    assert (await owner.patch(path, json={"state": "ENABLED", "readAndAcceptedDisclaimer": True})).status == 200
+    gw.locator.cell_seen(DEVICE, seen, "RADIUS", 2_000)
+    rows = await stored_positions(gw, 1)
+    assert [(r["lat"], r["lon"], r["source"]) for r in rows] == [(52.52, 13.405, "CellTower")]
 
 
 async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start_gateway, tmp_path, receiver,
