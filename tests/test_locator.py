@@ -349,7 +349,7 @@ async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start
                                                                            ca_file):
     from tests._lwm2m_server_helpers import registered_client
 
-    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file, event_types=["GEOFENCE"])])
+    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file, event_types=["GEOFENCE", "LOCATION"])])
     api = await start_api(start_gateway, config, [DEVICE], roles=("User",))
     made = await api.client("User").post("/v1/locate/geofences", json={
         "name": "area", "type": "polygon", "coordinates": SQUARE, "eventSources": ["GPS"]})
@@ -359,7 +359,7 @@ async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start
         await client.send({"/6/0/0": 52.05, "/6/0/1": 13.05, "/6/0/3": 6000.0})
         await client.send({"/6/0/0": 52.05, "/6/0/1": 13.05, "/6/0/3": 20.0})  # wholly inside: ENTER
         await client.send({"/6/0/0": 52.06, "/6/0/1": 13.06})  # still inside: nothing
-        await receiver.wait_for(1)
+        await receiver.wait_for(4)  # a LOCATION event per position, and the ENTER
     finally:
         await client.close()
     await api.gateway.stop()
@@ -368,11 +368,17 @@ async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start
     try:
         await client.send({"/6/0/0": 52.07, "/6/0/1": 13.07})  # inside: no second ENTER
         await client.send({"/6/0/0": 52.30, "/6/0/1": 13.05})  # outside
-        await receiver.wait_for(2)
+        await receiver.wait_for(7)
     finally:
         await client.close()
     await asyncio.sleep(0.3)
+    assert [(e["type"], e.get("location")) for e in receiver.events if e["type"] == "LOCATION"] == [
+        ("LOCATION", {"source": "GPS", "coordinates": [lon, lat]})
+        for lon, lat in [("13.05", "52.05"), ("13.05", "52.05"), ("13.06", "52.06"), ("13.07", "52.07"),
+                         ("13.05", "52.3")]]
+    assert [e["type"] for e in receiver.events] == ["LOCATION", "LOCATION", "GEOFENCE", "LOCATION",
+                                                    "LOCATION", "LOCATION", "GEOFENCE"]
     assert [(e["geofence"]["type"], e["geofence"]["id"], e["geofence"]["source"], e["geofence"]["coordinates"],
-             e["geofence"]["accuracy"]) for e in receiver.events] == [
+             e["geofence"]["accuracy"]) for e in receiver.events if e["type"] == "GEOFENCE"] == [
         ("ENTER", made.body["id"], "GPS", ["13.05", "52.05"], 20.0),
         ("EXIT", made.body["id"], "GPS", ["13.05", "52.3"], None)]

@@ -171,9 +171,12 @@ class Locator:
     def pending(self, sim: Sim, position: PositionRecord, events_: list[EventRecord], ack: tuple | None = None,
                 message: MessageRecord | None = None) -> Pending:
         """What to commit for a position: the message it came with (if any), its events, the
-        GEOFENCE events it causes and the new geofence states, in one transaction."""
+        LOCATION event of the position, the GEOFENCE events it causes and the new geofence
+        states, in one transaction."""
+        located = events.location(sim, position.received_ms, position.source, position.lon, position.lat,
+                                  self.router.routes("LOCATION"))
         more, changes = self.judge(sim, position)
-        return Pending(message, events_ + more, ack, [position], extra=states_writer(changes))
+        return Pending(message, [*events_, located, *more], ack, [position], extra=states_writer(changes))
 
     # cells ----------------------------------------------------------------------------------
 
