@@ -37,7 +37,8 @@ test-pg: $(STAMP)
 ## test-pg-gateway: gateway-level API tests again with the store on PostgreSQL (NCE_TEST_STORE, tests/conftest.py
 ## make_config); tests that open the SQLite file themselves or run the CLI against it are left out ("not cli")
 PG_GATEWAY_TESTS := tests/test_api_inspector.py tests/test_api_integrations.py tests/test_api_psk.py \
-	tests/test_api_lwm2m_actions.py tests/test_retention.py tests/test_api_connectivity.py tests/test_replay.py
+	tests/test_api_lwm2m_actions.py tests/test_retention.py tests/test_api_connectivity.py tests/test_replay.py \
+	tests/test_followed_settings.py
 test-pg-gateway: $(STAMP)
 	NCE_TEST_STORE=postgresql $(BIN)/python -m pytest $(PG_GATEWAY_TESTS) -k "not cli"
 

@@ -27,8 +27,11 @@ async def eventually(check: Any, timeout: float = 5.0) -> None:
 
 async def two_gateways(start_gateway: Any, tmp_path: Any) -> tuple[Any, Any]:
     """Two gateways on one store (as two workers or hosts are); A's API is used."""
-    api = await start_api(start_gateway, make_config(tmp_path), [DEVICE], roles=("Owner",))
-    other = await start_gateway(make_config(tmp_path))
+    config = make_config(tmp_path)
+    api = await start_api(start_gateway, config, [DEVICE], roles=("Owner",))
+    second = make_config(tmp_path)
+    second.store.url = config.store.url  # the same database also when NCE_TEST_STORE=postgresql
+    other = await start_gateway(second)
     return api, other
 
 

@@ -321,9 +321,12 @@ async def test_cell_tower_location_setting_switches_cell_positions(start_gateway
     """CELL_TOWER_LOCATION (on by default here): off, a reported cell is not looked up; on again
     (with the disclaimer), it is; another gateway on the store follows the switch."""
     assert cli(["cells", "import", str(_write(tmp_path, cell_csv(*CELLS))), "--config", config_file]) == 0
-    api = await start_api(start_gateway, make_config(tmp_path), [DEVICE], roles=("Owner",))
+    config = make_config(tmp_path)
+    api = await start_api(start_gateway, config, [DEVICE], roles=("Owner",))
     gw, owner = api.gateway, api.client("Owner")
-    other = await start_gateway(make_config(tmp_path))
+    second = make_config(tmp_path)
+    second.store.url = config.store.url  # the same database also when NCE_TEST_STORE=postgresql
+    other = await start_gateway(second)
     seen = CellSeen(262, 1, 1001, 4660, ("LTE",))
     path = "/v1/settings/1nceos/CELL_TOWER_LOCATION"
     assert gw.locator.cell_tower and other.locator.cell_tower
