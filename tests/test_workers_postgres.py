@@ -151,6 +151,8 @@ async def test_api_and_cli_changes_reach_every_process_by_notify_well_before_the
             await wait_until(lambda d=device: _is(answers(a.coap_port, d), "2.04"), 1.0, "A did not follow")
         latency = time.monotonic() - started
         assert latency < 1.0, latency  # the poll would take up to 60 s
+        print(f"NOTIFY: 2 SIMs enabled through A's API, accepted by B and both workers of A after {latency * 1000:.0f} ms "
+              "(4 probes included)")
 
         # PSKs and integrations: set through B's API, reloaded by both workers of A at once
         reloads = len(a.events("reloaded"))
@@ -233,6 +235,8 @@ async def test_kill_9_of_the_delivering_process_loses_nothing_and_the_other_deli
             os.kill(delivering.process.pid, signal.SIGKILL)
             delivering.process.wait(10)
             killed_at = len(acked)
+            moved = await wait_until(lambda: holder_pid(lease_holders(store).get("delivery/1", "")) == other.process.pid,
+                                     5, "the delivery lease did not move")  # a renewal round: 1 s; expiry: 3 s
             await wait_until(lambda: len(acked) >= killed_at + 100, 20, "the other process stopped acknowledging")
         finally:
             stop.set()
@@ -244,6 +248,9 @@ async def test_kill_9_of_the_delivering_process_loses_nothing_and_the_other_deli
         await wait_until(lambda: acknowledged <= delivered(receiver), 20,
                          f"{len(acknowledged - delivered(receiver))} acknowledged never delivered")
         assert holder_pid(lease_holders(store)["delivery/1"]) == other.process.pid  # the lease moved
+        print(f"kill -9: lease moved after {moved:.2f} s; {killed_at} acknowledged before the kill, "
+              f"{len(acknowledged)} in all, all stored and "
+              f"delivered; {len(receiver.of_type('TELEMETRY_DATA')) - len(delivered(receiver))} delivered twice")
         assert_in_order_per_sim(receiver.events, devices)
     finally:
         assert other.stop() == 0
@@ -297,6 +304,10 @@ async def test_a_postgresql_restart_under_two_processes_acknowledges_nothing_unc
                 1 for p, sent, _ in acked if sent > back_at and p.rsplit("-", 1)[0] in
                 {d.iccid for i, d in enumerate(devices) if (a, b)[i % 2].coap_port == port})
             await wait_until(lambda count=count: count() >= 20, 30, "a process did not acknowledge again")
+        first_after = min(answered for _, _, answered in acked if answered > back_at) - back_at
+        print(f"restart: {sum(1 for _, _, t in acked if t < down_at)} acknowledged before, "
+              f"{sum(1 for _, _, t in acked if down_at <= t < back_at)} answered while stopping/down/starting, "
+              f"first acknowledgement {first_after:.2f} s after the server was back")
     finally:
         stop.set()
         for thread in threads:
