@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 log = logging.getLogger("nce.follow")
 
+MIN_GAP = 0.05  # seconds between two checks at least
+
 
 @dataclass
 class _Followed:
@@ -67,11 +69,15 @@ class StoreFollower:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         try:
+            self._woken.set()  # a check at once: what changed while the gateway was starting
             while True:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.interval):
                         await self._woken.wait()
                 self._woken.clear()  # before the check: a change committed during it wakes the next
                 await self.check()
+                # a burst of notifications (RADIUS bindings under load) costs at most one check
+                # per MIN_GAP, not one per commit
+                await asyncio.sleep(MIN_GAP)
         finally:
             self._loop = None
