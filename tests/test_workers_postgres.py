@@ -345,9 +345,10 @@ async def test_a_postgresql_restart_under_two_processes_acknowledges_nothing_unc
                 {d.iccid for i, d in enumerate(devices) if (a, b)[i % 2].coap_port == port})
             await wait_until(lambda count=count: count() >= 20, 30, "a process did not acknowledge again")
         first_after = min(answered for _, _, answered in acked if answered > back_at) - back_at
-        print(f"restart: {sum(1 for _, _, t in acked if t < down_at)} acknowledged before, "
-              f"{sum(1 for _, _, t in acked if down_at <= t < back_at)} answered while stopping/down/starting, "
-              f"first acknowledgement {first_after:.2f} s after the server was back")
+        print(f"restart: {sum(1 for _, _, t in acked if t < down_at)} acknowledged before the stop; answered "
+              f"while it was down: {sum(1 for _, s, t in acked if down_at <= t < up_at)} (each sent before the stop "
+              f"and stored), while it started: {sum(1 for _, _, t in acked if up_at <= t < back_at)}; "
+              f"first acknowledgement {first_after:.2f} s after pg_ctl start returned")
     finally:
         stop.set()
         for thread in threads:
