@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from inspector import bindings as bindings_sql
+from inspector import geofences as geofences_sql
 from inspector import os_state
 from inspector import savings as savings_sql
 from inspector.committer import GroupCommitter
@@ -248,6 +249,12 @@ class Gateway:
                              lambda: self.read(self.templates.reload))
         self.follower.follow("integrations", self.store.integrations_version, lambda: self.integrations.version,
                              self.integrations.reload)
+        self.follower.follow("geofences", lambda: self.store.read_with(geofences_sql.version),
+                             lambda: self.locator.version, self.locator.reload)
+        self.follower.follow("1NCE OS settings", lambda: os_state.settings_version(self.store),
+                             lambda: self.locator.settings_version, self.locator.reload_settings)
+        self.follower.follow("endpoints", lambda: os_state.endpoints_version(self.store),
+                             lambda: self.endpoints.version, self.endpoints.follow)
         await self.control.start()  # the CLI's changes in force at once (gateway/control.py)
         # PostgreSQL: every process on the database is told of a change at its commit (NOTIFY)
         self.listener = self.store.change_listener(self.follower.wake)

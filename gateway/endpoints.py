@@ -60,12 +60,14 @@ class EndpointSwitch:
         self._wanted: dict[str, bool] = {}
         self._settings: dict[str, dict[str, str]] = {}
         self._lock = asyncio.Lock()
+        self.version = 0  # endpoints_version the in-memory states were read at (followed)
         self._domain: str | None = None
         self._gauge = Gauge("nce_endpoint_active", "1 while a device endpoint listens", ["protocol"],
                             registry=gateway.metrics.registry)
 
     def load(self) -> None:
         """Read the stored states (blocking: run in a reader thread before the sockets open)."""
+        self.version = os_state.endpoints_version(self.gateway.store)
         for protocol, (active, settings) in os_state.endpoint_states(self.gateway.store).items():
             self._wanted[protocol] = active
             self._settings[protocol] = settings
@@ -149,6 +151,24 @@ class EndpointSwitch:
         self.observe()
         return self.describe(protocol)
 
+    async def follow(self) -> None:
+        """Apply what another process stored (the API of another worker or gateway, the CLI):
+        the gateway follows ``endpoints_version`` (gateway/follow.py)."""
+        version = await self.gateway.read(os_state.endpoints_version, self.gateway.store)  # first: no change missed
+        states = await self.gateway.read(os_state.endpoint_states, self.gateway.store)
+        async with self._lock:
+            for protocol, (active, settings) in states.items():
+                self._wanted[protocol] = active
+                self._settings[protocol] = settings
+                if protocol not in SOCKETS or self._endpoint(protocol) is None or active == self._open(protocol):
+                    continue
+                try:
+                    self._reopen(protocol) if active else self._close(protocol)
+                except EndpointError as exc:  # logged by _reopen; the stored wish stays
+                    log.warning("%s", exc, extra={"event": "endpoint_follow_failed", "protocol": protocol})
+            self.version = version
+        self.observe()
+
     def _reopen(self, protocol: str) -> None:
         section = self._section(protocol)
         port = self._port(protocol)
@@ -171,7 +191,11 @@ class EndpointSwitch:
             dtls = self.gateway.coaps.dtls
             for session in list(dtls.sessions):
                 dtls.close(session)
-        self._endpoint(protocol).close()
+        endpoint = self._endpoint(protocol)
+        if endpoint.inherited:
+            endpoint.pause()  # a worker keeps its slot of the supervisor's group (see UdpEndpoint.pause)
+        else:
+            endpoint.close()
         log.info("endpoint turned off", extra={"event": "endpoint_off", "protocol": protocol})
 
     def _set_port(self, protocol: str, port: int) -> None:

@@ -32,6 +32,11 @@ def _row(values: Sequence) -> GeofenceRow:
                        json.loads(values[6]), values[7], values[8])
 
 
+def version(conn: Any) -> int:
+    """Moved by a trigger with every change of ``geofences`` (followed by every process)."""
+    return conn.execute("SELECT value FROM meta WHERE key = 'geofences_version'").fetchone()[0]
+
+
 def all_geofences(conn: Any) -> list[GeofenceRow]:
     return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM geofences ORDER BY created_ms, id")]
 

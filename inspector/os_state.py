@@ -26,6 +26,11 @@ def settings(store: Any) -> dict[str, str]:
     return dict(store.connection().execute("SELECT name, state FROM os_settings").fetchall())
 
 
+def settings_version(store: Any) -> int:
+    """Moved by a trigger with every change of ``os_settings`` (followed by every process)."""
+    return store.connection().execute("SELECT value FROM meta WHERE key = 'os_settings_version'").fetchone()[0]
+
+
 def set_setting(store: Any, name: str, state: str, by: str) -> None:
     conn = store.connection()
     with transaction(conn):
@@ -54,6 +59,11 @@ def agreement(store: Any, name: str) -> tuple[int, str] | None:
 def endpoint_states(store: Any) -> dict[str, tuple[bool, dict[str, str]]]:
     rows = store.connection().execute("SELECT protocol, active, settings FROM endpoint_states").fetchall()
     return {p: (bool(a), json.loads(s) if s else {}) for p, a, s in rows}
+
+
+def endpoints_version(store: Any) -> int:
+    """Moved by a trigger with every change of ``endpoint_states`` (followed by every process)."""
+    return store.connection().execute("SELECT value FROM meta WHERE key = 'endpoints_version'").fetchone()[0]
 
 
 def set_endpoint_state(store: Any, protocol: str, active: bool, endpoint_settings: dict[str, str]) -> None:

@@ -37,6 +37,7 @@ from .targets import TargetRefused
 log = logging.getLogger("nce.http")
 
 DNS_TTL = 10.0  # seconds an address lookup of an origin is used for new connections
+TLS_CHECK_SECONDS = 5.0  # how often kept-alive connections check whether the TLS files changed
 
 
 class HttpError(Exception):
@@ -77,6 +78,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.lost = False
         self.answers = 0  # final answers read on this connection (> 0: a reused connection)
+        self.context: ssl.SSLContext | None = None  # the TLS context it was made with (None: plain HTTP)
         self._started = False  # a byte of the current answer arrived
         self._headers_done = False
         self._framed = False  # the current answer has Content-Length or Transfer-Encoding
@@ -177,7 +179,10 @@ class HttpPool:
     """Up to ``size`` kept-alive connections to one origin (scheme, host, port).
 
     ``ssl_context`` is a callable so the caller can hand out a new context when its
-    certificate files changed; it is asked once per new connection. ``check_address`` says why
+    certificate files changed; it is asked once per new connection, and every
+    ``TLS_CHECK_SECONDS`` while connections are reused: when it hands out a new context, the
+    kept-alive connections made with the old one are closed (after their request), so a renewed
+    client certificate or a replaced CA is in use within that time, not at the next reconnect. ``check_address`` says why
     a resolved address must not be connected to (``integrators.targets``: public addresses only
     by default), or None; it runs on every address before a connection is opened, so a name that
     resolves to a forbidden address (DNS rebinding included) is refused.
@@ -205,6 +210,8 @@ class HttpPool:
         self._on_connect = on_connect or (lambda: None)  # e.g. a Prometheus counter's inc
         self._on_resend = on_resend or (lambda: None)
         self._idle: deque[_Connection] = deque()
+        self._tls_now: ssl.SSLContext | None = None  # the context new connections get
+        self._tls_checked = 0.0
         self._addrs: list[tuple[str, int]] = []
         self._resolved_at = 0.0
         self._open = 0
@@ -247,6 +254,8 @@ class HttpPool:
         if self.https:
             context = self._ssl()
             assert context is not None
+            self._tls_now, self._tls_checked = context, loop.time()
+            conn.context = context
             try:
                 async with asyncio.timeout(self.tls_timeout):
                     tls = await loop.start_tls(transport, conn, context, server_hostname=self.host,
@@ -263,7 +272,28 @@ class HttpPool:
         self._on_connect()
         return conn
 
+    def _check_tls(self) -> None:
+        """Ask for the context again at most every TLS_CHECK_SECONDS; a new one retires the
+        idle connections made with the old one (a file that cannot be read keeps the old)."""
+        now = asyncio.get_running_loop().time()
+        if not self.https or now - self._tls_checked < TLS_CHECK_SECONDS:
+            return
+        self._tls_checked = now
+        try:
+            context = self._ssl()
+        except (OSError, ssl.SSLError):
+            return  # the next new connection reports it
+        if context is not self._tls_now:
+            self._tls_now = context
+            kept = deque(c for c in self._idle if c.context is context)
+            for conn in self._idle:
+                if conn.context is not context:
+                    conn.close()
+                    self._open -= 1
+            self._idle = kept
+
     async def _acquire(self, fresh: bool = False) -> _Connection:
+        self._check_tls()
         while True:
             while self._idle and not fresh:
                 conn = self._idle.pop()
@@ -285,6 +315,8 @@ class HttpPool:
                 await self._freed.wait()
 
     async def _release(self, conn: _Connection) -> None:
+        if not conn.lost and conn.context is not self._tls_now:
+            conn.close()  # made with TLS files that changed since
         if conn.lost:
             self._open -= 1
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,6 +31,17 @@ def sim(n: int, status: str = "Enabled") -> Sim:
     """Test SIM number n (10..39): ICCID 8988280660000000010.., source IP 127.0.0.n."""
     return Sim(iccid=f"89882806600000000{n:02d}", imsi=f"9014051000000{n:02d}", ip_address=f"127.0.0.{n}",
                label=f"test-{n}", status=status)
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """A CLI run inside a test (gateway/logs.py setup_logging) points the root handler at that
+    test's captured stderr; later tests would log into the closed capture ("Logging error")."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ not; Owner and Admin read them (filters, stats per day, payload as a data: URI);
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from datetime import datetime, timezone
@@ -109,3 +110,15 @@ async def test_cli_changes_are_logged(api, tmp_path):
         ("nce-gateway sims set-status", DEVICE.iccid, f"{getpass.getuser()} (CLI) nce-gateway sims set-status")]
     values = payload_of(await api.client("Owner").get(f"/v1/administrationLogs/{items[0]['id']}/payload"))
     assert values["iccid"] == DEVICE.iccid and values["status"] == "Disabled"
+
+    # the other changing commands outside in_force(): an MT SMS queued, a cell table import
+    api.gateway.store.upsert_sims([dataclasses.replace(DEVICE, msisdn="882285100000010")])
+    assert await asyncio.to_thread(cli, ["sms", "send", DEVICE.iccid, "hello", "--config", str(config)]) == 0
+    cells = tmp_path / "cells.csv"
+    cells.write_text("radio,mcc,net,area,cell,unit,lon,lat,range,samples,changeable,created,updated,averageSignal\n"
+                     "LTE,262,1,100,200,0,13.4,52.5,1000,5,1,0,0,0\n")
+    assert await asyncio.to_thread(cli, ["cells", "import", str(cells), "--config", str(config)]) == 0
+    items = (await api.client("Owner").get("/v1/administrationLogs")).body["items"]
+    assert [i["message"] for i in items][:2] == ["nce-gateway cells import", "nce-gateway sms send"]
+    sms = payload_of(await api.client("Owner").get(f"/v1/administrationLogs/{items[1]['id']}/payload"))
+    assert (sms["iccid"], sms["text"]) == (DEVICE.iccid, "hello")

@@ -153,6 +153,18 @@ async def test_imei_lock_blocks_another_device(start_gateway, tmp_path, nas):
                                                _3GPP_IMEISV="3566780912345601"))
     assert gw.registry.block_reason(LOCKED.iccid) is None
     assert gw.registry.enabled_sim_for_ip("127.0.0.72").iccid == LOCKED.iccid
+    # blocked again; the owner takes the lock off through the API: unblocked at once
+    await radclient(gw.radius_port, attributes("Interim-Update", LOCKED.imsi, "127.0.0.72", session="s2",
+                                               _3GPP_IMEISV="3520990017614823"))
+    assert gw.registry.block_reason(LOCKED.iccid) == "IMEI_LOCK"
+    unlock = await api.client("Owner").put(f"/v1/sims/{LOCKED.iccid}",
+                                           json={"iccid": LOCKED.iccid, "status": "Enabled", "imei_lock": False})
+    assert unlock.status == 200
+    assert gw.registry.block_reason(LOCKED.iccid) is None
+    assert gw.registry.enabled_sim_for_ip("127.0.0.72").iccid == LOCKED.iccid
+    await gw.committer.flush()
+    kinds = [e["networkEvent"]["type"] for e in reversed(gw.store.events(event_type="NETWORK_EVENT"))]
+    assert kinds[-1] == "SIM_UNBLOCKED"
 
 
 async def test_reset_sends_disconnect_and_records_the_answer(start_gateway, tmp_path, nas):

@@ -257,11 +257,12 @@ async def test_settings_and_agreements_are_stored_and_audited(start_gateway, tmp
     owner, user = api.client("Owner"), api.client("User")
     listed = await user.get("/v1/settings/1nceos")
     assert listed.status == 200 and [(s["name"], s["state"]) for s in listed.body["items"]] == [
-        ("CELL_TOWER_LOCATION", "DISABLED"), ("ADVANCED_CELL_TOWER_LOCATION", "DISABLED")]
+        ("CELL_TOWER_LOCATION", "ENABLED"), ("ADVANCED_CELL_TOWER_LOCATION", "DISABLED")]
     german = await user.get("/v1/settings/1nceos", params={"language": "de", "pageSize": 1, "page": 2})
     assert german.body["pageAmount"] == 2 and german.body["items"][0]["description"].startswith("Verbessert")
     path = "/v1/settings/1nceos/CELL_TOWER_LOCATION"
     assert (await user.patch(path, json={"state": "ENABLED", "readAndAcceptedDisclaimer": True})).status == 403
+    assert (await owner.patch(path, json={"state": "DISABLED"})).status == 200  # off needs no disclaimer
     no_disclaimer = await owner.patch(path, json={"state": "ENABLED"})
     assert no_disclaimer.status == 400 and no_disclaimer.body["errors"][0]["field"] == "readAndAcceptedDisclaimer"
     enabled = await owner.patch(path, json={"state": "ENABLED", "readAndAcceptedDisclaimer": True})
@@ -276,7 +277,8 @@ async def test_settings_and_agreements_are_stored_and_audited(start_gateway, tmp
     when, by = os_state.agreement(api.gateway.store, "1NCE_OS_TERMS_AND_DPA")
     assert by == "owner@example.com" and abs(when / 1000 - time.time()) < 60
     logged = [e.message for e in admin_logs.page(api.gateway.store, AdminLogQuery(), 0, 10)[1]]
-    assert logged == ["POST /v1/agreements/1nceos", "PATCH /v1/settings/1nceos/{name}"]
+    assert logged == ["POST /v1/agreements/1nceos", "PATCH /v1/settings/1nceos/{name}",
+                      "PATCH /v1/settings/1nceos/{name}"]
 
 
 async def test_aws_parameters_name_a_template_the_gateway_serves(start_gateway, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from firmware_examples.lwm2m_client import LwM2MClient, default_objects
 from gateway.cli import main as cli
 from gateway.locator.geometry import INSIDE, OUTSIDE, circle, polygon
-from gateway.locator.service import Locator
+from gateway.locator.service import CellSeen, Locator
 from inspector.records import PositionRecord
 from tests.api_support import start_api
 from tests.conftest import make_config, sim, webhook
@@ -317,11 +317,39 @@ async def test_lwm2m_object_4_becomes_a_cell_position(start_gateway, tmp_path, c
         (52.52, 13.405, "CellTower", "LWM2M")]
 
 
+async def test_cell_tower_location_setting_switches_cell_positions(start_gateway, tmp_path, config_file):
+    """CELL_TOWER_LOCATION (on by default here): off, a reported cell is not looked up; on again
+    (with the disclaimer), it is; another gateway on the store follows the switch."""
+    assert cli(["cells", "import", str(_write(tmp_path, cell_csv(*CELLS))), "--config", config_file]) == 0
+    api = await start_api(start_gateway, make_config(tmp_path), [DEVICE], roles=("Owner",))
+    gw, owner = api.gateway, api.client("Owner")
+    other = await start_gateway(make_config(tmp_path))
+    seen = CellSeen(262, 1, 1001, 4660, ("LTE",))
+    path = "/v1/settings/1nceos/CELL_TOWER_LOCATION"
+    assert gw.locator.cell_tower and other.locator.cell_tower
+    assert (await owner.patch(path, json={"state": "DISABLED"})).status == 200
+    assert not gw.locator.cell_tower
+    gw.locator.cell_seen(DEVICE, seen, "RADIUS", 1_000)
+    await gw.locator.drain()
+    await gw.committer.flush()
+    assert gw.store.positions(DEVICE.iccid) == []
+    assert gw.locator.resolutions.labels("off")._value.get() == 1
+    for _ in range(100):  # followed within registry.poll_interval_seconds
+        if not other.locator.cell_tower:
+            break
+        await asyncio.sleep(0.05)
+    assert not other.locator.cell_tower
+    assert (await owner.patch(path, json={"state": "ENABLED", "readAndAcceptedDisclaimer": True})).status == 200
+    gw.locator.cell_seen(DEVICE, seen, "RADIUS", 2_000)
+    rows = await stored_positions(gw, 1)
+    assert [(r["lat"], r["lon"], r["source"]) for r in rows] == [(52.52, 13.405, "CellTower")]
+
+
 async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start_gateway, tmp_path, receiver,
                                                                            ca_file):
     from tests._lwm2m_server_helpers import registered_client
 
-    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file, event_types=["GEOFENCE"])])
+    config = make_config(tmp_path, webhooks=[webhook(receiver, ca_file, event_types=["GEOFENCE", "LOCATION"])])
     api = await start_api(start_gateway, config, [DEVICE], roles=("User",))
     made = await api.client("User").post("/v1/locate/geofences", json={
         "name": "area", "type": "polygon", "coordinates": SQUARE, "eventSources": ["GPS"]})
@@ -331,7 +359,7 @@ async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start
         await client.send({"/6/0/0": 52.05, "/6/0/1": 13.05, "/6/0/3": 6000.0})
         await client.send({"/6/0/0": 52.05, "/6/0/1": 13.05, "/6/0/3": 20.0})  # wholly inside: ENTER
         await client.send({"/6/0/0": 52.06, "/6/0/1": 13.06})  # still inside: nothing
-        await receiver.wait_for(1)
+        await receiver.wait_for(4)  # a LOCATION event per position, and the ENTER
     finally:
         await client.close()
     await api.gateway.stop()
@@ -340,11 +368,17 @@ async def test_gps_positions_raise_events_and_the_state_survives_a_restart(start
     try:
         await client.send({"/6/0/0": 52.07, "/6/0/1": 13.07})  # inside: no second ENTER
         await client.send({"/6/0/0": 52.30, "/6/0/1": 13.05})  # outside
-        await receiver.wait_for(2)
+        await receiver.wait_for(7)
     finally:
         await client.close()
     await asyncio.sleep(0.3)
+    assert [(e["type"], e.get("location")) for e in receiver.events if e["type"] == "LOCATION"] == [
+        ("LOCATION", {"source": "GPS", "coordinates": [lon, lat]})
+        for lon, lat in [("13.05", "52.05"), ("13.05", "52.05"), ("13.06", "52.06"), ("13.07", "52.07"),
+                         ("13.05", "52.3")]]
+    assert [e["type"] for e in receiver.events] == ["LOCATION", "LOCATION", "GEOFENCE", "LOCATION",
+                                                    "LOCATION", "LOCATION", "GEOFENCE"]
     assert [(e["geofence"]["type"], e["geofence"]["id"], e["geofence"]["source"], e["geofence"]["coordinates"],
-             e["geofence"]["accuracy"]) for e in receiver.events] == [
+             e["geofence"]["accuracy"]) for e in receiver.events if e["type"] == "GEOFENCE"] == [
         ("ENTER", made.body["id"], "GPS", ["13.05", "52.05"], 20.0),
         ("EXIT", made.body["id"], "GPS", ["13.05", "52.3"], None)]

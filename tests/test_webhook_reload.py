@@ -172,3 +172,56 @@ async def test_changed_ca_and_client_certificate_are_used_for_the_next_connectio
     finally:
         await sender.close()
         await runner.cleanup()
+
+
+async def test_a_kept_alive_connection_gives_way_once_the_tls_files_changed(tmp_path, monkeypatch):
+    """One receiver, one kept-alive connection: a renewed client certificate is in use within
+    TLS_CHECK_SECONDS (0 here), on a new connection; the old one is closed, not reused."""
+    from integrators import http11
+
+    monkeypatch.setattr(http11, "TLS_CHECK_SECONDS", 0.0)
+    received: list[tuple[str, int]] = []
+    server_ca, client_ca = trustme.CA(), trustme.CA()
+
+    async def handle(request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peercert")  # type: ignore[union-attr]
+        received.append((peer["subjectAltName"][0][1], request.transport.get_extra_info("peername")[1]))
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ca.issue_cert("localhost").configure_cert(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    client_ca.configure_trust(context)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "client.pem", tmp_path / "client.key"
+
+    def client_cert(name: str) -> None:
+        issued = client_ca.issue_cert(f"{name}.example")
+        issued.cert_chain_pems[0].write_to_path(str(cert_file))
+        issued.private_key_pem.write_to_path(str(key_file))
+
+    server_ca.cert_pem.write_to_path(str(ca_file))
+    client_cert("first")
+    sender = WebhookSender(WebhookSettings(url=f"https://localhost:{port}/", ca_file=str(ca_file),
+                                           cert_file=str(cert_file), key_file=str(key_file)))
+    try:
+        await sender.send("{}", None, "TEST_MESSAGE")
+        await sender.send("{}", None, "TEST_MESSAGE")
+        client_cert("second")
+        await sender.send("{}", None, "TEST_MESSAGE")
+        await sender.send("{}", None, "TEST_MESSAGE")
+        names = [name for name, _ in received]
+        ports = [peer_port for _, peer_port in received]
+        assert names == ["first.example", "first.example", "second.example", "second.example"]
+        assert ports[0] == ports[1] != ports[2] == ports[3]  # kept alive, then one new connection
+        pool = next(iter(sender._pools.values()))
+        assert (pool.connections, sender.tls.loads, pool._open) == (2, 2, 1)
+    finally:
+        await sender.close()
+        await runner.cleanup()

@@ -8,6 +8,7 @@ import sys
 
 from inspector import cells as sql
 
+from .. import audit
 from ..cli import CommandError, add_config_argument
 from ..locator.cells_import import CellRowError, ImportSummary, import_cells
 from . import store_of
@@ -54,6 +55,7 @@ def import_file(args: argparse.Namespace) -> int:
 
     try:
         summary = import_cells(args.file, write, progress)
+        audit.record_cli_change(store, args)  # the administration log
     except FileNotFoundError:
         raise CommandError(f"{args.file} does not exist") from None
     except CellRowError as exc:

@@ -24,6 +24,7 @@ import json
 import re
 import time
 
+from .. import audit
 from ..cli import CommandError, add_config_argument
 from ..lwm2m import storage
 from ..lwm2m.actions import FINAL, ActionError, new_record, to_api, validate
@@ -120,6 +121,7 @@ def run_action(args: argparse.Namespace) -> int:
                                "(use --when-active to send at its next registration)")
     record = new_record(args.iccid, sim.ip_address, fields)
     storage.insert_action(conn, record)
+    audit.record_cli_change(store, args)  # the administration log, as for the API's POST
     if args.no_wait:
         print(record["id"])
         return 0

@@ -21,6 +21,7 @@ from ..api.timefmt import format_time
 from ..cli import CommandError, add_config_argument
 from ..connectivity.quota import MT, QuotaDefaults, SmsRefused, sms_charge, sms_used_up_event
 from ..sms.mt import SmsRequestError, build_mt
+from .. import audit
 from . import config_of, store_of
 
 LIST_COLUMNS = ("id", "direction", "status", "submit_date", "delivery_date", "dcs", "parts", "payload", "error")
@@ -80,6 +81,7 @@ def send(args: argparse.Namespace) -> int:
         raise CommandError(f"{exc.reason}: {exc}") from None
     if charge.used_up:
         store.commit([Pending(None, [sms_used_up_event(sim, now, StoreRouter(store).routes("NETWORK_EVENT"))])])
+    audit.record_cli_change(store, args)  # the administration log, as for the API's POST
     print(f"SMS {sms_id} queued for {sim.iccid} ({sim.msisdn}), {len(new.parts)} part(s)")
     if not config.sms.enabled:
         print("note: [sms] enabled is false in this configuration: no gateway with it will send the SMS",

@@ -90,10 +90,13 @@ def charge_sms(conn: Any, iccid: str, direction: str, count: int, defaults: Quot
     """Count ``count`` SMS (parts) of ``direction`` (MT or MO) against the SIM's SMS quota and the
     monthly limit of that direction, in the caller's transaction; :class:`SmsRefused` (nothing
     counted) when the quota expired, has fewer than ``count`` left, or the month's limit would be
-    passed. The quota is taken by one conditional UPDATE (atomic on SQLite and PostgreSQL alike);
-    the month's count comes from the ``sms`` table (rows of this direction since the 1st, canceled
+    passed. The quota is taken by one conditional UPDATE (atomic on SQLite and PostgreSQL alike),
+    first: on PostgreSQL that row stays locked to the commit, so a concurrent charge of the same
+    SIM waits for it and then counts this SMS in the month (a refusal below rolls the take back).
+    The month's count comes from the ``sms`` table (rows of this direction since the 1st, canceled
     ones excluded), so this must run before the new SMS row is inserted."""
     sql.ensure_quota(conn, iccid, "sms", defaults.sms_total, now_ms + defaults.lifetime_ms, now_ms)
+    taken = sql.take_quota(conn, iccid, "sms", count, now_ms)
     row = sql.quotas(conn, iccid)[(iccid, "sms")]
     limit_id = sql.limits(conn).get(_LIMIT_SERVICE[direction])
     if limit_id is not None and limit_id in OPTIONS[_LIMIT_SERVICE[direction]] and row["expiry_ms"] > now_ms:
@@ -103,7 +106,7 @@ def charge_sms(conn: Any, iccid: str, direction: str, count: int, defaults: Quot
         if this_month + count > limit:
             raise SmsRefused(SMS_LIMIT_REACHED, f"SIM {iccid} has {direction} SMS {this_month} of its monthly limit "
                                                 f"of {limit}; this message needs {count} more")
-    if not sql.take_quota(conn, iccid, "sms", count, now_ms):
+    if not taken:
         if row["expiry_ms"] <= now_ms:
             raise SmsRefused(SMS_QUOTA_EXPIRED, "The following SIMs are expired and cannot be modified via API. "
                                                 f"Only extensions are permitted: {iccid} (expired "
@@ -111,7 +114,7 @@ def charge_sms(conn: Any, iccid: str, direction: str, count: int, defaults: Quot
                                                 " before sending SMS")
         raise SmsRefused(SMS_QUOTA_EXHAUSTED, f"SIM {iccid} has used {row['used']} of its {row['total']} SMS; this "
                                               f"message needs {count} more: top it up (POST /v1/sims/{iccid}/topup)")
-    return SmsCharge(left=row["total"] - row["used"] - count, total=row["total"])
+    return SmsCharge(left=row["total"] - row["used"], total=row["total"])  # ``used`` counts this SMS
 
 
 def refund_sms(conn: Any, iccid: str, count: int) -> None:

@@ -20,11 +20,13 @@ from prometheus_client import CollectorRegistry, Counter
 
 from inspector import cells as cell_sql
 from inspector import geofences as sql
+from inspector import os_state
 from inspector.geofences import GeofenceRow
 from inspector.records import EventRecord, MessageRecord, Pending, PositionRecord, Sim
 
 from .. import events
 from .geometry import INSIDE, OUTSIDE, Shape, shape_from_stored
+from .settings import CELL_TOWER_LOCATION, ENABLED, state
 
 log = logging.getLogger("nce.locator")
 
@@ -94,6 +96,9 @@ class Locator:
         self.router = router
         self.read = read  # async: run fn(*args) in a reader thread
         self.fences: list[Fence] = []
+        self.version = 0  # geofences_version the fences were read at (followed: gateway/follow.py)
+        self.cell_tower = True  # CELL_TOWER_LOCATION (gateway/locator/settings.py)
+        self.settings_version = 0  # os_settings_version it was read at (followed)
         self.states: dict[tuple[str, str], str] = {}
         self._tasks: set[Any] = set()
         self.resolutions = Counter("nce_locator_cell_resolutions_total", "Cell ids looked up in the cell table",
@@ -105,8 +110,21 @@ class Locator:
 
     def load(self) -> None:
         """Geofences and states from the store (blocking; at start)."""
+        self.version = self.store.read_with(sql.version)
         self.set_geofences(self.store.read_with(sql.all_geofences))
         self.states = self.store.read_with(sql.states)
+        self._set_settings(os_state.settings_version(self.store), os_state.settings(self.store))
+
+    def _set_settings(self, version: int, stored: dict[str, str]) -> None:
+        self.cell_tower = state(stored, CELL_TOWER_LOCATION) == ENABLED
+        self.settings_version = version
+
+    async def reload_settings(self) -> None:
+        """After a change of the 1NCE OS settings here or in another process (followed)."""
+        version = await self.read(os_state.settings_version, self.store)  # first: no change missed
+        self._set_settings(version, await self.read(os_state.settings, self.store))
+        log.info("cell tower location %s", "on" if self.cell_tower else "off",
+                 extra={"event": "locator_settings", "cell_tower_location": self.cell_tower})
 
     def set_geofences(self, rows: list[GeofenceRow]) -> None:
         fences = []
@@ -120,7 +138,10 @@ class Locator:
         self.states = {k: v for k, v in self.states.items() if k[0] in known}
 
     async def reload(self) -> None:
+        """After a change of the geofences here or in another process (followed: ``version``)."""
+        version = await self.read(self.store.read_with, sql.version)  # first: no change missed
         self.set_geofences(await self.read(self.store.read_with, sql.all_geofences))
+        self.version = version
 
     def judge(self, sim: Sim, position: PositionRecord) -> tuple[list[EventRecord], list[tuple[str, str, str, int]]]:
         """GEOFENCE events and state changes this position causes (memory is updated now; the
@@ -150,14 +171,21 @@ class Locator:
     def pending(self, sim: Sim, position: PositionRecord, events_: list[EventRecord], ack: tuple | None = None,
                 message: MessageRecord | None = None) -> Pending:
         """What to commit for a position: the message it came with (if any), its events, the
-        GEOFENCE events it causes and the new geofence states, in one transaction."""
+        LOCATION event of the position, the GEOFENCE events it causes and the new geofence
+        states, in one transaction."""
+        located = events.location(sim, position.received_ms, position.source, position.lon, position.lat,
+                                  self.router.routes("LOCATION"))
         more, changes = self.judge(sim, position)
-        return Pending(message, events_ + more, ack, [position], extra=states_writer(changes))
+        return Pending(message, [*events_, located, *more], ack, [position], extra=states_writer(changes))
 
     # cells ----------------------------------------------------------------------------------
 
     def cell_seen(self, sim: Sim, seen: CellSeen, protocol: str, at: int) -> None:
-        """Resolve the cell in the background and store its position (and geofence events)."""
+        """Resolve the cell in the background and store its position (and geofence events);
+        nothing while CELL_TOWER_LOCATION is off."""
+        if not self.cell_tower:
+            self.resolutions.labels("off").inc()
+            return
         task = asyncio.get_running_loop().create_task(self._resolve(sim, seen, protocol, at))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -41,6 +41,8 @@ class UdpEndpoint:
         self.on_datagram = on_datagram
         self.batch = batch
         self.sock: socket.socket | None = None
+        self.inherited = False  # the supervisor's socket (a slot of its SO_REUSEPORT group)
+        self._paused: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.send_errors = 0
         self.handler_errors = 0
@@ -48,8 +50,14 @@ class UdpEndpoint:
 
     def open(self, bind: str, port: int, receive_buffer: int = 0) -> Address:
         """Bind ``bind:port`` (or, in a worker process, take the socket the supervisor bound
-        for it: gateway/workers.py)."""
-        sock = inherited(socket.SOCK_DGRAM, bind, port)
+        for it: gateway/workers.py). After :meth:`pause` it is that socket again, emptied of
+        what queued meanwhile (datagrams sent to an endpoint that was off get no answer)."""
+        sock, self._paused = self._paused, None
+        if sock is not None:
+            _discard_queued(sock)
+        else:
+            sock = inherited(socket.SOCK_DGRAM, bind, port)
+            self.inherited = sock is not None
         if sock is None:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
@@ -106,9 +114,34 @@ class UdpEndpoint:
                 log.debug("UDP send to %s failed: %s", addr, exc)
             self.send_errors += 1
 
+    def pause(self) -> None:
+        """Stop reading and answering, keeping the socket: an inherited socket is a slot of the
+        supervisor's group, which this process could not bind again (gateway/endpoints.py turns
+        an endpoint off this way in a worker). Devices get no answer, as from a closed port."""
+        if self.sock is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self.sock.fileno())
+            self._paused, self.sock = self.sock, None
+
     def close(self) -> None:
         if self.sock is not None:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(self.sock.fileno())
             self.sock.close()
             self.sock = None
+        if self._paused is not None:
+            self._paused.close()
+            self._paused = None
+
+
+def _discard_queued(sock: socket.socket) -> None:
+    """Drop the datagrams that waited in a paused socket's buffer (answering them now would
+    answer requests the devices gave up on, and store them as new)."""
+    sock.setblocking(False)
+    while True:
+        try:
+            sock.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # an ICMP error reported on the socket: keep draining
+            continue

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from inspector import os_state
 
+from ...locator.settings import SETTINGS, state
 from ..errors import bad_request
 from ..routes import PURCHASE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
 from ._common import page_count
@@ -23,17 +24,6 @@ from .admin_logs import CUSTOMER_ID
 
 log = logging.getLogger("nce.api.settings")
 
-#: name -> (default state, whether ENABLED needs the disclaimer, description (en, de))
-SETTINGS: dict[str, tuple[str, bool, str, str]] = {
-    "CELL_TOWER_LOCATION": (
-        "DISABLED", True,
-        "Positions of devices from the cell they use (Device Locator), resolved with the gateway's cell table.",
-        "Positionen der Geräte aus der genutzten Funkzelle (Device Locator), über die Zelltabelle des Gateways."),
-    "ADVANCED_CELL_TOWER_LOCATION": (
-        "DISABLED", True,
-        "Improves the Cell Tower Location functionality, especially for 3G, 4G and LTE-M.",
-        "Verbessert die Funkzellen-Ortung, besonders für 3G, 4G und LTE-M."),
-}
 AGREEMENT = "1NCE_OS_TERMS_AND_DPA"
 
 
@@ -41,8 +31,8 @@ async def list_settings(request: web.Request) -> web.Response:
     params = params_of(request)
     stored = await gateway_of(request).read(os_state.settings, gateway_of(request).store)
     german = params.get("language") == "de"
-    items = [{"name": name, "state": stored.get(name, default), "description": de if german else en}
-             for name, (default, _, en, de) in SETTINGS.items()]
+    items = [{"name": name, "state": state(stored, name), "description": de if german else en}
+             for name, (_, _, en, de) in SETTINGS.items()]
     size, page = params["pageSize"], params["page"]
     return json_response({"page": page, "pageAmount": page_count(len(items), size),
                           "items": items[(page - 1) * size:page * size]})
@@ -59,6 +49,7 @@ async def patch_setting(request: web.Request) -> web.Response:
     gateway = gateway_of(request)
     by = principal_of(request).username
     await gateway.committer.write(os_state.set_setting, gateway.store, name, body["state"], by)
+    await gateway.locator.reload_settings()  # in force here at once; other processes follow it
     log.info("1NCE OS setting changed", extra={"event": "os_setting_changed", "setting": name,
                                                "state": body["state"], "by": by})
     return json_response({"customerId": CUSTOMER_ID, "name": name, "state": body["state"]})

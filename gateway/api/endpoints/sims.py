@@ -15,6 +15,7 @@ from aiohttp import web
 from inspector import sim_list
 from inspector.sim_list import SimRow
 
+from ...connectivity.service import IMEI_LOCK_BLOCK
 from ...sims_import import write_csv
 from ..errors import bad_request, not_found
 from ..routes import MANAGE, READ, ApiRoute, body_of, gateway_of, json_response, params_of, principal_of
@@ -92,6 +93,9 @@ async def _apply(request: web.Request, updates: list[tuple[str, dict]]) -> None:
     if missing:
         raise not_found(f"no SIM with ICCID {', '.join(missing)}; nothing was changed")
     await gateway.read(gateway.registry.reload)
+    for iccid, changes in updates:  # a lock taken off lifts the block it caused, at once (as the CLI does)
+        if changes.get("imei_lock") is False and gateway.registry.block_reason(iccid) == IMEI_LOCK_BLOCK:
+            await gateway.connectivity.set_block(iccid, None)
     log.info("SIMs changed", extra={"event": "sims_changed", "count": len(updates),
                                     "by": principal_of(request).username})
 
