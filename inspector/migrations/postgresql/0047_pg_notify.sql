@@ -1,6 +1,6 @@
--- PostgreSQL only: every change of a follower's version counter in `meta` (sims_version,
--- psks_version, templates_version, integrations_version, accounts_version, bindings_version) is
--- announced on the channel `nce_changes`, payload the key. NOTIFY is transactional: it is sent
+-- PostgreSQL only: every change of a follower's version counter in `meta` (every key ending in
+-- `_version`: sims, psks, templates, integrations, accounts, bindings, geofences, endpoints,
+-- os_settings, and any added later) is announced on the channel `nce_changes`, payload the key. NOTIFY is transactional: it is sent
 -- at the commit of the change (never for a rolled-back one), and a listener that reads the
 -- version after the notification sees the change. Each gateway process listens on one connection
 -- (inspector/store/pg_listen.py) and runs its follower's check at once; polling stays the fallback.
