@@ -147,6 +147,71 @@ async def test_a_dead_holder_is_freed_early_only_on_this_host_else_its_lease_exp
     store.close()
 
 
+async def test_the_listener_wakes_the_follower_reconnects_by_itself_and_polling_covers_the_gap(caplog):
+    """LISTEN in one process: a change wakes the follower (poll 60 s); the listening connection
+    killed by the server: ``connected`` drops, polling is all meanwhile, and the listener is back
+    by itself, first asking for one full check."""
+    import logging
+
+    import pg_support
+    from gateway.follow import StoreFollower
+    from inspector.store.pg_listen import ChangeListener
+
+    url = pg_support.fresh_database()
+    store = pg_store(url)
+    store.upsert_sims([sim(25, status="Disabled")])
+    seen = [store.sims_version()]  # the versions the "in-memory copy" was loaded at
+    calls: list[str | None] = []
+
+    async def reload() -> None:
+        seen.append(store.sims_version())
+
+    async def read(fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    follower = StoreFollower(read, 60.0)
+    follower.follow("SIM registry", store.sims_version, lambda: seen[-1], reload)
+    task = asyncio.create_task(follower.run())
+    listener = ChangeListener(url, lambda key: (calls.append(key), follower.wake(key)), retry_seconds=0.2)
+    caplog.set_level(logging.INFO, logger="nce.store")
+    listener.start()
+    try:
+        await wait_until(lambda: listener.connected and calls == [None], 5, "not listening")
+        store.update_sim(sim(25).iccid, status="Enabled")
+        took = await wait_until(lambda: len(seen) == 2 and seen[-1] == store.sims_version(), 1.0,
+                                "no wake-up by NOTIFY")
+        assert "sims_version" in calls
+        print(f"NOTIFY to reload in one process: {took * 1000:.0f} ms")
+
+        listener.url = "postgresql://postgres@127.0.0.1:1/unreachable"  # it cannot come back for now
+        admin = pg_store(url)  # the server ends the listening connection (as a restart or a proxy would)
+        admin.connection().execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                   " WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()")
+        admin.close()
+        await wait_until(lambda: any(r.msg.startswith("not listening") for r in caplog.records), 5, "no listen_lost")
+        assert not listener.connected
+        follower.interval = 0.3  # polling is all now: a change arrives at the next poll
+        follower.wake()
+        await asyncio.sleep(0.1)
+        store.update_sim(sim(25).iccid, status="Disabled")
+        await wait_until(lambda: seen[-1] == store.sims_version(), 2.0, "polling did not cover the gap")
+        assert not listener.connected and calls.count(None) == 1
+        follower.interval = 60.0
+        follower.wake()
+        listener.url = url  # the server is reachable again: the listener is back by itself
+        await wait_until(lambda: listener.connected and calls.count(None) == 2, 5, "did not listen again")
+        assert sum(r.msg.startswith("not listening") for r in caplog.records) == 1  # once per outage
+        await asyncio.sleep(0.1)
+        store.update_sim(sim(25).iccid, status="Enabled")
+        await wait_until(lambda: seen[-1] == store.sims_version(), 1.0, "no wake-up after the reconnect")
+    finally:
+        listener.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()
+    assert not listener.connected
+
+
 # changes reach every process ----------------------------------------------------------------
 
 async def test_api_and_cli_changes_reach_every_process_by_notify_well_before_the_poll(tmp_path, receiver, ca_file):
