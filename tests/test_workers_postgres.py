@@ -236,6 +236,8 @@ async def test_api_and_cli_changes_reach_every_process_by_notify_well_before_the
         await b.wait_for_log('"event": "listen_started"')
         http_a = await login(ApiClient, EMAILS["Admin"], a.api_port)
         http_b = await login(ApiClient, EMAILS["Admin"], b.api_port)
+        token_of_a = ApiClient(f"http://127.0.0.1:{b.api_port}/management-api", http_a.token)
+        assert (await token_of_a.get("/v1/sims")).status == 200  # a token issued by A is good on B
         for device in devices:
             assert await answers(a.coap_port, device) != "2.04" and await answers(b.coap_port, device) != "2.04"
 
@@ -428,6 +430,9 @@ async def test_a_postgresql_restart_under_two_processes_acknowledges_nothing_unc
         await wait_until(lambda: acknowledged <= delivered(receiver), 30,
                          f"{len(acknowledged - delivered(receiver))} acknowledged never delivered")
         assert_in_order_per_sim(receiver.events, devices)
+        holders = lease_holders(store)  # the duties are held again, by the two gateways only
+        assert set(holders) == {"retention", "delivery/1"}, holders
+        assert {holder_pid(h) for h in holders.values()} <= {a.process.pid, b.process.pid}
         # both processes noticed the LISTEN connection go and come back by themselves
         for gateway in (a, b):
             await gateway.wait_for_log('"event": "listen_lost"')
