@@ -400,8 +400,10 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, *, tun
         except (NotImplementedError, RuntimeError):
             pass
     if not gateway.slot.several:  # a worker's supervisor says where it listens
+        # one write with its newline: print() writes the end apart, and a log line from another
+        # thread (stderr, often the same pipe) could land between the two
         print(f"nce-gateway listening: UDP {gateway.udp_port}, CoAP {gateway.coap_port}, CoAPs {gateway.coaps_port}, "
-              f"API http://{config.api.bind}:{gateway.api_port}", flush=True)
+              f"API http://{config.api.bind}:{gateway.api_port}\n", end="", flush=True)
     try:
         await stop.wait()
     finally:

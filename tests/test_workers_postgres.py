@@ -364,11 +364,13 @@ def post_numbered_to(port: int, device: Any, stop: threading.Event, acked: list[
     post_numbered(port, device, stop, acked)
 
 
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_a_postgresql_restart_under_two_processes_acknowledges_nothing_uncommitted_and_both_recover(
-        tmp_path, receiver, ca_file):
-    """The server is stopped (``pg_ctl -m fast``) under traffic to both processes and started
-    again: no answer 2.04 while it is down; afterwards both acknowledge, store and deliver again,
-    and LISTEN is back, without restarting a gateway."""
+        tmp_path, receiver, ca_file, mode):
+    """The server is stopped (``pg_ctl -m fast``, or ``immediate``: a crash, WAL recovery at the
+    start) under traffic to both processes and started again: no answer 2.04 while it is down;
+    afterwards both acknowledge, store and deliver again, and LISTEN is back, without restarting
+    a gateway."""
     import pg_support
 
     url = pg_support.fresh_database()
@@ -390,7 +392,7 @@ async def test_a_postgresql_restart_under_two_processes_acknowledges_nothing_unc
         for thread in threads:
             thread.start()
         await wait_until(lambda: len(acked) >= 100, 20, "no load")
-        await asyncio.to_thread(pg_support.server_down)
+        await asyncio.to_thread(pg_support.server_down, mode)
         down_at = time.monotonic()
         if shutil.which("coap-client-notls"):  # libcoap, one try each: no 2.04 from either process
             outs = await asyncio.gather(*(post_once(probe.ip_address, f"coap://127.0.0.1:{g.coap_port}/?t=pg/down",
@@ -412,7 +414,7 @@ async def test_a_postgresql_restart_under_two_processes_acknowledges_nothing_unc
                 {d.iccid for i, d in enumerate(devices) if (a, b)[i % 2].coap_port == port})
             await wait_until(lambda count=count: count() >= 20, 30, "a process did not acknowledge again")
         first_after = min(answered for _, _, answered in acked if answered > back_at) - back_at
-        print(f"restart: {sum(1 for _, _, t in acked if t < down_at)} acknowledged before the stop; answered "
+        print(f"restart ({mode}): {sum(1 for _, _, t in acked if t < down_at)} acknowledged before the stop; answered "
               f"while it was down: {sum(1 for _, s, t in acked if down_at <= t < up_at)} (each sent before the stop "
               f"and stored), while it started: {sum(1 for _, _, t in acked if up_at <= t < back_at)}; "
               f"first acknowledgement {first_after:.2f} s after pg_ctl start returned")
