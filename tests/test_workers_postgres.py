@@ -31,11 +31,26 @@ from gateway.duties import holder_pid
 from gateway.transports.reuseport import worker_for
 from inspector import leases
 from inspector.store import open_store
-from tests.conftest import assert_in_order_per_sim, sim
+from tests.conftest import assert_in_order_per_sim, post_numbered, sim
 from tests.test_store_postgres_e2e import post_once
 from tests.workers_support import ROOT, Supervised, free_udp_port, lease_holders
 
 pytestmark = [pytest.mark.postgresql]
+
+
+@pytest.fixture
+def processes() -> Any:
+    """Every gateway process a test starts: killed at the end if a failure left it running."""
+    started: list[Supervised] = []
+    yield started
+    for gateway in started:
+        gateway.kill()
+
+
+def start(processes: list[Supervised], config: Path, workers: int) -> Supervised:
+    gateway = Supervised(config, workers)
+    processes.append(gateway)
+    return gateway
 
 
 def pg_store(url: str) -> Any:
@@ -214,7 +229,8 @@ async def test_the_listener_wakes_the_follower_reconnects_by_itself_and_polling_
 
 # changes reach every process ----------------------------------------------------------------
 
-async def test_api_and_cli_changes_reach_every_process_by_notify_well_before_the_poll(tmp_path, receiver, ca_file):
+async def test_api_and_cli_changes_reach_every_process_by_notify_well_before_the_poll(tmp_path, receiver, ca_file,
+                                                                                          processes):
     """Host A runs ``--workers 2``, host B one process; the poll interval is 60 s, so only
     NOTIFY can bring a change to the other processes within the asserted second."""
     import pg_support
@@ -228,8 +244,8 @@ async def test_api_and_cli_changes_reach_every_process_by_notify_well_before_the
     store.upsert_sims(devices)
     store_accounts.create_account(store, EMAILS["Admin"], password_hash(), "Admin")
     extra = "[registry]\npoll_interval_seconds = 60\n[process]\nlease_seconds = 3\n" + hook(receiver, ca_file)
-    a = Supervised(config_for(tmp_path, "a", url, extra), 2)
-    b = Supervised(config_for(tmp_path, "b", url, extra), 1)
+    a = start(processes, config_for(tmp_path, "a", url, extra), 2)
+    b = start(processes, config_for(tmp_path, "b", url, extra), 1)
     try:
         await a.wait_for_log('"event": "started"', 2)
         await a.wait_for_log('"event": "listen_started"', 2)
@@ -306,7 +322,8 @@ async def login(api_client: Any, email: str, port: int) -> Any:
 
 # failures -------------------------------------------------------------------------------------
 
-async def test_kill_9_of_the_delivering_process_loses_nothing_and_the_other_delivers_on(tmp_path, receiver, ca_file):
+async def test_kill_9_of_the_delivering_process_loses_nothing_and_the_other_delivers_on(tmp_path, receiver, ca_file,
+                                                                                        processes):
     """Two gateway processes (two hosts) under load; the one holding ``delivery/1`` is killed."""
     import pg_support
 
@@ -315,8 +332,8 @@ async def test_kill_9_of_the_delivering_process_loses_nothing_and_the_other_deli
     store = pg_store(url)
     store.upsert_sims(devices)
     extra = "[process]\nlease_seconds = 3\n[registry]\npoll_interval_seconds = 0.5\n" + hook(receiver, ca_file)
-    a = Supervised(config_for(tmp_path, "a", url, extra), 1)
-    b = Supervised(config_for(tmp_path, "b", url, extra), 1)
+    a = start(processes, config_for(tmp_path, "a", url, extra), 1)
+    b = start(processes, config_for(tmp_path, "b", url, extra), 1)
     gateways = {a.process.pid: a, b.process.pid: b}
     try:
         holders = lease_holders(store)
@@ -326,7 +343,7 @@ async def test_kill_9_of_the_delivering_process_loses_nothing_and_the_other_deli
         acked: list[str] = []
         stop = threading.Event()
         # a balancer: half the SIMs on each host
-        threads = [threading.Thread(target=post_numbered_to, args=((a, b)[i % 2].coap_port, d, stop, acked))
+        threads = [threading.Thread(target=post_numbered, args=((a, b)[i % 2].coap_port, d, stop, acked))
                    for i, d in enumerate(devices)]
         for thread in threads:
             thread.start()
@@ -352,21 +369,14 @@ async def test_kill_9_of_the_delivering_process_loses_nothing_and_the_other_deli
               f"{len(acknowledged)} in all, all stored and "
               f"delivered; {len(receiver.of_type('TELEMETRY_DATA')) - len(delivered(receiver))} delivered twice")
         assert_in_order_per_sim(receiver.events, devices)
+        assert other.stop() == 0  # the survivor stops cleanly (the fixture kills what a failure left)
     finally:
-        assert other.stop() == 0
-        delivering.stop()
-    store.close()
-
-
-def post_numbered_to(port: int, device: Any, stop: threading.Event, acked: list[str]) -> None:
-    from tests.conftest import post_numbered
-
-    post_numbered(port, device, stop, acked)
+        store.close()
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_a_postgresql_restart_under_two_processes_acknowledges_nothing_uncommitted_and_both_recover(
-        tmp_path, receiver, ca_file, mode):
+        tmp_path, receiver, ca_file, processes, mode):
     """The server is stopped (``pg_ctl -m fast``, or ``immediate``: a crash, WAL recovery at the
     start) under traffic to both processes and started again: no answer 2.04 while it is down;
     afterwards both acknowledge, store and deliver again, and LISTEN is back, without restarting
@@ -380,8 +390,8 @@ async def test_a_postgresql_restart_under_two_processes_acknowledges_nothing_unc
     store.upsert_sims(devices + probes)
     store.close()
     extra = "[process]\nlease_seconds = 3\n[registry]\npoll_interval_seconds = 60\n" + hook(receiver, ca_file)
-    a = Supervised(config_for(tmp_path, "a", url, extra), 1)
-    b = Supervised(config_for(tmp_path, "b", url, extra), 1)
+    a = start(processes, config_for(tmp_path, "a", url, extra), 1)
+    b = start(processes, config_for(tmp_path, "b", url, extra), 1)
     acked: list[tuple[str, float, float]] = []
     stop = threading.Event()
     threads = [threading.Thread(target=post_timed, args=((a, b)[i % 2].coap_port, d, stop, acked))
@@ -421,7 +431,8 @@ async def test_a_postgresql_restart_under_two_processes_acknowledges_nothing_unc
     finally:
         stop.set()
         for thread in threads:
-            await asyncio.to_thread(thread.join)
+            if thread.ident is not None:  # started
+                await asyncio.to_thread(thread.join)
     try:
         acknowledged = {p for p, _, _ in acked}
         store = pg_store(url)

@@ -43,7 +43,10 @@ class Supervised:
                 self.first = line
                 break
             self.lines.append(line)
-        assert self.first, f"the gateway did not start:\n{''.join(self.lines[-30:])}"
+        if not self.first:
+            self.process.kill()
+            self.process.wait(10)
+            raise AssertionError(f"the gateway did not start:\n{''.join(self.lines[-30:])}")
         if workers > 1:
             assert f"({workers} workers)" in self.first, self.first
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -78,6 +81,12 @@ class Supervised:
         while sum(text in line for line in list(self.lines)) < count:
             assert time.monotonic() < deadline, f"no {count} x {text!r} in the log:\n{''.join(self.lines[-30:])}"
             await asyncio.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL if still running (a test's cleanup after a failure)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     def stop(self) -> int:
         if self.process.poll() is None:
