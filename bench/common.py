@@ -46,10 +46,10 @@ def child(args: Sequence[str], ready: str = "ready", timeout: float = 30.0,
 
 
 def coap_gateway_config(directory: Path, coap_port: int, extra: str = "", *, name: str = "bench",
-                        synchronous: str = "full", store_url: str = "") -> Path:
+                        synchronous: str = "full", store_url: str = "", api: str = "") -> Path:
     """A TOML file for a gateway child process serving only plain CoAP on ``coap_port`` (no UDP,
     no CoAPs, API on an ephemeral port), its store in ``directory`` (or at ``store_url``);
-    ``extra`` adds sections."""
+    ``extra`` adds sections, ``api`` lines to the ``[api]`` section."""
     path = directory / f"{name}.toml"
     path.write_text(f"""
 [store]
@@ -65,6 +65,7 @@ port = {coap_port}
 enabled = false
 [api]
 port = 0
+{api}
 [targets]
 allow_loopback = true
 {extra}""")

@@ -3,6 +3,7 @@
     python -m bench.uplink [--seconds 10] [--sims 200] [--window 256] [--loop uvloop] [--workers 1,2]
     python -m bench.uplink --compare --repeats 3 --ab /work/main   # interleaved A/B rounds
     python -m bench.uplink --postgres URL   # the gateway on PostgreSQL beside SQLite
+    python -m bench.uplink --workers 1,2 --postgres URL   # each worker count on both stores
 
 Measured in the same run, with the same load generator: a bare asyncio UDP echo and a bare
 aiocoap server answering 2.04 (no work at all). The gateway runs as its own process with its
@@ -94,9 +95,10 @@ def run_gateway(ips: list[str], args: argparse.Namespace, synchronous: str, loop
     return stats, cpu, stored
 
 
-def run_gateway_on_postgres(ips: list[str], args: argparse.Namespace) -> tuple[LoadStats, float, int, float]:
-    """The gateway (synchronous=full) on a new database of the server at ``--postgres``; also
-    returns the CPU seconds the server's ``postgres`` processes used meanwhile."""
+def run_gateway_on_postgres(ips: list[str], args: argparse.Namespace,
+                            workers: int = 1) -> tuple[LoadStats, float, int, float]:
+    """The gateway (``workers`` processes) on a new database of the server at ``--postgres``;
+    also returns the CPU seconds the server's ``postgres`` processes used meanwhile."""
     with bench_database(args.postgres) as url, tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         config = gateway_config(Path(tmp), port, "full", store_url=url)
@@ -105,7 +107,7 @@ def run_gateway_on_postgres(ips: list[str], args: argparse.Namespace) -> tuple[L
         command = ["-m", "gateway", "serve", "--config", str(config)]
         if args.loop != "asyncio":
             command += ["--loop", args.loop]
-        with child(command, ready="listening", env={"NCE_PROCESS_WORKERS": "1"}) as process:
+        with child(command, ready="listening", env={"NCE_PROCESS_WORKERS": str(workers)}) as process:
             before = processes_cpu("postgres")
             stats, cpu = measure(process.pid, port, ips, args.seconds, args.window)
             used = processes_cpu("postgres") - before
@@ -167,9 +169,10 @@ def main(argv: list[str] | None = None) -> list[tuple]:
         if args.ab:
             stats, cpu, stored = run_gateway(ips, args, "full", args.loop, args.ab)
             results.append((f"{tag}gateway of {args.ab} (full, {stored:,} stored)", stats, cpu))
-        if args.postgres:
-            stats, cpu, stored, used = run_gateway_on_postgres(ips, args)
-            name = f"{tag}gateway on PostgreSQL ({args.loop}, {stored:,} stored)"
+        for workers in (worker_counts or [1]) if args.postgres else []:  # --workers counts on PostgreSQL too
+            stats, cpu, stored, used = run_gateway_on_postgres(ips, args, workers)
+            processes = f", {workers} workers" if worker_counts else ""
+            name = f"{tag}gateway on PostgreSQL ({args.loop}{processes}, {stored:,} stored)"
             results.append((name, stats, cpu))
             db_cpu[name] = used
         echo = per_core(*results[0][1:])

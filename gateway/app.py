@@ -97,7 +97,10 @@ class Gateway:
         self.committer.observers.append(self.integrations)
         # work that must run in one process only, whoever holds its lease (gateway/duties.py)
         self.duties = Duties(self.store, config.process.lease_seconds, self.metrics.registry)
-        self.integrations.shared = self.slot.several
+        # other processes deliver too: this one's workers (supervisor), or other gateways on a
+        # shared database (PostgreSQL, other hosts)
+        self.shared = self.slot.several or self.store.shared
+        self.integrations.shared = self.shared
         self.integrations.claim = lambda integration_id: self.duties.claim(f"delivery/{integration_id}")
         self.duties.want("retention")
         self.duties.want_each(lambda: [f"delivery/{i}" for i in self.integrations.deliverable()],
@@ -151,7 +154,8 @@ class Gateway:
         self._api_runner: web.AppRunner | None = None
         self.api_auth: Any = None  # the management API's Authenticator, once the API is built
         self._tasks: list[asyncio.Task] = []
-        self.control = ControlServer(config.store.path, self.follower.check,
+        self.listener: Any = None  # the store's change listener (PostgreSQL), once started
+        self.control = ControlServer(config.store.identity(), self.follower.check,
                                      worker=self.slot.index if self.slot.several else None)
         self.udp_port = self.coap_port = self.api_port = 0
         self.started_at = 0.0
@@ -188,7 +192,7 @@ class Gateway:
                                                  r.duplicate_window_seconds)
             self.radius_port = self.radius.port
         if self.sms is not None:
-            if self.slot.several:  # one SMPP session per gateway: the worker holding the lease
+            if self.shared:  # one SMPP session per gateway: the process holding the lease
                 sms = self.sms
                 self.duties.want("sms", gained=lambda name: sms.start(), lost=lambda name: sms.stop())
             else:
@@ -252,6 +256,13 @@ class Gateway:
         self.follower.follow("endpoints", lambda: os_state.endpoints_version(self.store),
                              lambda: self.endpoints.version, self.endpoints.follow)
         await self.control.start()  # the CLI's changes in force at once (gateway/control.py)
+        # PostgreSQL: every process on the database is told of a change at its commit (NOTIFY)
+        self.listener = self.store.change_listener(self.follower.wake)
+        if self.listener is not None:
+            self.listener.start()
+            Gauge("nce_store_listening", "1 while this process LISTENs for store changes (PostgreSQL), "
+                  "0 while it follows by polling only", registry=self.metrics.registry).set_function(
+                lambda: int(self.listener.connected))
         self._tasks = [
             loop.create_task(self.follower.run(), name="store-follower"),
             loop.create_task(self._purge_loop(), name="retention"),
@@ -319,6 +330,8 @@ class Gateway:
             return
         self._stopped = True
         await self.control.stop()
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
         await self.duties.halt()  # no lease changes while stopping; released at the end
         for task in self._tasks:
             task.cancel()
@@ -387,8 +400,10 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None, *, tun
         except (NotImplementedError, RuntimeError):
             pass
     if not gateway.slot.several:  # a worker's supervisor says where it listens
+        # one write with its newline: print() writes the end apart, and a log line from another
+        # thread (stderr, often the same pipe) could land between the two
         print(f"nce-gateway listening: UDP {gateway.udp_port}, CoAP {gateway.coap_port}, CoAPs {gateway.coaps_port}, "
-              f"API http://{config.api.bind}:{gateway.api_port}", flush=True)
+              f"API http://{config.api.bind}:{gateway.api_port}\n", end="", flush=True)
     try:
         await stop.wait()
     finally:

@@ -71,6 +71,18 @@ class StoreConfig:
         """``url`` if set, else the SQLite file at ``path``."""
         return self.url or f"sqlite:///{self.path}"
 
+    def identity(self) -> str:
+        """What names this store to the processes of one host (the control sockets,
+        gateway/control.py): the SQLite file, or the PostgreSQL URL without its password."""
+        from inspector.store import sqlite_path
+        if not self.url:
+            return self.path
+        path = sqlite_path(self.url)
+        if path is not None:
+            return path
+        from inspector.store.postgres import redact
+        return redact(self.url)
+
     def open(self):  # noqa: ANN201 (the backend's store class)
         """The store this config names (inspector.store.open_store)."""
         from inspector.store import open_store

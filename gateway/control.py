@@ -40,9 +40,11 @@ def available() -> bool:
 
 
 def address(store_path: str | Path, worker: int | None = None) -> str:
-    """The abstract socket name of the gateway serving this store file (of its worker k when
-    several processes serve it: each has its own socket, gateway/supervisor.py)."""
-    real = os.path.realpath(os.fspath(store_path))
+    """The abstract socket name of the gateway serving this store file or database URL
+    (``StoreConfig.identity()``; of its worker k when several processes serve it: each has its
+    own socket, gateway/supervisor.py)."""
+    name = os.fspath(store_path)
+    real = name if "://" in name else os.path.realpath(name)
     name = "\0nce-gateway/" + hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     return name if worker is None else f"{name}/w{worker}"
 

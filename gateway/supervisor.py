@@ -176,7 +176,7 @@ class Supervisor:
         ports = self.bound.ports
         print(f"nce-gateway listening: UDP {ports.get('udp', 0)}, CoAP {ports.get('coap', 0)}, "
               f"CoAPs {ports.get('coaps', 0)}, API http://{self.config.api.bind}:{ports.get('api', 0)} "
-              f"({self.workers} workers)", flush=True)
+              f"({self.workers} workers)\n", end="", flush=True)  # one write, newline included (app.serve)
         try:
             for slot in self.slots:
                 self.start(slot)

@@ -121,11 +121,12 @@ def server_down_and_up(down: float = 0.0) -> None:
     server_up()
 
 
-def server_down() -> None:
-    """Stop our own server (fast: connections cut); skip with a server of the machine."""
+def server_down(mode: str = "fast") -> None:
+    """Stop our own server (``fast``: connections cut, a clean shutdown; ``immediate``: as a
+    crash, recovery from the WAL at the next start); skip with a server of the machine."""
     if os.environ.get("NCE_TEST_PG_URL") or not _control:
         pytest.skip("the PostgreSQL server is not ours to stop (NCE_TEST_PG_URL)")
-    subprocess.run([*_control, "-m", "fast", "-w", "stop"], check=True, capture_output=True)
+    subprocess.run([*_control, "-m", mode, "-w", "stop"], check=True, capture_output=True)
 
 
 def server_up() -> None:

@@ -1,5 +1,7 @@
 """The gateway on PostgreSQL (store.url): CoAP uplinks from libcoap's coap-client to a real HTTPS
-webhook, the inspector's view of them, and a restart of the gateway that finds its state again."""
+webhook, the inspector's view of them, and a restart of the gateway that finds its state again.
+The server stopped under one in-process gateway; tests/test_workers_postgres.py does it under
+two gateway processes with load (and uses :func:`post_once` from here)."""
 
 from __future__ import annotations
 
@@ -58,6 +60,15 @@ async def test_gateway_on_postgresql_delivers_coap_uplinks_to_a_webhook(tmp_path
     assert gw2.store.messages()[0]["seq"] == 4
 
 
+async def post_once(address: str, url: str, payload: str, seconds: int = 3) -> str:
+    """libcoap's log of one CON POST from ``address``, sent once and waited for ``seconds``
+    (no retransmission: what it shows is the answer to that one try, if any)."""
+    process = await asyncio.create_subprocess_exec(
+        "coap-client-notls", "-v", "6", "-B", str(seconds), "-a", address, "-m", "post", "-e", payload, url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    return (await process.communicate())[0].decode("utf-8", "replace")
+
+
 async def test_gateway_stops_acknowledging_while_postgresql_is_down_and_recovers(tmp_path, receiver, ca_file,
                                                                                   start_gateway):
     """Nothing is acknowledged that is not committed; after the server is back the gateway
@@ -75,10 +86,7 @@ async def test_gateway_stops_acknowledging_while_postgresql_is_down_and_recovers
 
     await asyncio.to_thread(pg_support.server_down)
     try:
-        process = await asyncio.create_subprocess_exec(  # one try, no retransmission: 3 s without an answer
-            "coap-client-notls", "-v", "6", "-B", "3", "-a", device.ip_address, "-m", "post", "-e", "while down",
-            f"{url}/?t=pg/down", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        out = (await process.communicate())[0].decode("utf-8", "replace")
+        out = await post_once(device.ip_address, f"{url}/?t=pg/down", "while down")
         assert "c:2.04" not in out, out
     finally:
         await asyncio.to_thread(pg_support.server_up)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,14 +30,17 @@ from gateway.transports.reuseport import bind_group, program, worker_for
 from inspector import leases
 from inspector.sqlite import SqliteStore
 from tests.conftest import assert_in_order_per_sim, post_numbered, sim
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.workers_support import ROOT, Supervised, free_udp_port, lease_holders
 
 
 # leases ------------------------------------------------------------------------------------
 
 def test_a_lease_has_one_holder_until_it_expires_or_is_released(tmp_path):
-    store = SqliteStore(tmp_path / "leases.db")
+    check_lease_contract(SqliteStore(tmp_path / "leases.db"))
+
+
+def check_lease_contract(store: Any) -> None:
+    """inspector/leases.py's contract on one backend (tests/test_workers_postgres.py: PostgreSQL)."""
     take = lambda holder, now: store.write_with(leases.take, "retention", holder, now, 1000)  # noqa: E731
     assert take("a", 10_000) is True
     assert take("b", 10_500) is False  # held by a
@@ -98,54 +101,6 @@ def test_the_program_is_the_python_hash():
 
 
 # the supervisor and its workers ---------------------------------------------------------------
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Supervised:
-    """``nce-gateway serve --workers N`` as a child process; its log lines collected."""
-
-    def __init__(self, config: Path, workers: int) -> None:
-        env = dict(os.environ, NCE_PROCESS_WORKERS=str(workers))
-        self.process = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-                                        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True)
-        assert self.process.stdout is not None
-        self.first = self.process.stdout.readline()
-        assert f"({workers} workers)" in self.first, self.first
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    async def wait_for_log(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while sum(text in line for line in self.lines) < count:
-            assert time.monotonic() < deadline, f"no {count} x {text!r} in the log:\n{''.join(self.lines[-30:])}"
-            await asyncio.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(40)
-        self._reader.join(5)
-        return code
-
-
-def lease_holders(db: Path) -> dict[str, str]:
-    store = SqliteStore(db)
-    try:
-        return {lease.name: lease.holder for lease in store.read_with(leases.holders)}
-    finally:
-        store.close()
-
 
 async def test_kill_9_of_the_delivering_worker_loses_nothing_and_delivery_goes_on(tmp_path, receiver, ca_file):
     devices = [sim(n) for n in range(25, 33)]
@@ -273,7 +228,7 @@ ca_file = "{ca_file}"
     clients = []
     try:
         await gateway.wait_for_log('"event": "started"', 2)
-        api_port = int(gateway.first.rsplit(":", 1)[1].split()[0])
+        api_port = gateway.api_port
         base = f"http://127.0.0.1:{api_port}/management-api"
         login = await ApiClient(base).login(EMAILS["Admin"])
         assert login.status == 200, login.body

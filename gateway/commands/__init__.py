@@ -36,6 +36,6 @@ def in_force(args: argparse.Namespace) -> None:
         audit.record_cli_change(store, args)  # the administration log (gateway/audit.py)
     finally:
         store.close()
-    if apply_now(config.store.path) is False:
-        print(f"warning: the gateway running on {config.store.path} did not confirm the change; it applies it "
+    if apply_now(config.store.identity()) is False:
+        print(f"warning: the gateway running on {config.store.identity()} did not confirm the change; it applies it "
               f"within registry.poll_interval_seconds ({config.registry.poll_interval_seconds:g} s)", file=sys.stderr)

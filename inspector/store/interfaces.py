@@ -172,6 +172,20 @@ class Repositories(Protocol):
 
 
 @runtime_checkable
+class ChangeFeed(Protocol):
+    """How a process learns that another one changed the followed tables. Always: polling the
+    ``*_version()`` counters. ``change_listener`` adds a push where the backend has one
+    (PostgreSQL's LISTEN/NOTIFY: an object with ``start()``, ``stop()`` and ``connected``, calling
+    ``on_change(key)`` from its own thread, ``on_change(None)`` after each reconnect); None where
+    it has not (SQLite). ``shared``: other gateway processes, on other hosts too, may use this
+    store, so once-only duties need their leases even for a single process."""
+
+    shared: bool
+
+    def change_listener(self, on_change: Callable[[str | None], None]) -> Any: ...
+
+
+@runtime_checkable
 class Maintenance(Protocol):
     """Schema and retention. ``purge`` removes history older than ``before_ms`` (outbox rows of
     purged events with it) and returns counts per table; on PostgreSQL whole days go by dropping
@@ -193,5 +207,5 @@ class Secrets(Protocol):
 
 @runtime_checkable
 class Store(IngestLog, Outbox, SimRepository, PskRepository, TemplateRepository, IntegrationRepository,
-            Repositories, Maintenance, Secrets, Protocol):
+            Repositories, ChangeFeed, Maintenance, Secrets, Protocol):
     """Everything the gateway asks of its durable state: what :func:`inspector.store.open_store` returns."""

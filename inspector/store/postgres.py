@@ -165,6 +165,14 @@ class PgConnection:
 class PostgresStore(SqliteStore):
     """The gateway's durable state in one PostgreSQL database."""
 
+    shared = True  # any number of gateway processes, on any hosts, may use one database
+
+    def change_listener(self, on_change: Callable[[str | None], None]) -> Any:
+        """A (not yet started) LISTEN connection calling ``on_change`` for each change of a
+        follower's version counter (inspector/store/pg_listen.py)."""
+        from .pg_listen import ChangeListener
+        return ChangeListener(self.url, on_change)
+
     def __init__(self, url: str, secrets_key: str | None = None, partition_days_ahead: int = 3) -> None:
         self.url = url
         self.path = redact(url)

@@ -53,6 +53,15 @@ def _sim_from_row(row: Sequence) -> Sim:
 class SqliteStore:
     """The gateway's durable state in one SQLite file."""
 
+    #: whether independent gateway processes (other hosts) may share this store: a SQLite file
+    #: is shared only by the workers of one supervisor, who know it (gateway/workers.py)
+    shared = False
+
+    def change_listener(self, on_change: Callable[[str | None], None]) -> Any:
+        """None: SQLite has no change notifications (followers poll, the CLI uses the control
+        sockets). PostgreSQL's returns a listener (inspector/store/pg_listen.py)."""
+        return None
+
     def __init__(self, path: str | Path, synchronous: str = "full", secrets_key: str | None = None) -> None:
         """``secrets_key``: encrypt secrets at rest (inspector.secretbox); None keeps them plain."""
         self.path = str(path)
