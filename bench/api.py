@@ -40,7 +40,6 @@ from .common import print_table
 DAY_MS = 86_400_000
 PROTOCOLS = ("UDP", "COAP", "LWM2M")
 INDEXES = {
-    "messages_by_device": "CREATE INDEX messages_by_device ON messages (iccid, received_ms)",
     "messages_by_time": "CREATE INDEX messages_by_time ON messages (received_ms)",
     "messages_by_protocol": "CREATE INDEX messages_by_protocol ON messages (protocol, received_ms)",
 }
@@ -89,10 +88,12 @@ def load(path: Path, messages: int, sims: list[Sim], days: int, end_ms: int, bat
             conn.execute("COMMIT")
             done += count
             progress.update(task, advance=count)
-        index_task = progress.add_task("indexes", total=len(INDEXES) + 1)
+        index_task = progress.add_task("indexes", total=len(INDEXES) + 2)
         for sql in INDEXES.values():
             conn.execute(sql)
             progress.update(index_task, advance=1)
+        store.fill_device_index(chunk=messages + 1)  # device_messages, as the gateway fills it
+        progress.update(index_task, advance=1)
         conn.execute("BEGIN")
         conn.execute("DELETE FROM latest")
         conn.execute("INSERT INTO latest (iccid, protocol, message_seq)"

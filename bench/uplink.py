@@ -17,12 +17,16 @@ afterwards. The server's CPU (processes called ``postgres`` on this machine) is 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from firmware_examples.loadgen import LoadStats, run_coap_load, source_ips
@@ -83,16 +87,29 @@ def run_gateway(ips: list[str], args: argparse.Namespace, synchronous: str, loop
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         config = gateway_config(Path(tmp), port, synchronous)
-        SqliteStore(Path(tmp) / "bench.db").upsert_sims(bench_sims(ips))
+        seed_sims(Path(tmp) / "bench.db", ips, code)
         command = ["-m", "gateway", "serve", "--config", str(config)]
         if loop != "asyncio":
             command += ["--loop", loop]
         env = {"NCE_PROCESS_WORKERS": str(workers), **({"PYTHONPATH": code} if code else {})}
         with child(command, ready="listening", env=env, cwd=code) as process:
             stats, cpu = measure(process.pid, port, ips, args.seconds, args.window)
-        stored = SqliteStore(Path(tmp) / "bench.db").connection().execute(
-            "SELECT COUNT(*) FROM messages").fetchone()[0]
+        with closing(sqlite3.connect(Path(tmp) / "bench.db")) as conn:  # not migrated by this checkout
+            stored = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
     return stats, cpu, stored
+
+
+def seed_sims(path: Path, ips: list[str], code: str | None) -> None:
+    """The bench SIMs in a new store at ``path``, made by the checkout that will serve it (``code``:
+    another checkout's store may not know this one's newest migrations, and would refuse the file)."""
+    if code is None:
+        SqliteStore(path).upsert_sims(bench_sims(ips))
+        return
+    script = ("import json, sys\nfrom inspector.records import Sim\nfrom inspector.sqlite import SqliteStore\n"
+              "SqliteStore(sys.argv[1]).upsert_sims([Sim(**s) for s in json.load(sys.stdin)])\n")
+    sims = [{"iccid": s.iccid, "imsi": s.imsi, "ip_address": s.ip_address} for s in bench_sims(ips)]
+    subprocess.run([sys.executable, "-c", script, str(path)], input=json.dumps(sims), text=True, check=True,
+                   env={**os.environ, "PYTHONPATH": code}, cwd=code)
 
 
 def run_gateway_on_postgres(ips: list[str], args: argparse.Namespace,

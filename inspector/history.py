@@ -10,9 +10,21 @@ once, in order, however many messages arrive (they are above the mark) and whate
 retention purge removes meanwhile (it only removes). A new query sees the new messages.
 
 Each page is one range scan of an index that holds ``(..., received_ms, seq)`` in order (seq is
-the rowid, which SQLite keeps as the last column of every index): ``messages_by_device`` for
-one device, ``messages_by_protocol`` for one protocol, ``messages_by_time`` otherwise. No sort,
-no OFFSET: the cost of a page does not depend on how deep into the history it is.
+the rowid, which SQLite keeps as the last column of every index): ``messages_by_protocol`` for
+one protocol, ``messages_by_time`` otherwise. No sort, no OFFSET: the cost of a page does not
+depend on how deep into the history it is.
+
+**One device** is read from two places (migrations/0048_device_messages.sql): the table
+``device_messages``, keyed ``(iccid, received_ms, seq)``, which holds every message up to the mark
+``meta.device_messages_upto`` and is filled after the group commits (so no index on ``messages``
+is written inside them), and the *tail* of ``messages`` above the mark, read as a range of seq
+(a few seconds of traffic at most; sorted, it is small). The mark is read once per page, before
+the page's statement: messages at or below it are in ``device_messages`` (a fill only adds
+messages above it and moves it in the same transaction), messages above it are read from
+``messages``, which holds every committed message. The two parts are disjoint and complete
+whether or not a fill runs between the mark's read and the statement, and the statement merges
+them in ``(received_ms, seq)`` order (a compound SELECT's merge, no sort of the indexed part), so
+the snapshot and paging rules above hold unchanged.
 """
 
 from __future__ import annotations
@@ -50,15 +62,17 @@ def high_water_mark(store: Any) -> int:
     return store.last_sequence("messages")
 
 
-def _where(q: HistoryQuery) -> tuple[str, str, list[Any]]:
+def _where(q: HistoryQuery, prefix: str = "") -> tuple[str, str, list[Any]]:
+    """(index, conditions, arguments); ``prefix`` qualifies the columns (``d.``)."""
+    p = prefix
     conditions: list[str] = []
     args: list[Any] = []
     if q.iccid is not None:
-        index = "messages_by_device"
-        conditions.append("iccid = ?")
+        index = "device_messages"
+        conditions.append(f"{p}iccid = ?")
         args.append(q.iccid)
         if q.protocol is not None:
-            conditions.append("+protocol = ?")
+            conditions.append(f"+{p}protocol = ?")
             args.append(q.protocol)
     elif q.protocol is not None:
         index = "messages_by_protocol"
@@ -67,43 +81,56 @@ def _where(q: HistoryQuery) -> tuple[str, str, list[Any]]:
     else:
         index = "messages_by_time"
     if q.newest_first:
-        conditions.append("received_ms >= ?")
+        conditions.append(f"{p}received_ms >= ?")
         args.append(q.start_ms)
         if q.after is not None:
             # keyset paging backwards: strictly before the last row returned, in (received_ms, seq)
             end = q.after[0] + 1 if q.end_ms is None else min(q.end_ms, q.after[0] + 1)
-            conditions.append("received_ms < ?")
+            conditions.append(f"{p}received_ms < ?")
             args.append(end)
-            conditions.append("(received_ms < ? OR seq < ?)")
+            conditions.append(f"({p}received_ms < ? OR {p}seq < ?)")
             args.extend(q.after)
         elif q.end_ms is not None:
-            conditions.append("received_ms < ?")
+            conditions.append(f"{p}received_ms < ?")
             args.append(q.end_ms)
     else:
         start = q.start_ms if q.after is None else max(q.start_ms, q.after[0])
-        conditions.append("received_ms >= ?")
+        conditions.append(f"{p}received_ms >= ?")
         args.append(start)
         if q.end_ms is not None:
-            conditions.append("received_ms < ?")
+            conditions.append(f"{p}received_ms < ?")
             args.append(q.end_ms)
         if q.after is not None and q.after[0] >= q.start_ms:
-            conditions.append("(received_ms > ? OR seq > ?)")
+            conditions.append(f"({p}received_ms > ? OR {p}seq > ?)")
             args.extend(q.after)
-    conditions.append("seq <= ?")
-    args.append(q.high_water)
     return index, " AND ".join(conditions), args
 
 
-def history_sql(q: HistoryQuery, limit: int) -> tuple[str, list[Any]]:
-    index, where, args = _where(q)
-    sql = (f"SELECT seq, iccid, protocol, received_ms, topic, payload, translated FROM messages INDEXED BY {index}"
-           f" WHERE {where} ORDER BY {'received_ms DESC, seq DESC' if q.newest_first else 'received_ms, seq'} LIMIT ?")
-    return sql, [*args, limit]
+COLUMNS = "seq, iccid, protocol, received_ms, topic, payload, translated"
+
+
+def history_sql(q: HistoryQuery, limit: int, indexed_upto: int = 0) -> tuple[str, list[Any]]:
+    """The statement of one page. For one device, ``indexed_upto`` is the device index's mark
+    (``store.device_indexed_upto()``, read before the statement runs)."""
+    order = "received_ms DESC, seq DESC" if q.newest_first else "received_ms, seq"
+    if q.iccid is None:
+        index, where, args = _where(q)
+        sql = (f"SELECT {COLUMNS} FROM messages INDEXED BY {index} WHERE {where} AND seq <= ?"
+               f" ORDER BY {order} LIMIT ?")
+        return sql, [*args, q.high_water, limit]
+    _, indexed_where, indexed_args = _where(q, "d.")
+    _, tail_where, tail_args = _where(q)
+    # CROSS JOIN: SQLite walks device_messages in key order and looks each message up by seq
+    sql = (f"SELECT d.seq, d.iccid, d.protocol, d.received_ms, m.topic, m.payload, m.translated"
+           f" FROM device_messages d CROSS JOIN messages m WHERE {indexed_where} AND d.seq <= ? AND m.seq = d.seq"
+           f" UNION ALL SELECT {COLUMNS} FROM messages NOT INDEXED WHERE seq > ? AND seq <= ? AND {tail_where}"
+           f" ORDER BY {order} LIMIT ?")
+    return sql, [*indexed_args, min(q.high_water, indexed_upto), indexed_upto, q.high_water, *tail_args, limit]
 
 
 def history_page(store: Any, q: HistoryQuery, limit: int) -> list[MessageRow]:
     """Up to ``limit`` messages of the query after ``q.after``, in (received_ms, seq) order."""
-    sql, args = history_sql(q, limit)
+    sql, args = history_sql(q, limit, store.device_indexed_upto() if q.iccid is not None else 0)
     return [MessageRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6])
             for r in store.connection().execute(sql, args)]
 
@@ -135,13 +162,16 @@ def insights(store: Any, *, iccid: str | None, protocol: str | None, start_ms: i
     rows: list[tuple[int, str, int]] = []
     if iccid is not None:
         args["iccid"] = iccid
+        args["upto"] = store.device_indexed_upto()  # see the module's docstring: two disjoint parts
         extra = ""
         if protocol is not None:
             extra = " AND protocol = :protocol"
             args["protocol"] = protocol
-        sql = (f"SELECT {bucket} AS b, protocol, COUNT(*) FROM messages INDEXED BY messages_by_device"
-               f" WHERE iccid = :iccid AND received_ms >= :start AND received_ms < :end{extra}"
-               " GROUP BY b, protocol ORDER BY b, protocol")
+        where = f"iccid = :iccid AND received_ms >= :start AND received_ms < :end{extra}"
+        sql = (f"SELECT {bucket} AS b, protocol, COUNT(*) FROM ("
+               f"SELECT received_ms, protocol FROM device_messages WHERE {where} AND seq <= :upto"
+               f" UNION ALL SELECT received_ms, protocol FROM messages NOT INDEXED WHERE seq > :upto AND {where}"
+               ") AS u GROUP BY b, protocol ORDER BY b, protocol")
         rows = [(r[0], r[1], r[2]) for r in conn.execute(sql, args)]
         return rows
     wanted = [protocol] if protocol is not None else protocols(store)

@@ -334,8 +334,17 @@ def test_history_pages_are_index_range_scans(tmp_path):
     from inspector.sqlite import SqliteStore
 
     conn = SqliteStore(tmp_path / "plans.db").connection()
+    # one device: a range scan of device_messages' key merged with the not yet indexed tail of
+    # messages, a range of seq (sorted: it holds at most a fill interval of traffic)
+    for query in (HistoryQuery("x", None, 0, 100, 5), HistoryQuery("x", "UDP", 0, None, 5, (3, 4)),
+                  HistoryQuery("x", None, 0, None, 5, (3, 4), newest_first=True)):
+        sql, args = history_sql(query, 10, 3)
+        plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+        indexed, _, tail = plan.partition(" | RIGHT | ")
+        assert indexed.startswith("MERGE (UNION ALL) | LEFT | SEARCH d USING PRIMARY KEY (iccid=? AND received_ms>"), plan
+        assert "SEARCH m USING INTEGER PRIMARY KEY (rowid=?)" in indexed and "TEMP B-TREE" not in indexed, plan
+        assert tail.startswith("SEARCH messages USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), plan
     cases = {
-        "messages_by_device": [HistoryQuery("x", None, 0, 100, 5), HistoryQuery("x", "UDP", 0, None, 5, (3, 4))],
         "messages_by_protocol": [HistoryQuery(None, "UDP", 0, 100, 5, (3, 4))],
         "messages_by_time": [HistoryQuery(None, None, 0, None, 5), HistoryQuery(None, None, 0, 100, 5, (3, 4))],
     }

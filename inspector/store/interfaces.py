@@ -50,6 +50,17 @@ class IngestLog(Protocol):
     def last_sequence(self, name: str) -> int:
         """The highest number ever given out by sequence ``name`` ('messages' or 'events'); 0 if none."""
 
+    def device_index_due(self) -> bool:
+        """Whether messages committed by this process wait for the per-device index."""
+
+    def device_indexed_upto(self) -> int:
+        """The per-device index's mark: every message at or below it is in ``device_messages``
+        (unless purged), none above it (inspector/history.py reads those from ``messages``)."""
+
+    def fill_device_index(self, chunk: int = ...) -> int:
+        """Copy the messages above the mark to ``device_messages`` and move the mark, in one
+        transaction per chunk (idempotent; resumes after a kill); returns how many."""
+
     def events(self, *, event_type: str | None = None, limit: int = 1000) -> list[dict]:
         """Stored envelopes, highest sequence number first."""
 

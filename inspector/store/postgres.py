@@ -14,7 +14,8 @@ store and overrides only where the two databases behave differently:
   rotation reading the old key) stay correct with several processes; readers never wait (MVCC).
   Finer locks (per key: ``_serialize``) are in place for when this one is relaxed (issue #16, item 2).
 - **Retention**: ``messages`` is partitioned by day (``received_ms``); ``purge`` drops the
-  partitions that lie wholly before the limit (instant, no dead rows) and deletes the rest by rows.
+  partitions that lie wholly before the limit (instant, no dead rows; their ``device_messages``
+  entries are deleted in the same transaction) and deletes the rest by rows.
 - **Errors**: a lost connection raises :class:`StoreUnavailable` (nothing was committed; the next
   call reconnects); a broken constraint raises ``sqlite3.IntegrityError``, the class the
   repositories written for SQLite already catch.
@@ -181,6 +182,8 @@ class PostgresStore(SqliteStore):
         self._local = threading.local()
         self._opened: dict[int, Any] = {}
         self._opened_lock = threading.Lock()
+        self._unfilled = 0
+        self._filled_at = 0.0
         try:
             self.secrets = SecretBox(secrets_key) if secrets_key else None
         except SecretsKeyError as exc:
@@ -188,6 +191,7 @@ class PostgresStore(SqliteStore):
         self._migrate()
         self.ensure_partitions()
         self._check_secrets()
+        self.fill_device_index()
 
     # connections -----------------------------------------------------------------------
 
@@ -286,6 +290,8 @@ class PostgresStore(SqliteStore):
                 break
             with transaction(self.connection()) as conn:  # type: ignore[arg-type]
                 dropped += int(conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+                conn.execute(f"DELETE FROM device_messages d USING {name} m WHERE d.iccid = m.iccid"
+                             " AND d.received_ms = m.received_ms AND d.seq = m.seq")
                 conn.execute(f"DROP TABLE {name}")
             log.info("daily partition dropped", extra={"event": "partition_dropped", "partition": name})
         counts = super().purge(before_ms, chunk)

@@ -36,6 +36,12 @@ from ..secretbox import MARK, SecretBox, SecretsKeyError, is_sealed
 log = logging.getLogger("nce.store")
 
 T = TypeVar("T")
+#: the per-device message index (device_messages) is filled this often at most under load ...
+DEVICE_FILL_SECONDS = 0.5
+#: ... or as soon as this many messages wait for it
+DEVICE_FILL_ROWS = 20_000
+#: messages copied per fill transaction at most (a long backlog goes in several)
+DEVICE_FILL_CHUNK = 100_000
 SIM_COLUMNS = ("iccid", "imsi", "ip_address", "msisdn", "imei", "label", "status", "imei_lock")
 
 
@@ -69,6 +75,8 @@ class SqliteStore:
         self._local = threading.local()
         self._opened: dict[int, Any] = {}  # thread id -> its connection
         self._opened_lock = threading.Lock()
+        self._unfilled = 0  # messages committed by this process since its last device index fill
+        self._filled_at = 0.0  # time.monotonic() of that fill
         try:
             self.secrets = SecretBox(secrets_key) if secrets_key else None
         except SecretsKeyError as exc:
@@ -77,6 +85,7 @@ class SqliteStore:
             make_private(Path(self.path))
         self._migrate()
         self._check_secrets()
+        self.fill_device_index()  # what a killed process committed but did not index yet
 
     # connections -----------------------------------------------------------------------
 
@@ -374,6 +383,7 @@ class SqliteStore:
                 for integration_id in e.routes:
                     outbox.append((integration_id, ev_seq, e.iccid))
         if messages:
+            self._unfilled += len(messages)
             multirow.insert(conn, "INSERT INTO messages (seq, iccid, protocol, received_ms, topic, payload,"
                             " translated, error, event_id)", messages)
             multirow.insert(conn, "INSERT INTO latest (iccid, protocol, message_seq)",
@@ -396,6 +406,42 @@ class SqliteStore:
         for pending in batch:
             if pending.extra is not None:
                 pending.extra(conn)
+
+    # the per-device message index (migrations/0048_device_messages.sql) ----------------------
+
+    def device_index_due(self) -> bool:
+        """Whether the messages committed since the last fill should be indexed now: every
+        ``DEVICE_FILL_SECONDS`` under load, at once when ``DEVICE_FILL_ROWS`` wait."""
+        return self._unfilled > 0 and (self._unfilled >= DEVICE_FILL_ROWS
+                                       or time.monotonic() - self._filled_at >= DEVICE_FILL_SECONDS)
+
+    def device_indexed_upto(self) -> int:
+        """The highest message seq copied to ``device_messages``: every message at or below it is
+        there (or purged from both), none above it is."""
+        row = self.connection().execute("SELECT value FROM meta WHERE key = 'device_messages_upto'").fetchone()
+        return int(row[0]) if row else 0
+
+    def fill_device_index(self, chunk: int = DEVICE_FILL_CHUNK) -> int:
+        """Copy the keys of the messages above the mark to ``device_messages``, sorted by device
+        (each leaf page written once per fill, not once per group commit), and move the mark, in
+        one write transaction per ``chunk`` messages; returns how many were copied. Derived from
+        ``messages`` only, so it is idempotent and resumes after a kill."""
+        self._unfilled = 0
+        self._filled_at = time.monotonic()
+        copied = 0
+        while True:
+            with transaction(self.connection()) as conn:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'device_messages_upto'").fetchone()
+                mark = int(row[0]) if row else 0
+                # under the write lock no commit is under way: every seq up to here is committed
+                top = min(self.last_sequence("messages"), mark + chunk)
+                if top <= mark:
+                    return copied
+                copied += conn.execute(
+                    "INSERT OR IGNORE INTO device_messages (iccid, received_ms, seq, protocol)"
+                    " SELECT iccid, received_ms, seq, protocol FROM messages WHERE seq > ? AND seq <= ?"
+                    " ORDER BY iccid, received_ms, seq", (mark, top)).rowcount
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'device_messages_upto'", (top,))
 
     def _take_sequences(self, conn: sqlite3.Connection, batch: Sequence[Pending]) -> tuple[int, int]:
         """The last message and event numbers before ``batch``: the batch numbers its rows from
@@ -555,9 +601,17 @@ class SqliteStore:
                               ("admin_logs", "created_ms"), ("cell_misses", "received_ms")):
             while True:
                 with transaction(conn):
-                    n = conn.execute(
-                        f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} WHERE {column} < ? LIMIT ?)",
-                        (before_ms, chunk)).rowcount
+                    if table == "messages":  # their device index entries leave in the same transaction
+                        gone = conn.execute(
+                            "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE received_ms < ? LIMIT ?)"
+                            " RETURNING iccid, received_ms, seq", (before_ms, chunk)).fetchall()
+                        conn.executemany("DELETE FROM device_messages WHERE iccid = ? AND received_ms = ? AND seq = ?",
+                                         sorted(tuple(r) for r in gone))
+                        n = len(gone)
+                    else:
+                        n = conn.execute(
+                            f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} WHERE {column} < ? LIMIT ?)",
+                            (before_ms, chunk)).rowcount
                 counts[table] += n
                 if n < chunk:
                     break
