@@ -156,7 +156,8 @@ class Gateway:
         self._tasks: list[asyncio.Task] = []
         self.listener: Any = None  # the store's change listener (PostgreSQL), once started
         self.control = ControlServer(config.store.identity(), self.follower.check,
-                                     worker=self.slot.index if self.slot.several else None)
+                                     worker=self.slot.index if self.slot.several else None,
+                                     metrics=self.metrics.render)
         self.udp_port = self.coap_port = self.api_port = 0
         self.started_at = 0.0
         self._stopped = False

@@ -9,9 +9,10 @@ force. The CLI returns only then.
 
 The socket is a Linux abstract Unix socket named after the store file (its real path), so
 every process that opens the same store finds the same gateway, there is no socket file to
-go stale after a crash, and no path length limit. A peer can only ask for that check: the
-gateway reads nothing else from it, and serves a bounded number of connections, each with a
-deadline. No listener (no gateway running on this store) means there is nothing to wait for.
+go stale after a crash, and no path length limit. A peer can only ask for that check, or
+(``metrics``) for the worker's Prometheus text, the same that ``GET /metrics`` serves without a
+token: the gateway reads nothing else from it, and serves a bounded number of connections, each
+with a deadline. No listener (no gateway running on this store) means there is nothing to wait for.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger("nce.control")
 
 REQUEST = b"apply\n"
 ANSWER = b"applied\n"
+METRICS = b"metrics\n"  # this worker's Prometheus text, for /metrics of the worker a scrape reached
 MAX_CONNECTIONS = 8
 READ_TIMEOUT = 2.0
 
@@ -53,9 +55,10 @@ class ControlServer:
     """Answers ``apply`` after ``check()`` (the follower's reload of what changed) has run."""
 
     def __init__(self, store_path: str | Path, check: Callable[[], Awaitable[None]],
-                 worker: int | None = None) -> None:
+                 worker: int | None = None, metrics: Callable[[], bytes] | None = None) -> None:
         self.address = address(store_path, worker)
         self.check = check
+        self.metrics = metrics
         self._server: asyncio.AbstractServer | None = None
         self._open = 0
 
@@ -88,11 +91,13 @@ class ControlServer:
                 line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
             except (asyncio.TimeoutError, ConnectionError, ValueError):
                 return
-            if line != REQUEST:
-                writer.write(b"unknown request\n")
-            else:
+            if line == REQUEST:
                 await self.check()
                 writer.write(ANSWER)
+            elif line == METRICS and self.metrics is not None:
+                writer.write(self.metrics())  # what GET /metrics shows: no device data, no secrets
+            else:
+                writer.write(b"unknown request\n")
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
         finally:
@@ -148,3 +153,21 @@ def _ask(name: str, timeout: float) -> bool | None:
         except OSError:
             return False
         return answer == ANSWER
+
+
+async def worker_metrics(store_path: str | Path, worker: int, timeout: float = 2.0) -> bytes | None:
+    """Another worker's Prometheus text over its control socket; None when it does not answer
+    (restarting, or stuck) within ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_unix_connection(address(store_path, worker))
+            try:
+                writer.write(METRICS)
+                await writer.drain()
+                return await reader.read()
+            finally:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError):
+        return None

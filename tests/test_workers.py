@@ -21,7 +21,9 @@ import threading
 import time
 from typing import Any
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import coap_gateway_config
 from firmware_examples.coap_client import CoapClient
@@ -259,6 +261,17 @@ ca_file = "{ca_file}"
                     await asyncio.sleep(0.1)
                 assert got.body["status"] == "SUCCEEDED", got.body
                 assert got.body["resultData"]["value"] == {"/3/0/0": "nce-gateway"}
+        # /metrics from whichever worker a connection reaches: both workers' series every time
+        for _ in range(4):
+            async with aiohttp.ClientSession() as session:  # a new connection: any worker takes it
+                async with session.get(f"http://127.0.0.1:{api_port}/metrics") as answer:
+                    scraped = await answer.text()
+            families = {f.name: f for f in text_string_to_metric_families(scraped)}
+            up = {s.labels["worker"]: s.value for s in families["nce_worker_scrape_up"].samples}
+            coap = {s.labels["worker"]: s.value for s in families["nce_uplink_received"].samples
+                    if s.name == "nce_uplink_received_total" and s.labels["protocol"] == "COAP"}
+            assert up == {"0": 1.0, "1": 1.0} and set(coap) == {"0", "1"}, (up, coap)
+            assert min(coap.values()) > 0  # each worker received its device's LwM2M traffic
     finally:
         for client in clients:
             await client.close()

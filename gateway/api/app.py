@@ -22,6 +22,7 @@ from ..console.app import build_console, root_redirect as console_redirect
 from ..console.calls import PREFIX as CONSOLE_PREFIX
 from ..console.render import CONSOLE_KEY
 from ..template_worker import TemplateTester
+from ..worker_metrics import combined
 from .auth import CONSOLE_FORWARD_KEY, Authenticator, LoginLimiter
 from .endpoints.templates import TESTER_KEY
 from .errors import error_middleware
@@ -45,7 +46,10 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[GATEWAY].metrics.render()
+    gateway = request.app[GATEWAY]
+    body = gateway.metrics.render()
+    if gateway.slot.several:  # every worker's series, not only this one's (gateway/worker_metrics.py)
+        body = await combined(body, gateway.slot, gateway.config.store.identity())
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
