@@ -163,7 +163,10 @@ class EndpointSwitch:
                 if protocol not in SOCKETS or self._endpoint(protocol) is None or active == self._open(protocol):
                     continue
                 try:
-                    self._reopen(protocol) if active else self._close(protocol)
+                    if active:
+                        self._reopen(protocol)
+                    else:
+                        self._close(protocol)
                 except EndpointError as exc:  # logged by _reopen; the stored wish stays
                     log.warning("%s", exc, extra={"event": "endpoint_follow_failed", "protocol": protocol})
             self.version = version

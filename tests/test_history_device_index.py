@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,26 +23,12 @@ from inspector.committer import GroupCommitter
 from inspector.records import MessageRecord, Pending
 from inspector.store import open_store
 from inspector.store.interfaces import Store
+from tests.test_store_contract import store, store_url  # noqa: F401 - the backends' fixtures
 
 DAY_MS = 86_400_000
 NOW = 1_796_000_000_000
 DEVICES = [f"898828066600000{n:05d}" for n in range(4)]
 PROTOCOLS = ("UDP", "COAP")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    import pg_support
-    return pg_support.fresh_database()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url, "normal")
-    yield s
-    s.close()
 
 
 def commit(store: Store, rng: random.Random, n: int, base_ms: int = NOW) -> None:

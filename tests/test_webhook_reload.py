@@ -115,15 +115,14 @@ async def test_readme_stop_the_sink_send_start_it_again(tmp_path, start_gateway)
         await sink.stop()
 
 
-async def test_changed_ca_and_client_certificate_are_used_for_the_next_connection(tmp_path):
-    """The CA file and the client certificate/key are read again before each new connection."""
-    received: list[str] = []
-    cas = [trustme.CA(), trustme.CA()]
-    client_ca = trustme.CA()
+async def mutual_tls_receivers(server_cas: list[trustme.CA], client_ca: trustme.CA,
+                               received: list[tuple[str, int]]) -> tuple[web.AppRunner, list[int]]:
+    """HTTPS receivers on loopback, one per server CA, that want a client certificate from
+    ``client_ca``; each POST appends (the client certificate's name, the client's port)."""
 
     async def handle(request: web.Request) -> web.Response:
         peer = request.transport.get_extra_info("peercert")  # type: ignore[union-attr]
-        received.append(peer["subjectAltName"][0][1] if peer else "")
+        received.append((peer["subjectAltName"][0][1], request.transport.get_extra_info("peername")[1]))
         return web.Response(status=200)
 
     app = web.Application()
@@ -131,7 +130,7 @@ async def test_changed_ca_and_client_certificate_are_used_for_the_next_connectio
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     ports = []
-    for server_ca in cas:  # two receivers with certificates from different CAs
+    for server_ca in server_cas:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ca.issue_cert("localhost").configure_cert(context)
         context.verify_mode = ssl.CERT_REQUIRED
@@ -139,12 +138,25 @@ async def test_changed_ca_and_client_certificate_are_used_for_the_next_connectio
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
         ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    return runner, ports
+
+
+def write_client_cert(client_ca: trustme.CA, name: str, cert_file: Path, key_file: Path) -> None:
+    issued = client_ca.issue_cert(f"{name}.example")
+    issued.cert_chain_pems[0].write_to_path(str(cert_file))
+    issued.private_key_pem.write_to_path(str(key_file))
+
+
+async def test_changed_ca_and_client_certificate_are_used_for_the_next_connection(tmp_path):
+    """The CA file and the client certificate/key are read again before each new connection."""
+    received: list[tuple[str, int]] = []
+    cas = [trustme.CA(), trustme.CA()]
+    client_ca = trustme.CA()
+    runner, ports = await mutual_tls_receivers(cas, client_ca, received)  # certificates from different CAs
     ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "client.pem", tmp_path / "client.key"
 
     def client_cert(name: str) -> None:
-        issued = client_ca.issue_cert(f"{name}.example")
-        issued.cert_chain_pems[0].write_to_path(str(cert_file))
-        issued.private_key_pem.write_to_path(str(key_file))
+        write_client_cert(client_ca, name, cert_file, key_file)
 
     cas[0].cert_pem.write_to_path(str(ca_file))
     client_cert("first")
@@ -160,7 +172,7 @@ async def test_changed_ca_and_client_certificate_are_used_for_the_next_connectio
         sender.settings.url = f"https://localhost:{ports[1]}/"  # a new origin: a new connection
         await sender.send("{}", None, "TEST_MESSAGE")
         assert sender.tls.loads == 2
-        assert received == ["first.example", "first.example", "second.example"]
+        assert [name for name, _ in received] == ["first.example", "first.example", "second.example"]
         os.remove(ca_file)  # gone: a failed attempt that names the file
         sender.settings.url = f"https://127.0.0.1:{ports[1]}/"
         try:
@@ -182,29 +194,11 @@ async def test_a_kept_alive_connection_gives_way_once_the_tls_files_changed(tmp_
     monkeypatch.setattr(http11, "TLS_CHECK_SECONDS", 0.0)
     received: list[tuple[str, int]] = []
     server_ca, client_ca = trustme.CA(), trustme.CA()
-
-    async def handle(request: web.Request) -> web.Response:
-        peer = request.transport.get_extra_info("peercert")  # type: ignore[union-attr]
-        received.append((peer["subjectAltName"][0][1], request.transport.get_extra_info("peername")[1]))
-        return web.Response(status=200)
-
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ca.issue_cert("localhost").configure_cert(context)
-    context.verify_mode = ssl.CERT_REQUIRED
-    client_ca.configure_trust(context)
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, (port,) = await mutual_tls_receivers([server_ca], client_ca, received)
     ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "client.pem", tmp_path / "client.key"
 
     def client_cert(name: str) -> None:
-        issued = client_ca.issue_cert(f"{name}.example")
-        issued.cert_chain_pems[0].write_to_path(str(cert_file))
-        issued.private_key_pem.write_to_path(str(key_file))
+        write_client_cert(client_ca, name, cert_file, key_file)
 
     server_ca.cert_pem.write_to_path(str(ca_file))
     client_cert("first")

@@ -124,11 +124,7 @@ class UdpEndpoint:
             self._paused, self.sock = self.sock, None
 
     def close(self) -> None:
-        if self.sock is not None:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
+        self.pause()
         if self._paused is not None:
             self._paused.close()
             self._paused = None
